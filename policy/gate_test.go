@@ -226,3 +226,25 @@ func TestNewPolicyKey(t *testing.T) {
 		t.Fatalf("only %d distinct keys in 1000", len(seen))
 	}
 }
+
+// BenchmarkGate is the per-request cost of the gate with a few access rules
+// and a provisioned device (the common case).
+func BenchmarkGate(b *testing.B) {
+	c := mustParse(b, gateDoc)
+	r := Request{
+		Command: "Sync", Version: "16.1", PolicyKey: 1111, User: "u@example.com",
+		DeviceType: "iPhone", UserAgent: "Apple-iPhone15C2/2101.100", Model: "iPhone15,2",
+		Device: DeviceState{Keys: Keys{Current: 1111, CurrentHash: c.PolicyFor("u@example.com").Hash()}},
+	}
+	for b.Loop() {
+		if d := c.Gate(r); d.Outcome != Allow {
+			b.Fatal(d)
+		}
+	}
+}
+
+func BenchmarkNewPolicyKey(b *testing.B) {
+	for b.Loop() {
+		NewPolicyKey()
+	}
+}
