@@ -1,11 +1,11 @@
 package boltstore
 
 import (
-	bolt "go.etcd.io/bbolt"
-
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/devices/storetest"
