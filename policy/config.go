@@ -212,12 +212,7 @@ func parse(name string, data []byte) (*Config, error) {
 	}
 
 	// [policies.*], in name order so the first error is deterministic.
-	names := make([]string, 0, len(fc.Policies))
-	for n := range fc.Policies {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(fc.Policies) {
 		fp := fc.Policies[n]
 		key := "policies." + toml.Key{n}.String()
 		if strings.TrimSpace(n) == "" {
@@ -248,7 +243,8 @@ func parse(name string, data []byte) (*Config, error) {
 	}
 
 	// [users] and [domains]
-	for user, pn := range fc.Users {
+	for _, user := range sortedKeys(fc.Users) {
+		pn := fc.Users[user]
 		key := "users." + toml.Key{user}.String()
 		u := strings.ToLower(strings.TrimSpace(user))
 		if u == "" {
@@ -263,7 +259,8 @@ func parse(name string, data []byte) (*Config, error) {
 		}
 		c.users[u] = p
 	}
-	for domain, pn := range fc.Domains {
+	for _, domain := range sortedKeys(fc.Domains) {
+		pn := fc.Domains[domain]
 		key := "domains." + toml.Key{domain}.String()
 		d := strings.ToLower(strings.TrimSpace(domain))
 		if d == "" || strings.Contains(d, "@") {
@@ -327,6 +324,17 @@ func parse(name string, data []byte) (*Config, error) {
 		c.rules = append(c.rules, r)
 	}
 	return c, nil
+}
+
+// sortedKeys returns the keys of m in order, so that the first error
+// reported for a file does not depend on map iteration.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func newPolicy(name string, s Settings, allowUnapplied bool) *Policy {
