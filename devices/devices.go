@@ -274,9 +274,10 @@ type Store interface {
 	// atomically, creating the record if there is none: fn then gets a
 	// Device with only User, ID and Revision 0 set. It returns the record
 	// as stored. If fn returns an error nothing is written and that error
-	// is returned. fn may run more than once (when another writer got in
-	// between) and must not call the Store; it must leave User and ID alone
-	// (changing them gives ErrInvalid).
+	// is returned; if fn changes nothing in a stored record, nothing is
+	// written either and Revision stays. fn may run more than once (when
+	// another writer got in between) and must not call the Store; it must
+	// leave User and ID alone (changing them gives ErrInvalid).
 	UpsertDevice(ctx context.Context, user, device string, fn func(*Device) error) (*Device, error)
 
 	// UpdateDevice is UpsertDevice for an existing record only: it returns
@@ -374,10 +375,12 @@ func CheckSyncPut(base, next *SyncState) error {
 
 // ApplyUpdate is the common core of UpsertDevice and UpdateDevice, for Store
 // implementations: it runs fn on a copy of cur, or on a new record (Revision
-// 0) when cur is nil, and returns the record to write. It refuses a changed
-// User or ID, advances Revision and, on creation, fills zero FirstSeen and
-// LastSeen with now.
-func ApplyUpdate(cur *Device, user, id string, now time.Time, fn func(*Device) error) (*Device, error) {
+// 0) when cur is nil, and returns the record to write and whether there is
+// anything to write. It refuses a changed User or ID, advances Revision and,
+// on creation, fills zero FirstSeen and LastSeen with now. When fn changed
+// nothing in an existing record it returns cur and false: the store then
+// skips the write.
+func ApplyUpdate(cur *Device, user, id string, now time.Time, fn func(*Device) error) (*Device, bool, error) {
 	var d Device
 	if cur != nil {
 		d = *cur
@@ -386,10 +389,14 @@ func ApplyUpdate(cur *Device, user, id string, now time.Time, fn func(*Device) e
 	}
 	rev := d.Revision
 	if err := fn(&d); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if d.User != user || d.ID != id {
-		return nil, fmt.Errorf("%w: update changed device identity %q/%q to %q/%q", ErrInvalid, user, id, d.User, d.ID)
+		return nil, false, fmt.Errorf("%w: update changed device identity %q/%q to %q/%q", ErrInvalid, user, id, d.User, d.ID)
+	}
+	d.Revision = rev
+	if cur != nil && d == *cur {
+		return cur, false, nil
 	}
 	d.Revision = rev + 1
 	if rev == 0 {
@@ -400,5 +407,5 @@ func ApplyUpdate(cur *Device, user, id string, now time.Time, fn func(*Device) e
 			d.LastSeen = now
 		}
 	}
-	return &d, nil
+	return &d, true, nil
 }

@@ -62,7 +62,7 @@ func TestDeviceJSON(t *testing.T) {
 
 func TestApplyUpdate(t *testing.T) {
 	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
-	d, err := ApplyUpdate(nil, "bob", "dev1", now, func(d *Device) error {
+	d, changed, err := ApplyUpdate(nil, "bob", "dev1", now, func(d *Device) error {
 		if d.Revision != 0 || d.User != "bob" || d.ID != "dev1" {
 			t.Errorf("new record = %+v", d)
 		}
@@ -73,22 +73,26 @@ func TestApplyUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Revision != 1 || !d.FirstSeen.Equal(now) || !d.LastSeen.Equal(now) || d.Type != "iPhone" {
+	if !changed || d.Revision != 1 || !d.FirstSeen.Equal(now) || !d.LastSeen.Equal(now) || d.Type != "iPhone" {
 		t.Errorf("created = %+v", d)
 	}
 	later := now.Add(time.Hour)
-	d2, err := ApplyUpdate(d, "bob", "dev1", later, func(d *Device) error { d.LastSeen = later; return nil })
+	d2, changed, err := ApplyUpdate(d, "bob", "dev1", later, func(d *Device) error { d.LastSeen = later; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d2.Revision != 2 || !d2.FirstSeen.Equal(now) || !d2.LastSeen.Equal(later) || d.Revision != 1 {
+	if !changed || d2.Revision != 2 || !d2.FirstSeen.Equal(now) || !d2.LastSeen.Equal(later) || d.Revision != 1 {
 		t.Errorf("updated = %+v (orig %+v)", d2, d)
 	}
-	if _, err := ApplyUpdate(d, "bob", "dev1", now, func(d *Device) error { d.ID = "x"; return nil }); !errors.Is(err, ErrInvalid) {
+	d3, changed, err := ApplyUpdate(d2, "bob", "dev1", later, func(d *Device) error { d.LastSeen = later; d.Revision = 9; return nil })
+	if err != nil || changed || d3 != d2 {
+		t.Errorf("update changing nothing: %+v, changed %v, %v; want the record as it was", d3, changed, err)
+	}
+	if _, _, err := ApplyUpdate(d, "bob", "dev1", now, func(d *Device) error { d.ID = "x"; return nil }); !errors.Is(err, ErrInvalid) {
 		t.Errorf("identity change: %v, want ErrInvalid", err)
 	}
 	stop := errors.New("stop")
-	if _, err := ApplyUpdate(d, "bob", "dev1", now, func(*Device) error { return stop }); err != stop {
+	if _, _, err := ApplyUpdate(d, "bob", "dev1", now, func(*Device) error { return stop }); err != stop {
 		t.Errorf("fn error: %v", err)
 	}
 }

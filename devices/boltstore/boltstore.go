@@ -194,9 +194,13 @@ func (s *Store) updateDevice(ctx context.Context, user, device string, create bo
 		if cur == nil && !create {
 			return devices.ErrNotFound
 		}
-		d, err := devices.ApplyUpdate(cur, user, id, s.now(), fn)
+		d, changed, err := devices.ApplyUpdate(cur, user, id, s.now(), fn)
 		if err != nil {
 			return err
+		}
+		out = d
+		if !changed {
+			return nil
 		}
 		v, err := json.Marshal(d)
 		if err != nil {
@@ -206,7 +210,6 @@ func (s *Store) updateDevice(ctx context.Context, user, device string, create bo
 		if err != nil {
 			return err
 		}
-		out = d
 		return db.Put(keyDevice, v)
 	})
 	if err != nil {

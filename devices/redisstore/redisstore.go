@@ -207,9 +207,12 @@ func (s *Store) updateDevice(ctx context.Context, user, device string, create bo
 				return nil, err
 			}
 		}
-		d, err := devices.ApplyUpdate(cur, user, id, s.now(), fn)
+		d, changed, err := devices.ApplyUpdate(cur, user, id, s.now(), fn)
 		if err != nil {
 			return nil, err
+		}
+		if !changed {
+			return d, nil
 		}
 		v, err := json.Marshal(d)
 		if err != nil {

@@ -170,6 +170,16 @@ func testDeviceCRUD(t *testing.T, s devices.Store, c *Clock) {
 	want.Access, want.AccessReason, want.Revision = devices.AccessBlocked, "lost phone", 3
 	sameDevice(t, "updated", d, want)
 
+	// An update that changes nothing writes nothing.
+	d, err = s.UpdateDevice(ctx, "alice", "dev1", func(d *devices.Device) error {
+		d.Access = devices.AccessBlocked
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDevice(t, "update changing nothing", d, want)
+
 	stop := errors.New("stop")
 	_, err = s.UpdateDevice(ctx, "alice", "dev1", func(d *devices.Device) error { d.Type = "changed"; return stop })
 	if err != stop {
@@ -238,7 +248,7 @@ func testDeviceIDCase(t *testing.T, s devices.Store, c *Clock) {
 			t.Errorf("GetDevice(%q) = %+v, %v", id, got, err)
 		}
 	}
-	d = mustUpsert(t, s, "Bob", "APPLE4F2AB", nil)
+	d = mustUpsert(t, s, "Bob", "APPLE4F2AB", func(d *devices.Device) { d.Type = "iPad" })
 	if d.Revision != 2 {
 		t.Errorf("upsert with other case made revision %d, want 2 (same record)", d.Revision)
 	}
