@@ -252,8 +252,9 @@ type SyncState struct {
 	Key  uint64 // the SyncKey; never 0
 	Data []byte // owned by the sync engine; the store keeps it byte for byte
 
-	// Updated is when the store wrote this state (its own clock). It is set
-	// by the store; the value passed to PutSyncState is ignored.
+	// Updated is when the store last wrote the collection (its own clock),
+	// that is when the current state was stored. It is set by the store;
+	// the value passed to PutSyncState is ignored.
 	Updated time.Time
 
 	// Revision is the collection's write token at the moment the state was
