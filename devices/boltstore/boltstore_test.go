@@ -11,20 +11,22 @@ import (
 	"github.com/easgate/easgate/devices/storetest"
 )
 
-func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, now func() time.Time) devices.Store {
-		s, err := Open(filepath.Join(t.TempDir(), "state", "devices.db"), WithClock(now))
-		if err != nil {
-			t.Fatal(err)
+func newStore(tb testing.TB, now func() time.Time) devices.Store {
+	s, err := Open(filepath.Join(tb.TempDir(), "state", "devices.db"), WithClock(now))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Error(err)
 		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Error(err)
-			}
-		})
-		return s
 	})
+	return s
 }
+
+func TestConformance(t *testing.T) { storetest.Run(t, newStore) }
+
+func BenchmarkStore(b *testing.B) { storetest.Bench(b, newStore) }
 
 func TestReopenKeepsState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "devices.db")

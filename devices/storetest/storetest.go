@@ -21,11 +21,11 @@ import (
 	"github.com/easgate/easgate/devices"
 )
 
-// NewStore makes an empty store for one subtest. now is the clock the store
+// NewStore makes an empty store for one subtest or benchmark. now is the clock the store
 // must use for everything it timestamps or expires (FirstSeen, LastSeen,
 // SyncState.Updated, auth-counter expiry), so that the suite can move time
-// forward without sleeping. The factory closes the store in t.Cleanup.
-type NewStore func(t *testing.T, now func() time.Time) devices.Store
+// forward without sleeping. The factory closes the store in tb.Cleanup.
+type NewStore func(tb testing.TB, now func() time.Time) devices.Store
 
 // Run runs the whole suite against stores made by newStore.
 func Run(t *testing.T, newStore NewStore) {
