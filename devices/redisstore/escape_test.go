@@ -9,7 +9,7 @@ import (
 	"github.com/easgate/easgate/devices"
 )
 
-func TestEscapeUser(t *testing.T) {
+func TestEscape(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"alice@example.org", "alice@example.org"},
 		{"a{b}@x.org", "a%7Bb%7D@x.org"},
@@ -20,8 +20,8 @@ func TestEscapeUser(t *testing.T) {
 		{"a\x00b", "a%00b"},
 	}
 	for _, tt := range tests {
-		if got := EscapeUser(tt.in); got != tt.want {
-			t.Errorf("EscapeUser(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := escape(tt.in); got != tt.want {
+			t.Errorf("escape(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -109,8 +109,9 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Store, error) {
 // Close closes the Redis client.
 func (s *Store) Close() error { return s.rdb.Close() }
 
-// EscapeUser returns the form of a user name used inside the hash tag.
-func EscapeUser(user string) string {
+// escape returns the form of a user name (or auth-counter key) used in a
+// Redis key: see the package documentation.
+func escape(user string) string {
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	for i := 0; i < len(user); i++ {
@@ -128,12 +129,12 @@ func EscapeUser(user string) string {
 }
 
 // Key names. userKey is the part every key of one user starts with.
-func (s *Store) userKey(user string) string     { return s.prefix + ":{" + EscapeUser(user) + "}:" }
+func (s *Store) userKey(user string) string     { return s.prefix + ":{" + escape(user) + "}:" }
 func (s *Store) devicesKey(user string) string  { return s.userKey(user) + "devices" }
 func (s *Store) syncKey(user, id string) string { return s.userKey(user) + "sync:" + id }
 func (s *Store) reqKey(user, id string) string  { return s.userKey(user) + "req:" + id }
 func (s *Store) usersKey() string               { return s.prefix + ":users" }
-func (s *Store) authKey(key string) string      { return s.prefix + ":auth:" + EscapeUser(key) }
+func (s *Store) authKey(key string) string      { return s.prefix + ":auth:" + escape(key) }
 
 func decodeDevice(v string) (*devices.Device, error) {
 	var d devices.Device
