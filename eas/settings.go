@@ -27,10 +27,14 @@ const (
 //     Get > Accounts > Account > EmailAddresses > PrimarySmtpAddress.
 //   - Oof > Get: Status 1 with OofState 0. easgate has no out-of-office
 //     store, so "off" is the truth; phones show the switch off.
-//   - Oof > Set, DevicePassword > Set, RightsManagementInformation > Get:
-//     Status 7 (denied by policy): the gateway does not offer automatic
-//     replies, keep device recovery passwords, nor rights management, and
-//     saying so is better than acknowledging a setting that is dropped.
+//   - Oof > Set and DevicePassword > Set: Status 7 (denied by policy): the
+//     gateway does not offer automatic replies nor keep device recovery
+//     passwords, and saying so is better than acknowledging a setting that
+//     is dropped.
+//   - RightsManagementInformation > Get: Status 1 with an empty
+//     RightsManagementTemplates list. The schema (MS-ASCMD 2.2.3.153)
+//     requires the Get with its list whatever the status, and "no
+//     templates" is the truth: phones then offer no IRM protection.
 //
 // A section without its Get or Set gets Status 2 (protocol error).
 func (s *Server) settings(ctx context.Context, req *Request, body *wbxml.Element) (Response, error) {
@@ -75,8 +79,10 @@ func (s *Server) settings(ctx context.Context, req *Request, body *wbxml.Element
 				continue
 			}
 			section(c.Tag, settingsSuccess, wbxml.E(wbxml.SettingsGet, wbxml.T(wbxml.SettingsOofState, "0")))
-		case wbxml.SettingsDevicePassword, wbxml.SettingsRightsManagementInformation:
+		case wbxml.SettingsDevicePassword:
 			section(c.Tag, settingsDeniedByPolicy)
+		case wbxml.SettingsRightsManagementInformation:
+			section(c.Tag, settingsSuccess, wbxml.E(wbxml.SettingsGet, wbxml.E(wbxml.RightsManagementRightsManagementTemplates)))
 		default:
 			return Response{}, errBadRequest(StatusInvalidXML, fmt.Errorf("Settings request has %v", c.Tag))
 		}
