@@ -1,0 +1,499 @@
+package testsrv
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// DovecotPackage is the Debian package that provides the dovecot binary
+// with IMAP support.
+const DovecotPackage = "dovecot-imapd"
+
+// ErrDovecotMissing reports that no dovecot binary was found.
+var ErrDovecotMissing = errors.New("dovecot not found: install the Debian package " +
+	DovecotPackage + " (apt-get install -y " + DovecotPackage + ")")
+
+// startTimeout bounds how long Launch waits for the IMAP greeting. It is a
+// guard against hanging forever, not a performance expectation.
+const startTimeout = 60 * time.Second
+
+// stopGrace is how long Stop lets Dovecot shut down after SIGTERM before
+// the whole process group is killed.
+const stopGrace = 10 * time.Second
+
+// Options configure Launch.
+type Options struct {
+	// Users maps user names to plain-text passwords. They are written to
+	// the passwd-file before start; Dovecot only notices later changes
+	// after a second or more, so the set is fixed for the instance's life.
+	Users map[string]string
+	// Binary is the dovecot executable. Empty means "dovecot" from PATH,
+	// then /usr/sbin/dovecot.
+	Binary string
+}
+
+// Dovecot is a private Dovecot instance: its own configuration, base_dir,
+// state_dir, mail and log under Dir, an IMAP listener on Addr, running in
+// its own process group led by PID.
+type Dovecot struct {
+	// Addr is the IMAP listener, "127.0.0.1:port", plain text (no TLS).
+	Addr string
+	// Dir holds dovecot.conf, passwd, dovecot.log, run/, state/ and mail/.
+	Dir string
+	// PID is the Dovecot master process; it leads its own process group.
+	PID int
+	// Users are the accounts the instance accepts, name to password.
+	Users map[string]string
+
+	binary string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the master has been reaped
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartDovecot launches a private Dovecot for tb with the given users
+// (DefaultUsers if nil) and stops it at tb.Cleanup. A missing binary or a
+// failed start fails the test.
+func StartDovecot(tb testing.TB, users map[string]string) *Dovecot {
+	tb.Helper()
+	if users == nil {
+		users = DefaultUsers()
+	}
+	d, err := Launch(Options{Users: users})
+	if errors.Is(err, ErrDovecotMissing) {
+		tb.Fatal(err.Error())
+	}
+	if err != nil {
+		tb.Fatalf("testsrv: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			tb.Errorf("testsrv: stopping dovecot: %v\n%s", err, d.Log())
+		}
+	})
+	return d
+}
+
+// Launch starts a private Dovecot and waits until its IMAP listener sends
+// the "* OK" greeting (imap-login holds the greeting until auth is up, so
+// a greeted connection can log in). The caller must call Stop.
+func Launch(opts Options) (*Dovecot, error) {
+	bin, err := findBinary(opts.Binary, "dovecot", "/usr/sbin/dovecot")
+	if err != nil {
+		return nil, ErrDovecotMissing
+	}
+	users := make(map[string]string, len(opts.Users))
+	for name, pw := range opts.Users {
+		if name == "" || strings.ContainsAny(name, ":\r\n\x00") || strings.ContainsAny(pw, ":\r\n\x00") {
+			return nil, fmt.Errorf("user %q: names and passwords may not be empty or contain ':' or line breaks", name)
+		}
+		users[name] = pw
+	}
+	// A free port can be taken by someone else between our probe and
+	// Dovecot's bind; try a few ports before giving up.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		d, err := launchOnce(bin, users)
+		if err == nil {
+			return d, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+func launchOnce(bin string, users map[string]string) (*Dovecot, error) {
+	dir, err := os.MkdirTemp("", "easgate-dovecot-")
+	if err != nil {
+		return nil, err
+	}
+	d := &Dovecot{Dir: dir, Users: users, binary: bin, exited: make(chan struct{})}
+	if err := d.prepare(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stderr, err := os.OpenFile(filepath.Join(dir, "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-F", "-c", filepath.Join(dir, "dovecot.conf"))
+	cmd.Dir = dir
+	cmd.Stdout = stderr
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		stderr.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	stderr.Close() // the child holds its own copy
+	d.cmd = cmd
+	d.PID = cmd.Process.Pid
+	go func() {
+		cmd.Wait()
+		close(d.exited)
+	}()
+
+	if err := waitGreeting(d.Addr, d.exited); err != nil {
+		log := d.Log()
+		d.Kill()
+		os.RemoveAll(dir)
+		if strings.Contains(log, "Address already in use") {
+			return nil, fmt.Errorf("dovecot on %s: %w", d.Addr, errAddrInUse)
+		}
+		return nil, fmt.Errorf("dovecot on %s: %v\n%s", d.Addr, err, log)
+	}
+	return d, nil
+}
+
+// prepare picks the port and writes the passwd-file and configuration.
+func (d *Dovecot) prepare() error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	d.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	ids, err := processIdentity()
+	if err != nil {
+		return err
+	}
+	// As root, auth runs as the dovecot user and must read passwd, and
+	// mail processes run as nobody (Dovecot refuses uid 0 for mail), so
+	// the instance dir is world-readable and the mail root world-writable.
+	if err := os.Chmod(d.Dir, 0o755); err != nil {
+		return err
+	}
+	mailMode := os.FileMode(0o700)
+	if ids.root {
+		mailMode = 0o777
+	}
+	if err := os.Mkdir(filepath.Join(d.Dir, "mail"), mailMode); err != nil {
+		return err
+	}
+	if err := os.Chmod(filepath.Join(d.Dir, "mail"), mailMode); err != nil { // umask
+		return err
+	}
+
+	names := make([]string, 0, len(d.Users))
+	for name := range d.Users {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var pw strings.Builder
+	for _, name := range names {
+		fmt.Fprintf(&pw, "%s:{PLAIN}%s::::::\n", name, d.Users[name])
+	}
+	if err := os.WriteFile(filepath.Join(d.Dir, "passwd"), []byte(pw.String()), 0o644); err != nil {
+		return err
+	}
+	conf := dovecotConfig(d.Dir, port, ids)
+	return os.WriteFile(filepath.Join(d.Dir, "dovecot.conf"), []byte(conf), 0o644)
+}
+
+// identity is who Dovecot's processes run as.
+type identity struct {
+	root             bool
+	user, group      string // non-root: our own names for default_*_user
+	mailUID, mailGID string // userdb uid/gid
+}
+
+func processIdentity() (identity, error) {
+	if os.Geteuid() == 0 {
+		return identity{root: true, mailUID: "nobody", mailGID: "nogroup"}, nil
+	}
+	u, err := user.Current()
+	if err != nil {
+		return identity{}, fmt.Errorf("looking up the current user: %w", err)
+	}
+	g, err := user.LookupGroupId(strconv.Itoa(os.Getegid()))
+	if err != nil {
+		return identity{}, fmt.Errorf("looking up the current group: %w", err)
+	}
+	return identity{
+		user: u.Username, group: g.Name,
+		mailUID: strconv.Itoa(os.Geteuid()), mailGID: strconv.Itoa(os.Getegid()),
+	}, nil
+}
+
+// dovecotConfig renders the Dovecot 2.3 configuration for one instance.
+func dovecotConfig(dir string, port int, ids identity) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	p("# Private easgate test instance, written by backend/testsrv.")
+	p("instance_name = easgate-test-%d", port)
+	p("base_dir = %s/run", dir)
+	p("state_dir = %s/state", dir)
+	p("log_path = %s/dovecot.log", dir)
+	p("protocols = imap")
+	p("listen = 127.0.0.1")
+	p("ssl = no")
+	p("disable_plaintext_auth = no")
+	p("auth_mechanisms = plain login")
+	p("mail_fsync = never")
+	// No waiting after a failed login, and no anvil penalty growing with
+	// each failure: tests of bad passwords must not slow the suite down.
+	p("auth_failure_delay = 0")
+	if !ids.root {
+		// Without root Dovecot cannot chown sockets to its usual service
+		// users nor chroot its login processes.
+		p("default_internal_user = %s", ids.user)
+		p("default_internal_group = %s", ids.group)
+		p("default_login_user = %s", ids.user)
+	}
+	p("passdb {")
+	p("  driver = passwd-file")
+	p("  args = scheme=PLAIN username_format=%%u %s/passwd", dir)
+	p("}")
+	p("userdb {")
+	p("  driver = static")
+	p("  args = uid=%s gid=%s home=%s/mail/%%u", ids.mailUID, ids.mailGID, dir)
+	p("}")
+	p("mail_location = maildir:~/Maildir")
+	p("namespace inbox {")
+	p("  inbox = yes")
+	p("  separator = /")
+	for _, f := range []string{"Drafts", "Sent", "Trash", "Junk"} {
+		p("  mailbox %s {", f)
+		p("    special_use = \\%s", f)
+		p("    auto = subscribe")
+		p("  }")
+	}
+	p("}")
+	// A gateway pools and IDLEs many connections per user from one IP;
+	// the default of 10 would refuse them.
+	p("protocol imap {")
+	p("  mail_max_userip_connections = 1000")
+	p("}")
+	p("service anvil {")
+	if !ids.root {
+		p("  chroot =")
+	}
+	p("  unix_listener anvil-auth-penalty {")
+	p("    mode = 0")
+	p("  }")
+	p("}")
+	p("service imap-login {")
+	if !ids.root {
+		p("  chroot =")
+	}
+	p("  inet_listener imap {")
+	p("    address = 127.0.0.1")
+	p("    port = %d", port)
+	p("  }")
+	p("  inet_listener imaps {")
+	p("    port = 0")
+	p("  }")
+	p("}")
+	return b.String()
+}
+
+// waitGreeting polls addr until an IMAP server greets with "* OK", or the
+// process exits, or startTimeout passes.
+func waitGreeting(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("dovecot exited before greeting")
+		default:
+		}
+		line, err := readGreeting(addr)
+		if err == nil {
+			if strings.HasPrefix(line, "* OK") {
+				return nil
+			}
+			return fmt.Errorf("unexpected greeting %q", line)
+		}
+		lastErr = err
+		select {
+		case <-exited:
+			return errors.New("dovecot exited before greeting")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no IMAP greeting within %v: %v", startTimeout, lastErr)
+}
+
+func readGreeting(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	c.Write([]byte("x LOGOUT\r\n"))
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// Log returns the instance's dovecot.log followed by anything the master
+// wrote to stderr, for failure messages.
+func (d *Dovecot) Log() string {
+	var b strings.Builder
+	for _, name := range []string{"dovecot.log", "stderr.log"} {
+		data, err := os.ReadFile(filepath.Join(d.Dir, name))
+		if err != nil {
+			continue
+		}
+		if len(data) > 0 {
+			fmt.Fprintf(&b, "--- %s ---\n%s", name, data)
+		}
+	}
+	return b.String()
+}
+
+// Kill ends the whole process group with SIGKILL at once, the way a crash
+// or an OOM kill would, and waits for the master to be reaped. The
+// directory stays until Stop.
+func (d *Dovecot) Kill() {
+	syscall.Kill(-d.PID, syscall.SIGKILL)
+	<-d.exited
+	waitPortClosed(d.Addr)
+}
+
+// Stop shuts Dovecot down: SIGTERM to the master, SIGKILL to the process
+// group if it has not exited within a grace period (and always afterwards,
+// to catch stragglers), then removes Dir. It waits until the IMAP port no
+// longer accepts connections. Calling Stop again returns the first result.
+func (d *Dovecot) Stop() error {
+	d.stopOnce.Do(func() {
+		select {
+		case <-d.exited:
+		default:
+			syscall.Kill(d.PID, syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(stopGrace):
+				d.stopErr = fmt.Errorf("dovecot (pid %d) ignored SIGTERM for %v; killed", d.PID, stopGrace)
+			}
+		}
+		syscall.Kill(-d.PID, syscall.SIGKILL)
+		<-d.exited
+		if err := waitPortClosed(d.Addr); err != nil && d.stopErr == nil {
+			d.stopErr = err
+		}
+		if err := os.RemoveAll(d.Dir); err != nil && d.stopErr == nil {
+			d.stopErr = err
+		}
+	})
+	return d.stopErr
+}
+
+// waitPortClosed waits until nothing accepts connections on addr. Killed
+// processes release their sockets as they exit, a moment after the signal.
+func waitPortClosed(addr string) error {
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("%s still accepts connections after stop", addr)
+}
+
+// Dial opens an IMAP connection to the instance and logs in as user. The
+// connection is closed at tb.Cleanup.
+func (d *Dovecot) Dial(tb testing.TB, user string) *imapclient.Client {
+	tb.Helper()
+	return dialLogin(tb, d.Addr, user, d.Users[user], d.Log)
+}
+
+// dialLogin connects to addr and logs in; a failure fails tb with the
+// server log if one is available.
+func dialLogin(tb testing.TB, addr, user, password string, serverLog func() string) *imapclient.Client {
+	tb.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		tb.Fatalf("testsrv: dial %s: %v", addr, err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	if err := c.Login(user, password).Wait(); err != nil {
+		log := ""
+		if serverLog != nil {
+			log = serverLog()
+		}
+		tb.Fatalf("testsrv: login %s at %s: %v\n%s", user, addr, err, log)
+	}
+	return c
+}
+
+// ConnectionCount returns how many IMAP sessions user has open, as
+// Dovecot's anvil counts them (`doveadm who` against this instance).
+// Sessions still in login are not counted.
+func (d *Dovecot) ConnectionCount(user string) (int, error) {
+	doveadm, err := findBinary("", "doveadm", "/usr/bin/doveadm")
+	if err != nil {
+		return 0, fmt.Errorf("doveadm not found: install the Debian package dovecot-core: %w", err)
+	}
+	out, err := exec.Command(doveadm, "-c", filepath.Join(d.Dir, "dovecot.conf"), "who", "-1", user).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("doveadm who: %v: %s", err, out)
+	}
+	return countWho(string(out), user), nil
+}
+
+// countWho counts the per-connection lines of `doveadm who -1` output
+// ("username proto pid ip" after a header line) that belong to user.
+func countWho(out, user string) int {
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == user && f[1] == "imap" {
+			n++
+		}
+	}
+	return n
+}
+
+// findBinary looks name up in PATH, then at fallback (PATH for non-root
+// users often lacks /usr/sbin), unless explicit is set.
+func findBinary(explicit, name, fallback string) (string, error) {
+	if explicit != "" {
+		return exec.LookPath(explicit)
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return exec.LookPath(fallback)
+}
+
+// freePort asks the kernel for a free loopback TCP port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
