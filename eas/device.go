@@ -47,6 +47,9 @@ func (s *Server) admit(ctx context.Context, req *Request) error {
 			seen = &c
 			return errUnchanged
 		}
+		if d.Revision == 0 {
+			d.FirstSeen = now
+		}
 		d.Type = req.DeviceType
 		d.UserAgent = req.UserAgent
 		d.ProtocolVersion = req.Version
