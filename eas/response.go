@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/easgate/easgate/wbxml"
 )
@@ -105,6 +106,10 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, cmd comma
 	return nil
 }
 
+// gzipWriters recycles gzip writers: each holds several hundred kilobytes
+// of compressor state, which would otherwise be allocated per response.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
+
 // writeBody sends a complete body with the EAS response headers: an empty
 // body as Content-Length 0 and never gzipped (the digest §1.6), a
 // non-empty one gzipped when the client accepts it.
@@ -116,11 +121,13 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, code int, con
 		h.Set("Vary", "Accept-Encoding")
 		z := &spool{}
 		defer z.Close()
-		zw := gzip.NewWriter(z)
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(z)
 		_, err := io.Copy(zw, body)
 		if err == nil {
 			err = zw.Close()
 		}
+		gzipWriters.Put(zw)
 		var zr io.Reader
 		if err == nil {
 			zr, err = z.reader()

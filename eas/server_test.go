@@ -65,7 +65,7 @@ const (
 // testEnv is a Server with a fake authenticator, a captured log and,
 // optionally, a bbolt device store.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	auth   *fakeAuth
 	log    *bytes.Buffer
@@ -77,7 +77,7 @@ type testEnv struct {
 
 type envOption func(*Config)
 
-func withStore(t *testing.T) envOption {
+func withStore(t testing.TB) envOption {
 	return func(c *Config) {
 		st, err := boltstore.Open(filepath.Join(t.TempDir(), "devices.db"))
 		if err != nil {
@@ -89,7 +89,7 @@ func withStore(t *testing.T) envOption {
 }
 
 // withPolicy loads a policy file with the given TOML text.
-func withPolicy(t *testing.T, toml string) envOption {
+func withPolicy(t testing.TB, toml string) envOption {
 	return func(c *Config) {
 		path := filepath.Join(t.TempDir(), "policy.toml")
 		if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
@@ -106,7 +106,7 @@ func withPolicy(t *testing.T, toml string) envOption {
 // noProvisioning switches the provisioning gate off.
 const noProvisioning = "[provisioning]\nrequired = false\n"
 
-func newEnv(t *testing.T, opts ...envOption) *testEnv {
+func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, auth: &fakeAuth{users: map[string]string{testUser: testPassword, "bob": "b\u00e4r"}},
 		log: &bytes.Buffer{}, now: time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)}
@@ -177,7 +177,7 @@ func (e *testEnv) do(r *http.Request) *httptest.ResponseRecorder {
 	return w
 }
 
-func mustMarshal(t *testing.T, e *wbxml.Element) []byte {
+func mustMarshal(t testing.TB, e *wbxml.Element) []byte {
 	t.Helper()
 	b, err := wbxml.Marshal(e)
 	if err != nil {
@@ -187,7 +187,7 @@ func mustMarshal(t *testing.T, e *wbxml.Element) []byte {
 }
 
 // decode decodes a response body (gunzipping it when marked) as WBXML.
-func decode(t *testing.T, w *httptest.ResponseRecorder) *wbxml.Element {
+func decode(t testing.TB, w *httptest.ResponseRecorder) *wbxml.Element {
 	t.Helper()
 	var r io.Reader = w.Body
 	if w.Header().Get("Content-Encoding") == "gzip" {
@@ -213,7 +213,7 @@ func statusOf(t *testing.T, w *httptest.ResponseRecorder, root, status wbxml.Tag
 	return doc.ChildText(status)
 }
 
-func folderSyncBody(t *testing.T) []byte {
+func folderSyncBody(t testing.TB) []byte {
 	return mustMarshal(t, wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, "0")))
 }
 
