@@ -1,0 +1,253 @@
+// Package redistest starts private redis-server processes for tests and
+// load tools: a standalone server and an n-master Redis Cluster, each on
+// free 127.0.0.1 ports with its own directory and no persistence, so tests
+// never touch a system Redis on 6379 or each other.
+//
+// The testing constructors (Start, StartCluster) register their own
+// cleanup; Launch and LaunchCluster leave the lifetime to the caller. A
+// missing redis-server is a test failure naming the Debian package, never
+// a skip.
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Package is the Debian package that provides redis-server.
+const Package = "redis-server"
+
+// ErrMissing reports that no redis-server binary was found.
+var ErrMissing = errors.New("redis-server not found: install the Debian package " +
+	Package + " (apt-get install -y " + Package + ")")
+
+// startTimeout bounds waiting for a server or a cluster to come up. It is
+// a guard against hanging forever, not a performance expectation.
+const startTimeout = 60 * time.Second
+
+// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
+const stopGrace = 10 * time.Second
+
+// Server is one private redis-server process.
+type Server struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+	// PID is the redis-server process; it leads its own process group.
+	PID int
+	// Dir is the server's working directory (holds redis.log).
+	Dir string
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has been reaped
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start launches a standalone redis-server for tb and stops it at
+// tb.Cleanup.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	s, err := Launch()
+	if errors.Is(err, ErrMissing) {
+		tb.Fatal(err.Error())
+	}
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			tb.Errorf("redistest: %v", err)
+		}
+	})
+	return s
+}
+
+// Launch starts a standalone redis-server without persistence and waits
+// until it answers PING. The caller must call Stop.
+func Launch() (*Server, error) {
+	return launchRetrying(nil)
+}
+
+// launchRetrying starts a server with extra arguments, retrying on a new
+// port if another process took the probed one first.
+func launchRetrying(extra func(dir string, port int) ([]string, error)) (*Server, error) {
+	bin, err := findRedis()
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		s, err := launchOnce(bin, extra)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+func launchOnce(bin string, extra func(dir string, port int) ([]string, error)) (*Server, error) {
+	dir, err := os.MkdirTemp("", "easgate-redis-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	args := []string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--save", "", // no RDB snapshots; "" must be its own argument
+		"--appendonly", "no",
+		"--dir", dir,
+		"--daemonize", "no",
+		"--protected-mode", "yes",
+		"--loglevel", "warning",
+		"--logfile", filepath.Join(dir, "redis.log"),
+	}
+	if extra != nil {
+		more, err := extra(dir, port)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		args = append(args, more...)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	s := &Server{
+		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		PID:    cmd.Process.Pid,
+		Dir:    dir,
+		cmd:    cmd,
+		exited: make(chan struct{}),
+	}
+	go func() {
+		cmd.Wait()
+		close(s.exited)
+	}()
+	if err := s.waitReady(); err != nil {
+		log := s.Log()
+		s.Kill()
+		os.RemoveAll(dir)
+		if strings.Contains(log, "Address already in use") {
+			return nil, fmt.Errorf("redis-server on %s: %w", s.Addr, errAddrInUse)
+		}
+		return nil, fmt.Errorf("redis-server on %s: %v\n%s", s.Addr, err, log)
+	}
+	return s, nil
+}
+
+// waitReady polls PING until it succeeds, the process exits or
+// startTimeout passes.
+func (s *Server) waitReady() error {
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 3, MaxRetries: -1, DialTimeout: time.Second})
+	defer rdb.Close()
+	deadline := time.Now().Add(startTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		lastErr = rdb.Ping(ctx).Err()
+		cancel()
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return errors.New("redis-server exited before answering PING")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no PING answer within %v: %v", startTimeout, lastErr)
+}
+
+// Client returns a RESP3 client for the server, closed at tb.Cleanup.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 3})
+	tb.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// Log returns the server's log file, for failure messages.
+func (s *Server) Log() string {
+	data, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+	return string(data)
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits for it
+// to be reaped. The directory stays until Stop.
+func (s *Server) Kill() {
+	syscall.Kill(-s.PID, syscall.SIGKILL)
+	<-s.exited
+}
+
+// Stop sends SIGTERM, falls back to SIGKILL after a grace period, waits
+// for the process to be reaped and removes Dir. Calling Stop again returns
+// the first result.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		select {
+		case <-s.exited:
+		default:
+			syscall.Kill(s.PID, syscall.SIGTERM)
+			select {
+			case <-s.exited:
+			case <-time.After(stopGrace):
+				s.stopErr = fmt.Errorf("redis-server (pid %d) ignored SIGTERM for %v; killed", s.PID, stopGrace)
+				syscall.Kill(-s.PID, syscall.SIGKILL)
+				<-s.exited
+			}
+		}
+		if err := os.RemoveAll(s.Dir); err != nil && s.stopErr == nil {
+			s.stopErr = err
+		}
+	})
+	return s.stopErr
+}
+
+func findRedis() (string, error) {
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p, nil
+	}
+	if p, err := exec.LookPath("/usr/bin/redis-server"); err == nil {
+		return p, nil
+	}
+	return "", ErrMissing
+}
+
+// freePort asks the kernel for a free loopback TCP port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
