@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -394,4 +395,27 @@ func (c *Client) Base64QueryBytes(cmd string, r Request) ([]byte, error) {
 		b = append(b, 7, 1, opts)
 	}
 	return b, nil
+}
+
+// AutodiscoverPath is where clients post Autodiscover requests (the
+// digest §1.8).
+const AutodiscoverPath = "/autodiscover/autodiscover.xml"
+
+// Autodiscover posts a mobilesync Autodiscover request for email (MS-ASCMD
+// 2.2.1.1) with the client's credentials. The response body is the XML
+// answer; Tree stays nil.
+func (c *Client) Autodiscover(ctx context.Context, email string) (*Response, error) {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n" +
+		`<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006">` +
+		`<Request><EMailAddress>`)
+	xml.EscapeText(&b, []byte(email))
+	b.WriteString(`</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006</AcceptableResponseSchema></Request></Autodiscover>`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+AutodiscoverPath, &b)
+	if err != nil {
+		return nil, &Error{"Autodiscover", err}
+	}
+	c.setCommonHeaders(req)
+	req.Header.Set("Content-Type", "text/xml")
+	return c.send("Autodiscover", req)
 }

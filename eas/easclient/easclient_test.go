@@ -328,3 +328,28 @@ func TestOptions(t *testing.T) {
 		t.Errorf("request %s ?%s", f.reqs[0].method, f.reqs[0].rawQuery)
 	}
 }
+
+func TestAutodiscover(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Clone(context.Background())
+		body, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/xml")
+		io.WriteString(w, "<Autodiscover/>")
+	}))
+	defer srv.Close()
+	r, err := newClient(srv.URL).Autodiscover(context.Background(), "a<b@example.com")
+	if err != nil || r.HTTPStatus != 200 || string(r.Body) != "<Autodiscover/>" || r.Tree != nil {
+		t.Fatalf("Autodiscover = %+v, %v", r, err)
+	}
+	if got.Method != http.MethodPost || got.URL.Path != AutodiscoverPath || got.Header.Get("Content-Type") != "text/xml" {
+		t.Errorf("request %s %s %q", got.Method, got.URL.Path, got.Header.Get("Content-Type"))
+	}
+	if user, _, ok := got.BasicAuth(); !ok || user != "alice" {
+		t.Errorf("no Basic auth")
+	}
+	if !bytes.Contains(body, []byte("<EMailAddress>a&lt;b@example.com</EMailAddress>")) || !bytes.Contains(body, []byte("mobilesync/responseschema/2006")) {
+		t.Errorf("body %s", body)
+	}
+}
