@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeviceAllFields", testDeviceAllFields},
 		{"DeviceIDCase", testDeviceIDCase},
 		{"ListDevices", testListDevices},
+		{"ListAllUnderChurn", testListAllUnderChurn},
 		{"InvalidArguments", testInvalidArguments},
 		{"ConcurrentUpsert", testConcurrentUpsert},
 		{"SyncKeyChain", testSyncKeyChain},
@@ -318,6 +319,33 @@ func testListDevices(t *testing.T, s devices.Store, c *Clock) {
 	}
 	if got, want := ids(list), []string{"alice/a", "alice/b", "alice/c", "bob/y", "carol/z9"}; !slices.Equal(got, want) {
 		t.Errorf("ListDevices after re-adding a user = %v, want %v", got, want)
+	}
+}
+
+// testListAllUnderChurn deletes a user's only device while another device of
+// the same user is being created: the new device must be listed by
+// ListDevices(""), whichever order the two took (redisstore keeps the set
+// of users outside the user's Cluster slot).
+func testListAllUnderChurn(t *testing.T, s devices.Store, c *Clock) {
+	mustUpsert(t, s, "churn", "d0", nil)
+	for i := range 20 {
+		var wg sync.WaitGroup
+		var delErr, addErr error
+		wg.Go(func() { delErr = s.DeleteDevice(ctx, "churn", fmt.Sprint("d", i)) })
+		wg.Go(func() {
+			_, addErr = s.UpsertDevice(ctx, "churn", fmt.Sprint("d", i+1), func(*devices.Device) error { return nil })
+		})
+		wg.Wait()
+		if delErr != nil || addErr != nil {
+			t.Fatalf("round %d: delete %v, create %v", i, delErr, addErr)
+		}
+		all, err := s.ListDevices(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ids(all), []string{fmt.Sprint("churn/d", i+1)}; !slices.Equal(got, want) {
+			t.Fatalf("round %d: ListDevices(\"\") = %q, want %q", i, got, want)
+		}
 	}
 }
 
