@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,5 +245,54 @@ func TestIMAPAuthenticator(t *testing.T) {
 	dead := &imapAuthenticator{addr: "127.0.0.1:1", security: SecurityNone}
 	if err := dead.Authenticate(ctx, "alice", "alicepw"); !errors.Is(err, backend.ErrUnavailable) {
 		t.Errorf("unreachable server: %v", err)
+	}
+}
+
+// TestSIGHUPReloadsPolicy: while Run serves, SIGHUP reloads the policy
+// file. The reload happens in the background, so the test waits for the
+// new configuration to appear (bounded, not timed).
+func TestSIGHUPReloadsPolicy(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(file, []byte("[provisioning]\nrequired = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{Listen: "127.0.0.1:0", AdminListen: "-", DataDir: t.TempDir(), PolicyFile: file, Authenticator: passwords{}}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.policy.Config().ProvisioningRequired() {
+		t.Fatal("policy file not loaded")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// Run registers for SIGHUP before serving; a served request proves
+	// it is past that point.
+	if err := g.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		resp, err := http.Get("http://" + g.Addr() + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.WriteFile(file, []byte("[provisioning]\nrequired = false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; g.policy.Config().ProvisioningRequired(); i++ {
+		if i == 1000 {
+			t.Fatal("policy not reloaded 10 s after SIGHUP")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
