@@ -21,10 +21,11 @@ import (
 	"github.com/easgate/easgate/devices"
 )
 
-// NewStore makes an empty store for one subtest or benchmark. now is the clock the store
-// must use for everything it timestamps or expires (FirstSeen, LastSeen,
-// SyncState.Updated, auth-counter expiry), so that the suite can move time
-// forward without sleeping. The factory closes the store in tb.Cleanup.
+// NewStore makes an empty store for one subtest or benchmark. now is the
+// clock the store must use for everything it timestamps or expires
+// (FirstSeen, LastSeen, SyncState.Updated, auth-counter expiry), so that the
+// suite can move time forward without sleeping. The factory closes the
+// store in tb.Cleanup.
 type NewStore func(tb testing.TB, now func() time.Time) devices.Store
 
 // Run runs the whole suite against stores made by newStore.
@@ -277,7 +278,7 @@ func testListDevices(t *testing.T, s devices.Store, c *Clock) {
 		t.Fatalf("ListDevices of empty store = %v, %v", ids(all), err)
 	}
 	for _, p := range [][2]string{{"carol", "z9"}, {"alice", "b"}, {"bob", "x"}, {"alice", "a"}, {"alice", "C"}} {
-		mustUpsert(t, s, p[0], p[1], func(d *devices.Device) { d.Type = "T" + p[1] })
+		mustUpsert(t, s, p[0], p[1], func(d *devices.Device) { d.Type = "type of " + p[0] + "/" + p[1] })
 	}
 	tests := []struct {
 		user string
@@ -297,7 +298,7 @@ func testListDevices(t *testing.T, s devices.Store, c *Clock) {
 			t.Errorf("ListDevices(%q) = %v, want %v", tt.user, got, tt.want)
 		}
 		for _, d := range list {
-			if d.Type != "T"+d.ID && d.Type != "TC" || d.Revision != 1 {
+			if !strings.EqualFold(d.Type, "type of "+d.User+"/"+d.ID) || d.Revision != 1 {
 				t.Errorf("listed record %+v is not the stored one", d)
 			}
 		}
@@ -553,8 +554,10 @@ func testSyncStateData(t *testing.T, s devices.Store, c *Clock) {
 			t.Fatalf("%s: advance: %v", tt.name, err)
 		}
 		prev, err := s.GetSyncState(ctx, u, dev, coll, tt.key)
-		if err != nil || !bytes.Equal(prev.Data, tt.data) {
-			t.Errorf("%s: previous state after advance: %v, same bytes %v", tt.name, err, err == nil && bytes.Equal(prev.Data, tt.data))
+		if err != nil {
+			t.Errorf("%s: previous state after advance: %v", tt.name, err)
+		} else if !bytes.Equal(prev.Data, tt.data) {
+			t.Errorf("%s: previous state after advance has %d other bytes, want the %d stored", tt.name, len(prev.Data), len(tt.data))
 		}
 	}
 	// The caller's buffers are not kept: changing them later changes nothing stored.
