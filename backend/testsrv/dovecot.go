@@ -38,9 +38,10 @@ const stopGrace = 10 * time.Second
 
 // Options configure Launch.
 type Options struct {
-	// Users maps user names to plain-text passwords. They are written to
-	// the passwd-file before start; Dovecot only notices later changes
-	// after a second or more, so the set is fixed for the instance's life.
+	// Users maps user names to plain-text passwords; nil means
+	// DefaultUsers. They are written to the passwd-file before start;
+	// Dovecot only notices later changes after a second or more, so the
+	// set is fixed for the instance's life.
 	Users map[string]string
 	// Binary is the dovecot executable. Empty means "dovecot" from PATH,
 	// then /usr/sbin/dovecot.
@@ -73,9 +74,6 @@ type Dovecot struct {
 // failed start fails the test.
 func StartDovecot(tb testing.TB, users map[string]string) *Dovecot {
 	tb.Helper()
-	if users == nil {
-		users = DefaultUsers()
-	}
 	d, err := Launch(Options{Users: users})
 	if errors.Is(err, ErrDovecotMissing) {
 		tb.Fatal(err.Error())
@@ -85,7 +83,7 @@ func StartDovecot(tb testing.TB, users map[string]string) *Dovecot {
 	}
 	tb.Cleanup(func() {
 		if err := d.Stop(); err != nil {
-			tb.Errorf("testsrv: stopping dovecot: %v\n%s", err, d.Log())
+			tb.Errorf("testsrv: stopping dovecot: %v", err)
 		}
 	})
 	return d
@@ -98,6 +96,9 @@ func Launch(opts Options) (*Dovecot, error) {
 	bin, err := findBinary(opts.Binary, "dovecot", "/usr/sbin/dovecot")
 	if err != nil {
 		return nil, ErrDovecotMissing
+	}
+	if opts.Users == nil {
+		opts.Users = DefaultUsers()
 	}
 	users := make(map[string]string, len(opts.Users))
 	for name, pw := range opts.Users {
@@ -399,6 +400,10 @@ func (d *Dovecot) Stop() error {
 		<-d.exited
 		if err := waitPortClosed(d.Addr); err != nil && d.stopErr == nil {
 			d.stopErr = err
+		}
+		if d.stopErr != nil {
+			// The log goes with the directory; keep it in the error.
+			d.stopErr = fmt.Errorf("%w\n%s", d.stopErr, d.Log())
 		}
 		if err := os.RemoveAll(d.Dir); err != nil && d.stopErr == nil {
 			d.stopErr = err
