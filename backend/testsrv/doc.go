@@ -10,6 +10,12 @@
 // StartSMTPSink) register their own cleanup; the Launch variants are for
 // programs such as a load generator that manage the lifetime themselves.
 //
+// Dovecot runs as root (mail processes as nobody, the instance directory
+// world-readable for the auth process) or as an ordinary user (Dovecot's
+// internal and login users set to that user, no chroot for anvil and
+// imap-login). Both are exercised: the package's tests pass as root and
+// when the test binary is run with `runuser -u nobody`.
+//
 // A missing dovecot binary is a test failure naming the Debian package to
 // install, never a skip.
 package testsrv
