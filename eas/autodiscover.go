@@ -63,7 +63,7 @@ func (s *Server) serveAutodiscover(w http.ResponseWriter, r *http.Request) {
 			rec.code, rec.cause = 499, errClientGone
 			return
 		}
-		s.writeAuthError(w, err, "", command{}, rec)
+		s.writeAuthError(w, r, err, "", command{}, rec)
 		return
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAutodiscoverBody))

@@ -117,7 +117,7 @@ func (s *Server) authenticate(r *http.Request, rec *logRecord) (credentials, err
 // writeAuthError answers a failed authentication: 401 with a challenge and
 // no body for missing or wrong credentials, the usual error response
 // otherwise (503/111 when the mail server is down).
-func (s *Server) writeAuthError(w http.ResponseWriter, err error, version string, cmd command, rec *logRecord) {
+func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err error, version string, cmd command, rec *logRecord) {
 	if errors.Is(err, errAuthMissing) || errors.Is(err, errAuthDenied) {
 		rec.code, rec.cause = http.StatusUnauthorized, err
 		h := w.Header()
@@ -127,7 +127,7 @@ func (s *Server) writeAuthError(w http.ResponseWriter, err error, version string
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	s.writeError(w, &http.Request{}, version, cmd, err, rec)
+	s.writeError(w, r, version, cmd, err, rec)
 }
 
 // servePost runs one EAS command: authenticate, check the query, register
@@ -153,7 +153,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 			rec.code, rec.cause = 499, errClientGone
 			return
 		}
-		s.writeAuthError(w, err, q.Version, cmd, rec)
+		s.writeAuthError(w, r, err, q.Version, cmd, rec)
 		return
 	}
 	req := &Request{

@@ -256,7 +256,7 @@ func (s *Server) serveOptions(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.finish(rec, start) }()
 
 	if _, err := s.authenticate(r, rec); err != nil {
-		s.writeAuthError(w, err, "", command{}, rec)
+		s.writeAuthError(w, r, err, "", command{}, rec)
 		return
 	}
 	h := w.Header()
@@ -278,7 +278,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 	rec := &logRecord{command: "GET", remote: r.RemoteAddr}
 	defer func() { s.finish(rec, start) }()
 	if _, err := s.authenticate(r, rec); err != nil {
-		s.writeAuthError(w, err, "", command{}, rec)
+		s.writeAuthError(w, r, err, "", command{}, rec)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

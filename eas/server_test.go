@@ -863,3 +863,35 @@ func TestDeviceCollector(t *testing.T) {
 		t.Errorf("gathered %v", got)
 	}
 }
+
+func TestRawMIMEBody(t *testing.T) {
+	e := newEnv(t)
+	var got *Request
+	var gotBody *wbxml.Element
+	e.srv.Handle("SendMail", func(ctx context.Context, req *Request, body *wbxml.Element) (Response, error) {
+		got, gotBody = req, body
+		return Response{}, nil
+	})
+	mime := []byte("From: jane@example.com\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n")
+	r := post("SendMail", "12.1", mime)
+	r.URL.RawQuery += "&SaveInSent=T"
+	r.Header.Set("Content-Type", "message/rfc822")
+	if w := e.do(r); w.Code != 200 || w.Body.Len() != 0 {
+		t.Fatalf("code %d", w.Code)
+	}
+	if gotBody != nil || !bytes.Equal(got.Raw, mime) || !got.SaveInSent || got.ContentType != "message/rfc822" {
+		t.Errorf("handler got body %v, raw %q, SaveInSent %v, type %q", gotBody, got.Raw, got.SaveInSent, got.ContentType)
+	}
+}
+
+func TestUnauthenticatedLargeBody(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxBodyBytes = 10 })
+	e.srv.Handle("FolderSync", folderSyncOK)
+	r := post("FolderSync", "14.1", nil)
+	r.Body = io.NopCloser(failReader{t})
+	r.ContentLength = 5000
+	r.Header.Del("Authorization")
+	if w := e.do(r); w.Code != http.StatusUnauthorized {
+		t.Errorf("code %d, want 401 before any size check", w.Code)
+	}
+}
