@@ -2,11 +2,25 @@
 // protocol that reaches it. The gateway's commands speak only to these
 // interfaces; backend/imapstore implements them over IMAP and
 // backend/smtpsend implements sending over SMTP.
+//
+// The shape follows the EAS commands rather than IMAP: a Store hands out a
+// per-user Session (cheap when pooled, so the gateway opens one per HTTP
+// request); a Session lists and edits folders (FolderSync, FolderCreate,
+// FolderUpdate, FolderDelete), reports what changed in a folder since a
+// FolderState the gateway kept (Sync, GetItemEstimate, Ping), reads
+// messages (Sync Add, ItemOperations), and changes them (Sync Change and
+// Delete, MoveItems, SendMail's SaveInSentItems, 16.x drafts).
+//
+// Folders and messages are named by FolderID and UID. A FolderID is opaque
+// to the gateway; a message is (FolderID, UID) and stays the same message
+// while the folder's UIDVALIDITY holds.
 package backend
 
 import (
 	"context"
 	"errors"
+	"io"
+	"time"
 )
 
 // ErrAuthFailed reports that the mail server refused the user's credentials.
@@ -24,4 +38,136 @@ type Authenticator interface {
 	// an error wrapping ErrAuthFailed when it refuses them, and an error
 	// wrapping ErrUnavailable when it cannot tell.
 	Authenticate(ctx context.Context, user, password string) error
+}
+
+// Store is a mail store that hands out per-user sessions.
+type Store interface {
+	Authenticator
+
+	// Open returns a session for user, checking password as Authenticate
+	// does (ErrAuthFailed, ErrUnavailable). Implementations pool the
+	// underlying connections per user, so Open is meant to be called on
+	// every EAS request; a password that differs from the one the pool
+	// logged in with is checked afresh with the server, never trusted.
+	// The caller must Close the session.
+	Open(ctx context.Context, user, password string) (Session, error)
+}
+
+// Session is one user's view of the mail store. Its methods are safe for
+// concurrent use; each call may run on its own pooled connection. Errors
+// wrap the sentinel errors of this package (ErrFolderNotFound,
+// ErrMessageNotFound, ErrUIDValidityChanged, ErrUnavailable, ...) so the
+// gateway can choose the EAS status; anything else is a server error.
+type Session interface {
+	// Folders lists the user's folders, parents before children, with their
+	// roles and change marks, in as few round trips as the server allows
+	// (one LIST with RETURN (SPECIAL-USE STATUS (...)) on IMAP).
+	// FolderSync (MS-ASCMD 2.2.1.5) builds the hierarchy from it; Ping and
+	// GetItemEstimate may use the change marks.
+	Folders(ctx context.Context) ([]Folder, error)
+
+	// CreateFolder creates a folder called name under parent (the empty
+	// FolderID for the top level) and returns it. Errors: ErrFolderExists,
+	// ErrParentNotFound, ErrInvalidName. FolderCreate (MS-ASCMD 2.2.1.3).
+	CreateFolder(ctx context.Context, parent FolderID, name string) (Folder, error)
+
+	// RenameFolder renames the folder and/or moves it under newParent (the
+	// empty FolderID for the top level) and returns it under its new ID
+	// (IDs may derive from the name). Errors: ErrFolderNotFound,
+	// ErrSpecialFolder (the Inbox and folders with a role other than
+	// RoleNone), ErrParentNotFound, ErrFolderExists, ErrInvalidName.
+	// FolderUpdate (MS-ASCMD 2.2.1.4).
+	RenameFolder(ctx context.Context, id, newParent FolderID, newName string) (Folder, error)
+
+	// DeleteFolder deletes the folder and its messages. Errors:
+	// ErrFolderNotFound, ErrSpecialFolder. FolderDelete (MS-ASCMD 2.2.1.2).
+	DeleteFolder(ctx context.Context, id FolderID) error
+
+	// Changes reports what happened in the folder since the snapshot since
+	// (nil for the first time: every message in the window is Added) and
+	// returns the new snapshot in ChangeSet.State. Only messages whose
+	// arrival date falls on or after window's day (IMAP SINCE; zero means
+	// no window) are added or tracked; tracked messages that fall out of
+	// the window are reported as AgedOut (EAS SoftDelete). Errors:
+	// ErrFolderNotFound, ErrUIDValidityChanged (the caller resets the
+	// collection: Sync Status 3). Sync (MS-ASCMD 2.2.1.21),
+	// GetItemEstimate (2.2.1.9), and Ping (2.2.1.13) after a wake-up.
+	Changes(ctx context.Context, id FolderID, since *FolderState, window time.Time) (*ChangeSet, error)
+
+	// Search returns the UIDs of the messages whose arrival date falls on
+	// or after window's day (all messages if window is zero). Sync's first
+	// round and GetItemEstimate before priming.
+	Search(ctx context.Context, id FolderID, window time.Time) (UIDSet, error)
+
+	// Summaries returns the summary (envelope, flags, arrival date, size,
+	// MIME structure) of each message in uids that still exists, in UID
+	// order; missing UIDs are left out. Sync Add's ApplicationData
+	// (MS-ASEMAIL 2.2.2) and the Attachments block (MS-ASAIRS 2.2.2.7).
+	Summaries(ctx context.Context, id FolderID, uids UIDSet) ([]Summary, error)
+
+	// Section returns at most limit bytes (limit <= 0: all) starting at
+	// offset of one part of a message, as stored (transfer-encoded),
+	// without setting \Seen. part is an IMAP section: "" for the whole
+	// message, "HEADER", "TEXT", "1.2", "1.2.MIME". Errors:
+	// ErrMessageNotFound, ErrInvalidSection. Truncated bodies in Sync
+	// (TruncationSize) and ItemOperations Fetch with a Range
+	// (MS-ASCMD 2.2.1.10).
+	Section(ctx context.Context, id FolderID, uid UID, part string, offset, limit int64) ([]byte, error)
+
+	// Message streams the whole RFC 5322 message without setting \Seen.
+	// The reader holds a connection until it is closed; the caller must
+	// Close it. Errors: ErrMessageNotFound. MIME bodies (BodyPreference
+	// Type 4), ItemOperations, SmartReply/SmartForward's original.
+	Message(ctx context.Context, id FolderID, uid UID) (io.ReadCloser, error)
+
+	// StoreFlags adds and removes flags and keywords ("\Seen", "\Flagged",
+	// "\Answered", "$Forwarded", or any keyword) on one message and
+	// returns its flags afterwards. Errors: ErrMessageNotFound. Sync
+	// Change of Read, Flag and Categories (MS-ASEMAIL 2.2.2.49, 2.2.2.34);
+	// SmartReply/SmartForward's \Answered and $Forwarded.
+	StoreFlags(ctx context.Context, id FolderID, uid UID, add, remove []string) ([]string, error)
+
+	// Move moves one message to dst and returns its UID there. Errors:
+	// ErrMessageNotFound, ErrFolderNotFound (source), ErrDestNotFound,
+	// ErrSameFolder. MoveItems (MS-ASCMD 2.2.1.12) and Sync Delete with
+	// DeletesAsMoves.
+	Move(ctx context.Context, id FolderID, uid UID, dst FolderID) (UID, error)
+
+	// Delete removes one message: with toTrash and a Trash folder that is
+	// not the message's own folder, it is moved there (Deleted.Trash and
+	// Deleted.UID say where); otherwise it is marked \Deleted and expunged
+	// alone (UID EXPUNGE), and Deleted is the zero value. Errors:
+	// ErrMessageNotFound. Sync Delete (MS-ASCMD 2.2.3.42.2) with and
+	// without DeletesAsMoves.
+	Delete(ctx context.Context, id FolderID, uid UID, toTrash bool) (Deleted, error)
+
+	// Append stores a message in the folder and returns its UID. Errors:
+	// ErrFolderNotFound. SendMail's SaveInSentItems (MS-ASCMD 2.2.1.17),
+	// 16.x draft Adds.
+	Append(ctx context.Context, id FolderID, msg AppendMessage) (UID, error)
+
+	// Close releases the session's resources (pooled connections stay in
+	// the pool). Calls after Close fail with ErrClosed.
+	Close() error
+}
+
+// AppendMessage is a message to store with Session.Append.
+type AppendMessage struct {
+	// Flags set on the stored message, e.g. "\Seen" for Sent, "\Draft".
+	Flags []string
+	// Date is the arrival date (INTERNALDATE); zero means now.
+	Date time.Time
+	// Size is the exact length of Body in bytes.
+	Size int64
+	// Body is the RFC 5322 message, Size bytes long.
+	Body io.Reader
+}
+
+// Deleted says where Session.Delete put a message.
+type Deleted struct {
+	// Trash is the folder the message was moved to; empty when it was
+	// expunged.
+	Trash FolderID
+	// UID is the message's UID in Trash (0 when expunged or unknown).
+	UID UID
 }

@@ -1,0 +1,253 @@
+package backend
+
+import (
+	"fmt"
+	"iter"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// UIDRange is the UIDs from Start to Stop, both included, Start <= Stop.
+type UIDRange struct {
+	Start, Stop UID
+}
+
+// UIDSet is a set of UIDs kept as sorted, disjoint, non-adjacent ranges,
+// so that a folder's tens of thousands of mostly consecutive UIDs take a
+// few bytes. The zero value is the empty set. Its text form is IMAP's
+// sequence-set syntax without "*": "1:5,7,9:12".
+type UIDSet []UIDRange
+
+// NewUIDSet returns the set of uids.
+func NewUIDSet(uids ...UID) UIDSet {
+	var s UIDSet
+	for _, u := range uids {
+		s.AddUID(u)
+	}
+	return s
+}
+
+// Len returns the number of UIDs in s.
+func (s UIDSet) Len() int {
+	n := 0
+	for _, r := range s {
+		n += int(r.Stop-r.Start) + 1
+	}
+	return n
+}
+
+// Contains reports whether uid is in s.
+func (s UIDSet) Contains(uid UID) bool {
+	i := sort.Search(len(s), func(i int) bool { return s[i].Stop >= uid })
+	return i < len(s) && s[i].Start <= uid
+}
+
+// Max returns the largest UID in s, 0 if s is empty.
+func (s UIDSet) Max() UID {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)-1].Stop
+}
+
+// AddUID adds uid to s; 0 is ignored.
+func (s *UIDSet) AddUID(uid UID) {
+	s.AddRange(uid, uid)
+}
+
+// AddRange adds start through stop to s; a range with start 0 or start >
+// stop is ignored.
+func (s *UIDSet) AddRange(start, stop UID) {
+	if start == 0 || start > stop {
+		return
+	}
+	*s = s.Union(UIDSet{{start, stop}})
+}
+
+// RemoveUID removes uid from s.
+func (s *UIDSet) RemoveUID(uid UID) {
+	if !s.Contains(uid) {
+		return
+	}
+	*s = s.Diff(UIDSet{{uid, uid}})
+}
+
+// Clone returns a copy of s that shares no memory with it.
+func (s UIDSet) Clone() UIDSet {
+	if s == nil {
+		return nil
+	}
+	return append(UIDSet(nil), s...)
+}
+
+// Union returns the UIDs in s or o.
+func (s UIDSet) Union(o UIDSet) UIDSet {
+	var out UIDSet
+	i, j := 0, 0
+	for i < len(s) || j < len(o) {
+		var r UIDRange
+		if j >= len(o) || (i < len(s) && s[i].Start <= o[j].Start) {
+			r = s[i]
+			i++
+		} else {
+			r = o[j]
+			j++
+		}
+		if n := len(out); n > 0 && (out[n-1].Stop == ^UID(0) || r.Start <= out[n-1].Stop+1) {
+			if r.Stop > out[n-1].Stop {
+				out[n-1].Stop = r.Stop
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Intersect returns the UIDs in both s and o.
+func (s UIDSet) Intersect(o UIDSet) UIDSet {
+	var out UIDSet
+	i, j := 0, 0
+	for i < len(s) && j < len(o) {
+		start := max(s[i].Start, o[j].Start)
+		stop := min(s[i].Stop, o[j].Stop)
+		if start <= stop {
+			out = append(out, UIDRange{start, stop})
+		}
+		if s[i].Stop < o[j].Stop {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
+}
+
+// Diff returns the UIDs in s that are not in o.
+func (s UIDSet) Diff(o UIDSet) UIDSet {
+	var out UIDSet
+	j := 0
+	for _, r := range s {
+		start := r.Start
+		for j < len(o) && o[j].Stop < start {
+			j++
+		}
+		k := j
+		for k < len(o) && o[k].Start <= r.Stop {
+			if o[k].Start > start {
+				out = append(out, UIDRange{start, o[k].Start - 1})
+			}
+			if o[k].Stop >= r.Stop {
+				start = 0 // nothing left of r
+				break
+			}
+			start = o[k].Stop + 1
+			k++
+		}
+		if start != 0 {
+			out = append(out, UIDRange{start, r.Stop})
+		}
+	}
+	return out
+}
+
+// All returns the UIDs of s in ascending order.
+func (s UIDSet) All() iter.Seq[UID] {
+	return func(yield func(UID) bool) {
+		for _, r := range s {
+			for u := r.Start; ; u++ {
+				if !yield(u) {
+					return
+				}
+				if u == r.Stop {
+					break
+				}
+			}
+		}
+	}
+}
+
+// Backward returns the UIDs of s in descending order (newest first, the
+// order Sync sends Adds in).
+func (s UIDSet) Backward() iter.Seq[UID] {
+	return func(yield func(UID) bool) {
+		for i := len(s) - 1; i >= 0; i-- {
+			for u := s[i].Stop; ; u-- {
+				if !yield(u) {
+					return
+				}
+				if u == s[i].Start {
+					break
+				}
+			}
+		}
+	}
+}
+
+// String returns s in IMAP sequence-set syntax, "" for the empty set.
+func (s UIDSet) String() string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(r.Start), 10))
+		if r.Stop != r.Start {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatUint(uint64(r.Stop), 10))
+		}
+	}
+	return b.String()
+}
+
+// ParseUIDSet parses IMAP sequence-set syntax without "*" ("1:5,7"; a
+// range may be written high:low). The empty string is the empty set.
+func ParseUIDSet(text string) (UIDSet, error) {
+	var s UIDSet
+	if text == "" {
+		return s, nil
+	}
+	for _, part := range strings.Split(text, ",") {
+		lo, hi, isRange := strings.Cut(part, ":")
+		a, err := parseUID(lo)
+		if err != nil {
+			return nil, fmt.Errorf("backend: UID set %q: %w", text, err)
+		}
+		b := a
+		if isRange {
+			if b, err = parseUID(hi); err != nil {
+				return nil, fmt.Errorf("backend: UID set %q: %w", text, err)
+			}
+		}
+		if a > b {
+			a, b = b, a
+		}
+		s = s.Union(UIDSet{{a, b}})
+	}
+	return s, nil
+}
+
+func parseUID(text string) (UID, error) {
+	n, err := strconv.ParseUint(text, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("bad UID %q", text)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("UID 0")
+	}
+	return UID(n), nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s UIDSet) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *UIDSet) UnmarshalText(text []byte) error {
+	set, err := ParseUIDSet(string(text))
+	if err != nil {
+		return err
+	}
+	*s = set
+	return nil
+}
