@@ -1,0 +1,381 @@
+package mailitem
+
+import (
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/easgate/easgate/wbxml"
+)
+
+// layout is what a message's structure is made of: the parts that hold
+// its text and HTML body, and the attachments.
+type layout struct {
+	plain, html *Part
+	atts        []*Part
+	tooDeep     bool
+}
+
+func (l *layout) hasBody() bool { return l.plain != nil || l.html != nil }
+
+// nativeType is airsyncbase:NativeBodyType: HTML when there is an HTML
+// body, else plain text.
+func (l *layout) nativeType() BodyType {
+	if l.html != nil {
+		return BodyHTML
+	}
+	return BodyPlain
+}
+
+// isAttachment reports whether a leaf text part is meant as a file rather
+// than as the message's text.
+func isAttachment(p *Part) bool {
+	return p.Disposition == "attachment" || p.Filename() != ""
+}
+
+// collect sorts the parts under p into body and attachments, as mail
+// readers do: the first inline text part is the body; in a
+// multipart/alternative the last text/plain and the last text/html are the
+// two forms of it; in a multipart/related the root holds the body and the
+// other parts are (usually inline) attachments; in a multipart/signed the
+// first part is the content and the signature an attachment.
+func (l *layout) collect(p *Part, depth int) {
+	if depth > MaxDepth {
+		l.tooDeep = true
+		return
+	}
+	if p.Type != "multipart" {
+		switch {
+		case p.Type == "text" && (p.Subtype == "plain" || p.Subtype == "html") && !isAttachment(p) && !l.hasBody():
+			if p.Subtype == "plain" {
+				l.plain = p
+			} else {
+				l.html = p
+			}
+		default:
+			l.atts = append(l.atts, p)
+		}
+		return
+	}
+	switch p.Subtype {
+	case "alternative":
+		if l.hasBody() {
+			for _, c := range p.Children {
+				l.collect(c, depth+1)
+			}
+			return
+		}
+		var alt layout
+		for _, c := range p.Children {
+			var sub layout
+			sub.collect(c, depth+1)
+			if sub.plain != nil {
+				alt.plain = sub.plain
+			}
+			if sub.html != nil {
+				alt.html = sub.html
+			}
+			l.atts = append(l.atts, sub.atts...)
+			l.tooDeep = l.tooDeep || sub.tooDeep
+		}
+		l.plain, l.html = alt.plain, alt.html
+	case "related":
+		root := 0
+		if start := p.Params["start"]; start != "" {
+			for i, c := range p.Children {
+				if c.ID == start {
+					root = i
+				}
+			}
+		}
+		if root < len(p.Children) {
+			l.collect(p.Children[root], depth+1)
+		}
+		for i, c := range p.Children {
+			if i != root {
+				l.collect(c, depth+1)
+			}
+		}
+	default: // mixed, signed, report, digest and unknown kinds
+		for _, c := range p.Children {
+			l.collect(c, depth+1)
+		}
+	}
+}
+
+// isSMIMEData reports whether p is an S/MIME encrypted or opaque-signed
+// body (RFC 8551 3.2).
+func isSMIMEData(p *Part) bool {
+	switch p.MediaType() {
+	case "application/pkcs7-mime", "application/x-pkcs7-mime":
+		return true
+	case "application/octet-stream":
+		return strings.HasSuffix(strings.ToLower(p.Filename()), ".p7m")
+	}
+	return false
+}
+
+// messageClass is email:MessageClass from the top-level structure.
+func messageClass(root *Part) string {
+	switch {
+	case root.MediaType() == "multipart/signed":
+		proto := strings.ToLower(root.Params["protocol"])
+		if strings.Contains(proto, "pkcs7-signature") {
+			return ClassSMIMEMultipartSigned
+		}
+	case isSMIMEData(root):
+		return ClassSMIME
+	}
+	return ClassNote
+}
+
+// choosePreference picks the body to send (digest 4.1 "Which body to
+// send"): MIME when MIMESupport says so, else the first preference that
+// can be produced (RTF cannot), else the whole plain text.
+func (b *builder) choosePreference() BodyPreference {
+	prefs := b.opts.BodyPreferences
+	smime := b.class != ClassNote
+	if b.opts.MIMESupport == MIMEAlways || b.opts.MIMESupport == MIMESMIMEOnly && smime {
+		for _, p := range prefs {
+			if p.Type == BodyMIME {
+				return p
+			}
+		}
+		return BodyPreference{Type: BodyMIME}
+	}
+	for _, p := range prefs {
+		switch p.Type {
+		case BodyPlain, BodyHTML, BodyMIME:
+			return p
+		}
+	}
+	return BodyPreference{Type: BodyPlain}
+}
+
+// body returns airsyncbase:Body (MS-ASAIRS 2.2.2.9) and its type.
+func (b *builder) body() (*wbxml.Element, BodyType, error) {
+	pref := b.choosePreference()
+	r, err := b.render(pref.Type, pref.TruncationSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	body := wbxml.E(wbxml.AirSyncBaseBody,
+		wbxml.T(wbxml.AirSyncBaseType, strconv.Itoa(int(pref.Type))),
+		wbxml.T(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(r.full, 1<<32-1), 10)))
+	if r.truncated {
+		body.Add(wbxml.T(wbxml.AirSyncBaseTruncated, "1"))
+	} else {
+		body.Add(wbxml.T(wbxml.AirSyncBaseTruncated, "0"))
+	}
+	if !(r.truncated && pref.AllOrNone) {
+		body.Add(wbxml.T(wbxml.AirSyncBaseData, r.data))
+	}
+	if pref.Preview > 0 && b.ver >= 140 {
+		text := r.data
+		if pref.Type != BodyPlain || r.truncated && pref.AllOrNone {
+			p, err := b.render(BodyPlain, previewBytes)
+			if err != nil {
+				return nil, 0, err
+			}
+			text = p.data
+		}
+		body.Add(wbxml.T(wbxml.AirSyncBasePreview, makePreview(text, pref.Preview)))
+	}
+	return body, pref.Type, nil
+}
+
+// previewBytes is how much plain text is rendered to make a preview of at
+// most 255 characters, even after white space is collapsed.
+const previewBytes = 4096
+
+// rendered is a body in one type.
+type rendered struct {
+	data      string
+	full      int64 // size of the whole body in this type, estimated when not all was read
+	truncated bool
+}
+
+// slack is how many bytes past the truncation point a partial section
+// must give before its conversion is trusted: the end of a cut-short
+// section may hold half a character, entity or tag.
+const slack = 64
+
+// render produces the body in type typ, cut to limit bytes when limit > 0.
+func (b *builder) render(typ BodyType, limit int64) (rendered, error) {
+	if typ == BodyMIME {
+		return b.renderMIME(limit)
+	}
+	src, conv := b.lay.plain, textIdentity
+	switch {
+	case typ == BodyPlain && src == nil:
+		src, conv = b.lay.html, htmlToText
+	case typ == BodyHTML:
+		src, conv = b.lay.html, textIdentity
+		if src == nil {
+			src, conv = b.lay.plain, textToHTML
+		}
+	}
+	if src == nil {
+		return rendered{}, nil
+	}
+	window := int64(0)
+	if limit > 0 {
+		window = limit*3 + 1024
+		if src.Subtype == "html" && typ == BodyPlain {
+			window = limit*8 + 8192
+		}
+	}
+	for {
+		if window > 0 && src.Size > 0 && window >= src.Size {
+			window = 0
+		}
+		raw, more, err := b.section(src, window)
+		if err != nil {
+			return rendered{}, err
+		}
+		more = more && window > 0 // a whole read has nothing more
+		out := conv(b.decode(src, raw))
+		n := int64(len(out))
+		switch {
+		case !more:
+			if limit > 0 && n > limit {
+				return rendered{data: truncateUTF8(out, int(limit)), full: n, truncated: true}, nil
+			}
+			return rendered{data: out, full: n}, nil
+		case n > limit+slack:
+			// Estimate the whole from the share read so far.
+			full := n
+			if len(raw) > 0 && src.Size > int64(len(raw)) {
+				full = int64(float64(n) * float64(src.Size) / float64(len(raw)))
+			}
+			return rendered{data: truncateUTF8(out, int(limit)), full: max(full, n), truncated: true}, nil
+		}
+		window *= 4
+	}
+}
+
+func textIdentity(s string) string { return s }
+
+// decode turns a section's raw bytes into UTF-8 text XML can carry.
+func (b *builder) decode(p *Part, raw []byte) string {
+	data := decodeTransfer(raw, p.Encoding)
+	cs := p.Params["charset"]
+	if cs == "" && p.Subtype == "html" {
+		cs = sniffHTMLCharset(data)
+	}
+	text := sanitize(string(toUTF8(data, cs)))
+	if p.Subtype == "html" {
+		text = fixMetaCharset(text)
+	}
+	return text
+}
+
+// section reads the body of p, at most window bytes when window > 0,
+// reusing what was read before when it is enough.
+func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
+	key := PathString(p.Path)
+	if s, ok := b.cache[key]; ok {
+		switch {
+		case !s.more && (window == 0 || int64(len(s.data)) <= window):
+			return s.data, false, nil
+		case window > 0 && int64(len(s.data)) >= window:
+			return s.data[:window], true, nil
+		}
+	}
+	data, more, err := b.src.Section(b.ctx, p.Path, window)
+	if err != nil {
+		return nil, false, &SourceError{Op: "section " + key, Err: err}
+	}
+	b.cache[key] = section{data: data, more: more}
+	return data, more, nil
+}
+
+// renderMIME reads the whole message as the Type 4 body.
+func (b *builder) renderMIME(limit int64) (rendered, error) {
+	rc, size, err := b.src.Full(b.ctx)
+	if err != nil {
+		return rendered{}, &SourceError{Op: "full", Err: err}
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if limit > 0 {
+		r = io.LimitReader(rc, limit+slack)
+	}
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return rendered{}, &SourceError{Op: "full", Err: err}
+	}
+	if size < int64(len(raw)) {
+		size = int64(len(raw))
+	}
+	data := sanitize(string(raw))
+	full := max(size, int64(len(data)))
+	if limit > 0 && int64(len(data)) > limit {
+		return rendered{data: truncateUTF8(data, int(limit)), full: full, truncated: true}, nil
+	}
+	return rendered{data: data, full: full}, nil
+}
+
+// attachments is airsyncbase:Attachments (MS-ASAIRS 2.2.2.8), or nil when
+// there are none.
+func (b *builder) attachments() *wbxml.Element {
+	if len(b.lay.atts) == 0 {
+		return nil
+	}
+	atts := wbxml.E(wbxml.AirSyncBaseAttachments)
+	for _, p := range b.lay.atts {
+		a := wbxml.E(wbxml.AirSyncBaseAttachment,
+			wbxml.T(wbxml.AirSyncBaseDisplayName, attachmentName(p)),
+			wbxml.T(wbxml.AirSyncBaseFileReference, b.opts.fileRef(p.Path)),
+			wbxml.T(wbxml.AirSyncBaseMethod, "1"),
+			wbxml.T(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(decodedSize(p), 1<<32-1), 10)))
+		cid := cleanText(strings.Trim(strings.TrimSpace(p.ID), "<>"))
+		if cid != "" {
+			a.Add(wbxml.T(wbxml.AirSyncBaseContentId, cid))
+		}
+		if loc := cleanText(p.Location); loc != "" {
+			a.Add(wbxml.T(wbxml.AirSyncBaseContentLocation, loc))
+		}
+		a.Add(wbxml.T(wbxml.AirSyncBaseIsInline, boolText(cid != "" && p.Disposition != "attachment")))
+		atts.Add(a)
+	}
+	return atts
+}
+
+// decodedSize estimates the size of p once its transfer encoding is
+// undone: base64 lines are 76 characters and CRLF, 4 characters for 3 bytes.
+func decodedSize(p *Part) int64 {
+	if p.Encoding == "base64" {
+		return (p.Size - 2*(p.Size/78)) * 3 / 4
+	}
+	return p.Size
+}
+
+// extensions gives a file name extension to unnamed parts.
+var extensions = map[string]string{
+	"text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics",
+	"message/rfc822": ".eml", "image/jpeg": ".jpg", "image/png": ".png",
+	"image/gif": ".gif", "application/pdf": ".pdf", "text/rfc822-headers": ".txt",
+	"message/delivery-status": ".txt", "message/disposition-notification": ".txt",
+}
+
+// attachmentName is the attachment's file name, or one made from its
+// description or its type and section.
+func attachmentName(p *Part) string {
+	if f := cleanText(p.Filename()); f != "" {
+		return f
+	}
+	switch p.MediaType() {
+	case "application/pkcs7-signature", "application/x-pkcs7-signature":
+		return "smime.p7s"
+	case "application/pkcs7-mime", "application/x-pkcs7-mime":
+		return "smime.p7m"
+	case "text/calendar":
+		return "invite.ics"
+	}
+	ext := extensions[p.MediaType()]
+	if d := cleanText(p.Description); d != "" {
+		return d + ext
+	}
+	return "part-" + PathString(p.Path) + ext
+}

@@ -1,0 +1,328 @@
+package mailitem
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/easgate/easgate/wbxml"
+	"github.com/emersion/go-message/textproto"
+)
+
+// Item is a converted message.
+type Item struct {
+	// ApplicationData is the airsync:ApplicationData element.
+	ApplicationData *wbxml.Element
+	// MessageClass is the email:MessageClass sent ("IPM.Note", ...).
+	MessageClass string
+	// BodyType is the type of the body sent.
+	BodyType BodyType
+	// Warnings say what was wrong with the message and how it was worked
+	// around (malformed MIME, nesting cut off). For the log; never shown
+	// to the phone.
+	Warnings []string
+}
+
+// WarningSource is implemented by Sources that found problems while
+// reading the message; Build adds them to Item.Warnings.
+type WarningSource interface {
+	Warnings() []string
+}
+
+// Warnings returns what FromBytes found wrong in the MIME structure.
+func (s *memSource) Warnings() []string { return s.warnings }
+
+// Message classes (MS-ASEMAIL 2.2.2.49).
+const (
+	ClassNote                 = "IPM.Note"
+	ClassSMIME                = "IPM.Note.SMIME"
+	ClassSMIMEMultipartSigned = "IPM.Note.SMIME.MultipartSigned"
+)
+
+// The flag element's values (MS-ASEMAIL 2.2.2.34, 2.2.2.35).
+const (
+	flagActive  = "2"
+	flagTypeFUP = "Flag for follow up"
+)
+
+// notCategories are IMAP keywords that are bookkeeping, not a user's
+// categories (compared in lower case).
+var notCategories = map[string]bool{
+	"$forwarded": true, "$mdnsent": true, "$junk": true, "$notjunk": true,
+	"junk": true, "notjunk": true, "nonjunk": true, "$phishing": true,
+	"$submitpending": true, "$submitted": true, "$hasattachment": true,
+	"$hasnoattachment": true, "$ismailinglist": true, "$autojunk": true,
+	"$autonotjunk": true, "$muted": true, "$notify": true,
+}
+
+// maxCategories is the most Category elements Email.xsd allows.
+const maxCategories = 300
+
+// builder holds the state of one conversion.
+type builder struct {
+	ctx      context.Context
+	src      Source
+	opts     Options
+	ver      int
+	meta     Meta
+	hdr      textproto.Header
+	lay      layout
+	class    string
+	cache    map[string]section
+	warnings []string
+}
+
+// section is a fetched section body.
+type section struct {
+	data []byte
+	more bool
+}
+
+func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error) {
+	b := &builder{ctx: ctx, src: src, opts: opts, ver: opts.version(), meta: src.Meta(), cache: make(map[string]section)}
+	root, err := src.Structure(ctx)
+	if err != nil {
+		return nil, &SourceError{Op: "structure", Err: err}
+	}
+	if root == nil {
+		root = &Part{Type: "text", Subtype: "plain", Path: []int{1}}
+	}
+	raw, err := src.Header(ctx)
+	if err != nil {
+		return nil, &SourceError{Op: "header", Err: err}
+	}
+	b.hdr = readHeader(raw)
+	b.lay.collect(root, 0)
+	b.class = messageClass(root)
+	if ws, ok := src.(WarningSource); ok {
+		b.warnings = append(b.warnings, ws.Warnings()...)
+	}
+	if b.lay.tooDeep {
+		b.warnings = append(b.warnings, "MIME structure nested too deeply: inner parts left out")
+	}
+	return b, nil
+}
+
+// Build converts the message src into an Email item for a Sync Add or
+// Fetch, or an ItemOperations Fetch (MS-ASEMAIL 2.2.2, MS-ASAIRS 2.2.2).
+// It reads from src only what the options need. The only errors are the
+// Source's, as *SourceError.
+func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
+	b, err := newBuilder(ctx, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	body, typ, err := b.body()
+	if err != nil {
+		return nil, err
+	}
+	h := &b.hdr
+	to := parseAddressList(h.Get("To"))
+	from := parseAddressList(h.Get("From"))
+	subject := decodeText(h.Get("Subject"))
+	flags := newFlagSet(b.meta.Flags)
+
+	ad := wbxml.E(wbxml.AirSyncApplicationData)
+	if s := formatAddresses(to, ", "); s != "" {
+		ad.Add(wbxml.T(wbxml.EmailTo, s))
+	}
+	if s := formatAddresses(parseAddressList(h.Get("Cc")), ", "); s != "" {
+		ad.Add(wbxml.T(wbxml.EmailCc, s))
+	}
+	if len(from) > 0 {
+		ad.Add(wbxml.T(wbxml.EmailFrom, formatAddresses(from[:1], "")))
+	}
+	ad.Add(wbxml.T(wbxml.EmailSubject, subject))
+	if s := formatAddresses(parseAddressList(h.Get("Reply-To")), "; "); s != "" {
+		ad.Add(wbxml.T(wbxml.EmailReplyTo, s))
+	}
+	ad.Add(wbxml.T(wbxml.EmailDateReceived, formatDate(b.received())))
+	if s := displayNames(to); s != "" {
+		ad.Add(wbxml.T(wbxml.EmailDisplayTo, s))
+	}
+	ad.Add(wbxml.T(wbxml.EmailThreadTopic, threadTopic(subject)))
+	ad.Add(wbxml.T(wbxml.EmailImportance, strconv.Itoa(importance(h.Get("Importance"), h.Get("X-Priority"), h.Get("Priority")))))
+	ad.Add(wbxml.T(wbxml.EmailRead, boolText(flags.has(`\seen`))))
+	ad.Add(body)
+	if typ != BodyMIME {
+		ad.Add(b.attachments())
+	}
+	ad.Add(wbxml.T(wbxml.EmailMessageClass, b.class))
+	ad.Add(wbxml.T(wbxml.EmailInternetCPID, "65001"))
+	ad.Add(flagElement(flags))
+	ad.Add(wbxml.T(wbxml.EmailContentClass, "urn:content-classes:message"))
+	ad.Add(wbxml.T(wbxml.AirSyncBaseNativeBodyType, strconv.Itoa(int(b.lay.nativeType()))))
+	if b.ver >= 140 {
+		ad.Add(wbxml.O(wbxml.Email2ConversationId, b.conversationID(subject)))
+		ad.Add(wbxml.O(wbxml.Email2ConversationIndex, b.conversationIndex()))
+		switch {
+		case flags.has(`\answered`):
+			ad.Add(wbxml.T(wbxml.Email2LastVerbExecuted, "1"))
+		case flags.has("$forwarded"):
+			ad.Add(wbxml.T(wbxml.Email2LastVerbExecuted, "3"))
+		}
+		if sender := parseAddressList(h.Get("Sender")); len(sender) > 0 && (len(from) == 0 || !strings.EqualFold(sender[0].Addr, from[0].Addr)) {
+			ad.Add(wbxml.T(wbxml.Email2Sender, formatAddresses(sender[:1], "")))
+		}
+		ad.Add(categories(b.meta.Flags))
+	}
+	if b.ver >= 160 {
+		draft := b.opts.Drafts || flags.has(`\draft`)
+		if draft {
+			if s := formatAddresses(parseAddressList(h.Get("Bcc")), ", "); s != "" {
+				ad.Add(wbxml.T(wbxml.Email2Bcc, cutList(s, 1024)))
+			}
+		}
+		ad.Add(wbxml.T(wbxml.Email2IsDraft, boolText(draft)))
+	}
+	return &Item{ApplicationData: ad, MessageClass: b.class, BodyType: typ, Warnings: b.warnings}, nil
+}
+
+// BuildBody returns only the airsyncbase:Body element for the options,
+// as an ItemOperations Fetch of a body needs it.
+func BuildBody(ctx context.Context, src Source, opts Options) (*wbxml.Element, error) {
+	b, err := newBuilder(ctx, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	body, _, err := b.body()
+	return body, err
+}
+
+// ChangeData returns the ApplicationData of a Sync Change for a message
+// whose flags changed: Read, Flag and, from 14.0, Categories (MS-ASCMD
+// 2.2.3.24; digest 4.2). An empty Categories clears the phone's.
+func ChangeData(flags []string, opts Options) *wbxml.Element {
+	fs := newFlagSet(flags)
+	ad := wbxml.E(wbxml.AirSyncApplicationData,
+		wbxml.T(wbxml.EmailRead, boolText(fs.has(`\seen`))),
+		flagElement(fs))
+	if opts.version() >= 140 {
+		ad.Add(categories(flags))
+	}
+	return ad
+}
+
+// flagSet is a message's flags in lower case.
+type flagSet map[string]bool
+
+func newFlagSet(flags []string) flagSet {
+	fs := make(flagSet, len(flags))
+	for _, f := range flags {
+		fs[strings.ToLower(f)] = true
+	}
+	return fs
+}
+
+func (fs flagSet) has(f string) bool { return fs[f] }
+
+func boolText(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// flagElement is email:Flag: empty when not flagged, else an active
+// follow-up flag (MS-ASEMAIL 2.2.2.34).
+func flagElement(fs flagSet) *wbxml.Element {
+	if !fs.has(`\flagged`) {
+		return wbxml.E(wbxml.EmailFlag)
+	}
+	return wbxml.E(wbxml.EmailFlag,
+		wbxml.T(wbxml.EmailStatus, flagActive),
+		wbxml.T(wbxml.EmailFlagType, flagTypeFUP))
+}
+
+// categories is email:Categories from the IMAP keywords that are not
+// system flags or bookkeeping keywords.
+func categories(flags []string) *wbxml.Element {
+	cats := wbxml.E(wbxml.EmailCategories)
+	seen := make(map[string]bool)
+	for _, f := range flags {
+		lf := strings.ToLower(f)
+		if f == "" || strings.HasPrefix(f, `\`) || notCategories[lf] || seen[lf] {
+			continue
+		}
+		if len(cats.Children) == maxCategories {
+			break
+		}
+		seen[lf] = true
+		cats.Add(wbxml.T(wbxml.EmailCategory, cleanText(f)))
+	}
+	return cats
+}
+
+// received is the time for DateReceived: INTERNALDATE, else the Date
+// header, else the Unix epoch.
+func (b *builder) received() time.Time {
+	if !b.meta.InternalDate.IsZero() {
+		return b.meta.InternalDate
+	}
+	if t, err := mail.ParseDate(b.hdr.Get("Date")); err == nil {
+		return t
+	}
+	return time.Unix(0, 0)
+}
+
+// formatDate writes t as EAS dates are written: UTC with milliseconds.
+func formatDate(t time.Time) string {
+	t = t.UTC()
+	if t.Year() < 1 || t.Year() > 9999 {
+		t = time.Unix(0, 0).UTC()
+	}
+	return t.Format("2006-01-02T15:04:05.000Z")
+}
+
+// conversationID is a stable 16-byte hash of the thread's root: the first
+// References id, else In-Reply-To, else Message-ID, else the normalized
+// subject (MS-ASEMAIL 2.2.2.14).
+func (b *builder) conversationID(subject string) []byte {
+	key := ""
+	for _, f := range []string{"References", "In-Reply-To", "Message-Id"} {
+		if id := firstMessageID(b.hdr.Get(f)); id != "" {
+			key = "id:" + id
+			break
+		}
+	}
+	if key == "" {
+		if topic := strings.ToLower(strings.Join(strings.Fields(threadTopic(subject)), " ")); topic != "" {
+			key = "subject:" + topic
+		} else {
+			key = "uid:" + strconv.FormatUint(uint64(b.meta.UID), 10)
+		}
+	}
+	sum := md5.Sum([]byte(key))
+	return sum[:]
+}
+
+// conversationIndex is five bytes of the message's date: the high 40 bits
+// of its FILETIME, as the header block of a conversation index holds it
+// (MS-ASEMAIL 2.2.2.15).
+func (b *builder) conversationIndex() []byte {
+	t, err := mail.ParseDate(b.hdr.Get("Date"))
+	if err != nil {
+		t = b.received()
+	}
+	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01 in 100 ns
+	ft := uint64(t.UnixNano()/100 + epochDiff)
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], ft>>24)
+	return buf[3:]
+}
+
+// cutList cuts a comma-separated list to n bytes at a comma.
+func cutList(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	if i := strings.LastIndex(s, ", "); i > 0 {
+		return s[:i]
+	}
+	return truncateUTF8(s, n)
+}

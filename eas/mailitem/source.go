@@ -1,0 +1,336 @@
+package mailitem
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-message/textproto"
+)
+
+// MaxDepth is how deeply multiparts are followed. Deeper parts are left
+// out of the item (and reported in its warnings); a real message never
+// nests this far.
+const MaxDepth = 16
+
+// maxParts bounds the number of parts one message is split into.
+const maxParts = 1000
+
+// Meta is what the IMAP server knows about a message besides its content:
+// FETCH UID, FLAGS, INTERNALDATE and RFC822.SIZE.
+type Meta struct {
+	UID          uint32
+	Flags        []string
+	InternalDate time.Time
+	Size         int64
+}
+
+// Part is one node of a message's MIME structure, as IMAP BODYSTRUCTURE
+// describes it. Path is the IMAP section number of the part (RFC 3501
+// 6.4.5): [1] for the body of a single-part message, [2 1] for the first
+// child of the second part, and empty for a multipart message itself.
+type Part struct {
+	Path []int
+	// Type and Subtype are lower case ("text", "plain").
+	Type, Subtype string
+	// Params are the Content-Type parameters, keys in lower case, values
+	// decoded (RFC 2231 continuations and charsets, RFC 2047 words).
+	Params map[string]string
+	// ID is the Content-ID, Description the Content-Description.
+	ID, Description string
+	// Encoding is the Content-Transfer-Encoding in lower case.
+	Encoding string
+	// Size is the size of the body in its transfer encoding, in bytes.
+	Size int64
+	// Disposition is the Content-Disposition in lower case ("inline",
+	// "attachment" or ""), DispositionParams its decoded parameters.
+	Disposition       string
+	DispositionParams map[string]string
+	// Location is the Content-Location.
+	Location string
+	// Children are the parts of a multipart.
+	Children []*Part
+}
+
+// MediaType returns "type/subtype".
+func (p *Part) MediaType() string { return p.Type + "/" + p.Subtype }
+
+// Filename returns the part's file name: the Content-Disposition filename,
+// else the Content-Type name, else "".
+func (p *Part) Filename() string {
+	if f := p.DispositionParams["filename"]; f != "" {
+		return f
+	}
+	return p.Params["name"]
+}
+
+// Source is where the converter reads a message from. Every method may be
+// called more than once and in any order; an IMAP implementation maps them
+// to FETCH items and may cache what it fetched.
+type Source interface {
+	// Meta returns the message's UID, flags, internal date and size.
+	Meta() Meta
+	// Structure returns the MIME structure (FETCH BODYSTRUCTURE; see
+	// PartFromIMAP).
+	Structure(ctx context.Context) (*Part, error)
+	// Header returns the raw top-level header block (BODY.PEEK[HEADER]).
+	Header(ctx context.Context) ([]byte, error)
+	// Section returns the body of the part at path as it is stored, still
+	// in its transfer encoding (BODY.PEEK[path]). With maxBytes > 0 it
+	// returns at most that many bytes (BODY.PEEK[path]<0.maxBytes>) and
+	// reports whether the section is longer.
+	Section(ctx context.Context, path []int, maxBytes int64) (data []byte, truncated bool, err error)
+	// Full returns the whole raw message (BODY.PEEK[]) and its size.
+	Full(ctx context.Context) (io.ReadCloser, int64, error)
+}
+
+// SourceError is returned when the Source fails; the item could not be
+// built and the caller may retry.
+type SourceError struct {
+	Op  string // "structure", "header", "section 1.2", "full"
+	Err error
+}
+
+func (e *SourceError) Error() string { return "mailitem: read " + e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the Source's error.
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// ErrNoSection is returned by the in-memory Source for a section path the
+// message does not have.
+var ErrNoSection = errors.New("mailitem: no such section")
+
+// PathString formats a part path as IMAP writes it ("1.2"); the empty
+// path is "".
+func PathString(path []int) string {
+	var b strings.Builder
+	for i, n := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+// memSource is the Source over a raw message in memory.
+type memSource struct {
+	meta     Meta
+	raw      []byte
+	header   []byte
+	root     *Part
+	sections map[string][]byte
+	warnings []string
+}
+
+// FromBytes returns the Source over the raw RFC 5322 message raw, parsed
+// with go-message's MIME reader. Malformed MIME never fails: what cannot
+// be split into parts stays one part. If meta.Size is 0, len(raw) is used.
+// raw must not be modified while the Source is in use.
+func FromBytes(raw []byte, meta Meta) Source {
+	if meta.Size == 0 {
+		meta.Size = int64(len(raw))
+	}
+	s := &memSource{meta: meta, raw: raw, sections: make(map[string][]byte)}
+	hdr, body := splitHeader(raw)
+	s.header = hdr
+	h := readHeader(hdr)
+	s.root = s.parse(h, body, nil, 0)
+	return s
+}
+
+// splitHeader splits a raw entity at its first empty line. Without one,
+// the whole entity is header, as IMAP servers treat it.
+func splitHeader(raw []byte) (header, body []byte) {
+	if len(raw) > 0 && (raw[0] == '\n' || len(raw) > 1 && raw[0] == '\r' && raw[1] == '\n') {
+		if raw[0] == '\n' {
+			return nil, raw[1:]
+		}
+		return nil, raw[2:]
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return raw, nil
+		}
+		i += j + 1
+		switch {
+		case i < len(raw) && raw[i] == '\n':
+			return raw[:i], raw[i+1:]
+		case i+1 < len(raw) && raw[i] == '\r' && raw[i+1] == '\n':
+			return raw[:i], raw[i+2:]
+		}
+	}
+}
+
+// readHeader parses a header block leniently: fields read before a
+// malformed line are kept.
+func readHeader(b []byte) textproto.Header {
+	if len(b) == 0 {
+		return textproto.Header{}
+	}
+	br := bufio.NewReaderSize(bytes.NewReader(append(slices.Clip(b), '\r', '\n')), 4096)
+	h, _ := textproto.ReadHeader(br)
+	return h
+}
+
+// parse builds the part for one entity with header h and body. path is
+// the entity's own section path (nil for the message itself).
+func (s *memSource) parse(h textproto.Header, body []byte, path []int, depth int) *Part {
+	p := partFromHeader(h)
+	p.Size = int64(len(body))
+	if p.Type != "multipart" {
+		if path == nil {
+			path = []int{1}
+		}
+		p.Path = path
+		s.sections[PathString(path)] = body
+		return p
+	}
+	p.Path = path
+	boundary := p.Params["boundary"]
+	if boundary == "" || depth >= MaxDepth || len(s.sections) >= maxParts {
+		if depth >= MaxDepth {
+			s.warnings = append(s.warnings, fmt.Sprintf("multipart nested deeper than %d: inner parts left out", MaxDepth))
+		}
+		// Keep it as an opaque leaf so the item still has something.
+		p.Type, p.Subtype = "application", "octet-stream"
+		if path == nil {
+			path = []int{1}
+		}
+		p.Path = path
+		s.sections[PathString(path)] = body
+		return p
+	}
+	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
+	for n := 1; len(s.sections) < maxParts; n++ {
+		mp, err := mr.NextPart()
+		if err != nil {
+			if err != io.EOF {
+				s.warnings = append(s.warnings, "malformed multipart: "+err.Error())
+			}
+			break
+		}
+		data, err := io.ReadAll(mp)
+		if err != nil {
+			s.warnings = append(s.warnings, "malformed multipart: "+err.Error())
+		}
+		child := s.parse(mp.Header, data, append(slices.Clip(path), n), depth+1)
+		p.Children = append(p.Children, child)
+		if err != nil {
+			break
+		}
+	}
+	if len(p.Children) == 0 {
+		// No part was found: show the body as text rather than nothing.
+		s.warnings = append(s.warnings, "multipart without parts: body shown as text")
+		p.Type, p.Subtype, p.Params = "text", "plain", nil
+		if path == nil {
+			path = []int{1}
+		}
+		p.Path = path
+		s.sections[PathString(path)] = body
+	}
+	return p
+}
+
+// partFromHeader reads the MIME fields of h.
+func partFromHeader(h textproto.Header) *Part {
+	p := &Part{Type: "text", Subtype: "plain"}
+	ct, params := parseParamField(h.Get("Content-Type"))
+	if t, st, ok := strings.Cut(ct, "/"); ok && t != "" && st != "" {
+		p.Type, p.Subtype = t, st
+	}
+	p.Params = params
+	p.ID = strings.TrimSpace(h.Get("Content-Id"))
+	p.Description = decodeText(h.Get("Content-Description"))
+	p.Encoding = strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
+	p.Disposition, p.DispositionParams = parseParamField(h.Get("Content-Disposition"))
+	p.Location = strings.TrimSpace(h.Get("Content-Location"))
+	return p
+}
+
+func (s *memSource) Meta() Meta { return s.meta }
+
+func (s *memSource) Structure(context.Context) (*Part, error) { return s.root, nil }
+
+func (s *memSource) Header(context.Context) ([]byte, error) { return s.header, nil }
+
+func (s *memSource) Section(_ context.Context, path []int, maxBytes int64) ([]byte, bool, error) {
+	b, ok := s.sections[PathString(path)]
+	if !ok {
+		return nil, false, fmt.Errorf("%w: %q", ErrNoSection, PathString(path))
+	}
+	if maxBytes > 0 && int64(len(b)) > maxBytes {
+		return b[:maxBytes], true, nil
+	}
+	return b, false, nil
+}
+
+func (s *memSource) Full(context.Context) (io.ReadCloser, int64, error) {
+	return io.NopCloser(bytes.NewReader(s.raw)), int64(len(s.raw)), nil
+}
+
+// PartFromIMAP converts a go-imap BODYSTRUCTURE into a Part tree, so that
+// an IMAP-backed Source can answer Structure. Parameters are decoded the
+// same way FromBytes decodes them. A message/rfc822 part is a leaf.
+func PartFromIMAP(bs imap.BodyStructure) *Part {
+	if bs == nil {
+		return &Part{Type: "text", Subtype: "plain", Path: []int{1}}
+	}
+	if mp, ok := bs.(*imap.BodyStructureMultiPart); ok {
+		return partFromIMAP(mp, nil, 0)
+	}
+	return partFromIMAP(bs, []int{1}, 0)
+}
+
+func partFromIMAP(bs imap.BodyStructure, path []int, depth int) *Part {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		p := &Part{Path: path, Type: "multipart", Subtype: strings.ToLower(bs.Subtype)}
+		if bs.Extended != nil {
+			p.Params = decodeParams(bs.Extended.Params)
+			if d := bs.Extended.Disposition; d != nil {
+				p.Disposition = strings.ToLower(d.Value)
+				p.DispositionParams = decodeParams(d.Params)
+			}
+			p.Location = bs.Extended.Location
+		}
+		if depth >= MaxDepth {
+			p.Type, p.Subtype = "application", "octet-stream"
+			return p
+		}
+		for i, c := range bs.Children {
+			p.Children = append(p.Children, partFromIMAP(c, append(slices.Clip(path), i+1), depth+1))
+		}
+		return p
+	case *imap.BodyStructureSinglePart:
+		p := &Part{
+			Path:        path,
+			Type:        strings.ToLower(bs.Type),
+			Subtype:     strings.ToLower(bs.Subtype),
+			Params:      decodeParams(bs.Params),
+			ID:          bs.ID,
+			Description: decodeText(bs.Description),
+			Encoding:    strings.ToLower(bs.Encoding),
+			Size:        int64(bs.Size),
+		}
+		if bs.Extended != nil {
+			if d := bs.Extended.Disposition; d != nil {
+				p.Disposition = strings.ToLower(d.Value)
+				p.DispositionParams = decodeParams(d.Params)
+			}
+			p.Location = bs.Extended.Location
+		}
+		return p
+	}
+	return &Part{Path: path, Type: "application", Subtype: "octet-stream"}
+}
