@@ -100,8 +100,8 @@ type Server struct {
 	router   chi.Router
 }
 
-// New returns a Server for cfg, with Settings registered when a device
-// store is configured.
+// New returns a Server for cfg, with Provision and Settings registered when
+// a device store is configured.
 func New(cfg Config) (*Server, error) {
 	if cfg.Authenticator == nil {
 		return nil, errors.New("eas: Config.Authenticator is required")
@@ -159,6 +159,7 @@ func New(cfg Config) (*Server, error) {
 	s.failures = newFailureTracker(cfg.Throttle, cfg.Devices, s.log)
 
 	if cfg.Devices != nil {
+		s.mustHandle("Provision", s.provision)
 		s.mustHandle("Settings", s.settings)
 	}
 

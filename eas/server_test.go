@@ -245,7 +245,7 @@ func TestOptions(t *testing.T) {
 	w = e.do(r)
 	want := map[string]string{
 		"MS-ASProtocolVersions": "12.0,12.1,14.0,14.1,16.0,16.1",
-		"MS-ASProtocolCommands": "FolderSync,Settings",
+		"MS-ASProtocolCommands": "FolderSync,Settings,Provision",
 		"MS-Server-ActiveSync":  "16.1",
 		"Allow":                 "OPTIONS,POST",
 		"Public":                "OPTIONS,POST",
