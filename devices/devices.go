@@ -111,11 +111,12 @@ const (
 	AccessAllowed     AccessState = iota // normal operation
 	AccessBlocked                        // refused: HTTP 403, or status 129 from 14.0
 	AccessQuarantined                    // waiting for an administrator's decision
+	AccessApproved                       // allowed by an administrator: access rules no longer apply
 )
 
-var accessNames = [...]string{"allowed", "blocked", "quarantined"}
+var accessNames = [...]string{"allowed", "blocked", "quarantined", "approved"}
 
-// String returns "allowed", "blocked" or "quarantined".
+// String returns "allowed", "blocked", "quarantined" or "approved".
 func (a AccessState) String() string {
 	if int(a) < len(accessNames) {
 		return accessNames[a]
@@ -223,11 +224,19 @@ type Device struct {
 	// phase 1 and not yet acknowledged (0 when none). PolicyStatus is the
 	// status the device reported with its acknowledgement (1 applied,
 	// 2 partially, 3 not applied, 4 third party). PolicyName names the
-	// policy the key was issued for.
-	PolicyName       string `json:"policyName,omitempty"`
-	PolicyKey        uint32 `json:"policyKey,omitempty"`
-	PendingPolicyKey uint32 `json:"pendingPolicyKey,omitempty"`
-	PolicyStatus     int    `json:"policyStatus,omitempty"`
+	// policy the key was issued for. PolicyHash and PendingPolicyHash
+	// identify the policy documents PolicyKey and PendingPolicyKey were
+	// issued for: when the device's policy changes, its key is stale
+	// (Status 143). AckedPolicyKey is the temporary key PolicyKey was issued
+	// for, so a repeated phase-2 acknowledgement (the first answer was lost)
+	// gets the same final key again.
+	PolicyName        string `json:"policyName,omitempty"`
+	PolicyKey         uint32 `json:"policyKey,omitempty"`
+	PolicyHash        string `json:"policyHash,omitempty"`
+	PendingPolicyKey  uint32 `json:"pendingPolicyKey,omitempty"`
+	PendingPolicyHash string `json:"pendingPolicyHash,omitempty"`
+	AckedPolicyKey    uint32 `json:"ackedPolicyKey,omitempty"`
+	PolicyStatus      int    `json:"policyStatus,omitempty"`
 
 	Access       AccessState `json:"access"`
 	AccessReason string      `json:"accessReason,omitempty"` // why blocked or quarantined, for the admin

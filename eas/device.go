@@ -89,25 +89,25 @@ func (s *Server) admit(ctx context.Context, req *Request) error {
 	return se
 }
 
-// deviceState maps a device record onto what policy decides on.
-//
-// devices.Device keeps the final key's policy identity in PolicyName (the
-// policy hash the key was issued for) and has no field for the pending
-// key's hash nor the acknowledged temporary key: the pending hash is taken
-// to be the hash of the user's policy now (a policy edited between the two
-// phases of one handshake is caught by the next request's 143), and a
-// repeated phase-2 acknowledgement gets policy Status 5 and provisions
-// again.
+// deviceState maps a device record onto what policy decides on. A record
+// written before PendingPolicyHash existed has none: the pending key is then
+// taken to be for the user's policy now.
 func deviceState(d *devices.Device, currentHash string) policy.DeviceState {
 	ds := policy.DeviceState{
 		Keys: policy.Keys{
 			Pending:     d.PendingPolicyKey,
-			PendingHash: currentHash,
+			PendingHash: d.PendingPolicyHash,
 			Current:     d.PolicyKey,
-			CurrentHash: d.PolicyName,
+			CurrentHash: d.PolicyHash,
+			Acked:       d.AckedPolicyKey,
 		},
 	}
+	if ds.Keys.Pending != 0 && ds.Keys.PendingHash == "" {
+		ds.Keys.PendingHash = currentHash
+	}
 	switch d.Access {
+	case devices.AccessApproved:
+		ds.Access = policy.ActionAllow
 	case devices.AccessBlocked:
 		ds.Access = policy.ActionBlock
 	case devices.AccessQuarantined:
@@ -133,8 +133,10 @@ func deviceState(d *devices.Device, currentHash string) policy.DeviceState {
 // wipe request stored meanwhile is not lost.
 func applyState(d *devices.Device, before, after policy.DeviceState, wipeStatus int, now time.Time) {
 	d.PendingPolicyKey = after.Keys.Pending
+	d.PendingPolicyHash = after.Keys.PendingHash
 	d.PolicyKey = after.Keys.Current
-	d.PolicyName = after.Keys.CurrentHash
+	d.PolicyHash = after.Keys.CurrentHash
+	d.AckedPolicyKey = after.Keys.Acked
 	if after.Wipe == before.Wipe {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/devices"
+	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/wbxml"
 )
 
@@ -99,16 +100,16 @@ func TestGate(t *testing.T) {
 			{name: "16.1 unknown key", req: withKey("FolderSync", "16.1", "12345"), code: 449, status: "144"},
 			{name: "Ping needs no key", req: withKey("Ping", "14.1", ""), code: 200, status: "1", root: ping.root, statTag: ping.statTag},
 		}},
-		{"provisioned", func(d *devices.Device) { d.PolicyKey, d.PolicyName = 777, hash }, []errorCase{
+		{"provisioned", func(d *devices.Device) { d.PolicyKey, d.PolicyHash = 777, hash }, []errorCase{
 			{name: "12.1 right key", req: withKey("FolderSync", "12.1", "777"), code: 200, status: "1"},
 			{name: "14.1 right key", req: withKey("FolderSync", "14.1", "777"), code: 200, status: "1"},
 			{name: "14.1 old key", req: withKey("FolderSync", "14.1", "776"), code: 449, status: "144"},
 		}},
-		{"policy changed", func(d *devices.Device) { d.PolicyName = "older" }, []errorCase{
+		{"policy changed", func(d *devices.Device) { d.PolicyHash = "older" }, []errorCase{
 			{name: "14.1", req: withKey("FolderSync", "14.1", "777"), code: 449, status: "143"},
 			{name: "12.1", req: withKey("FolderSync", "12.1", "777"), code: 449},
 		}},
-		{"blocked", func(d *devices.Device) { d.PolicyName, d.Access = hash, devices.AccessBlocked }, []errorCase{
+		{"blocked", func(d *devices.Device) { d.PolicyHash, d.Access = hash, devices.AccessBlocked }, []errorCase{
 			{name: "12.1", req: withKey("FolderSync", "12.1", "777"), code: 403},
 			{name: "14.1", req: withKey("FolderSync", "14.1", "777"), code: 200, status: "129"},
 			{name: "14.1 Ping", req: withKey("Ping", "14.1", ""), code: 200, status: "129", root: ping.root, statTag: ping.statTag},
@@ -133,6 +134,36 @@ func TestGate(t *testing.T) {
 				e.setDevice(s.setup)
 			}
 			runErrorCases(t, e, s.cases)
+		})
+	}
+}
+
+// TestDeviceStateMapping checks how a device record becomes the policy
+// gate's input: an administrator's approval must reach the gate as an
+// explicit allow (beating access rules), and the stored key hashes must be
+// used as they are.
+func TestDeviceStateMapping(t *testing.T) {
+	tests := []struct {
+		name   string
+		dev    devices.Device
+		access policy.Action
+		keys   policy.Keys
+	}{
+		{"default", devices.Device{}, policy.ActionNone, policy.Keys{}},
+		{"approved", devices.Device{Access: devices.AccessApproved}, policy.ActionAllow, policy.Keys{}},
+		{"blocked", devices.Device{Access: devices.AccessBlocked}, policy.ActionBlock, policy.Keys{}},
+		{"quarantined", devices.Device{Access: devices.AccessQuarantined}, policy.ActionQuarantine, policy.Keys{}},
+		{"keys", devices.Device{PolicyKey: 7, PolicyHash: "h1", PendingPolicyKey: 9, PendingPolicyHash: "h2", AckedPolicyKey: 5},
+			policy.ActionNone, policy.Keys{Current: 7, CurrentHash: "h1", Pending: 9, PendingHash: "h2", Acked: 5}},
+		{"pending key of an old record", devices.Device{PendingPolicyKey: 9},
+			policy.ActionNone, policy.Keys{Pending: 9, PendingHash: "now"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := deviceState(&tt.dev, "now")
+			if got.Access != tt.access || got.Keys != tt.keys {
+				t.Errorf("deviceState = access %v keys %+v, want %v %+v", got.Access, got.Keys, tt.access, tt.keys)
+			}
 		})
 	}
 }

@@ -299,7 +299,9 @@ func (a *API) deviceAction(w http.ResponseWriter, r *http.Request) {
 		}
 	case ActionAllow:
 		fn = func(d *devices.Device) error {
-			d.Access = devices.AccessAllowed
+			// Approved, not merely allowed: an access rule that
+			// quarantined the device must not catch it again.
+			d.Access = devices.AccessApproved
 			d.AccessReason = req.Reason
 			return nil
 		}

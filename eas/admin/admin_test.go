@@ -307,7 +307,7 @@ func TestActions(t *testing.T) {
 		if code, body = f.do(t, http.MethodPost, "/api/v1/devices/alice/dev141/allow", ""); code != http.StatusOK {
 			t.Fatalf("allow = %d %s", code, body)
 		}
-		if d := f.device(t, "alice", "dev141"); d.Access != devices.AccessAllowed || d.AccessReason != "" {
+		if d := f.device(t, "alice", "dev141"); d.Access != devices.AccessApproved || d.AccessReason != "" {
 			t.Errorf("after allow: access %v reason %q", d.Access, d.AccessReason)
 		}
 
