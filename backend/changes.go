@@ -85,6 +85,10 @@ type FolderState struct {
 	// Flags maps each flag or keyword to the tracked messages that have
 	// it. \Recent is not tracked.
 	Flags map[string]UIDSet `json:"f,omitempty"`
+	// Pending are UIDs the gateway untracked (Untrack) so that they are
+	// reported as Added again; while there are any, Changes scans the
+	// folder even if its change marks say nothing happened.
+	Pending UIDSet `json:"p,omitempty"`
 }
 
 // FlagsOf returns the flags the snapshot records for uid, sorted.
@@ -147,6 +151,7 @@ func (s *FolderState) Remove(uid UID) {
 // reports those still in the window as Added again. The gateway uses it
 // for Adds it could not send yet (WindowSize).
 func (s *FolderState) Untrack(uids UIDSet) {
+	s.Pending = s.Pending.Union(s.UIDs.Intersect(uids))
 	s.UIDs = s.UIDs.Diff(uids)
 	for f, set := range s.Flags {
 		set = set.Diff(uids)
@@ -162,6 +167,7 @@ func (s *FolderState) Untrack(uids UIDSet) {
 func (s *FolderState) Clone() *FolderState {
 	c := *s
 	c.UIDs = s.UIDs.Clone()
+	c.Pending = s.Pending.Clone()
 	if s.Flags != nil {
 		c.Flags = make(map[string]UIDSet, len(s.Flags))
 		for f, set := range s.Flags {

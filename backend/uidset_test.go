@@ -119,6 +119,9 @@ func TestFolderStateEdits(t *testing.T) {
 	if len(c.Flags) != 0 {
 		t.Fatalf("after Untrack Flags = %v, want none", c.Flags)
 	}
+	if got := c.Pending.String(); got != "3:4" {
+		t.Fatalf("after Untrack Pending = %q, want 3:4", got)
+	}
 
 	data, err := json.Marshal(s)
 	if err != nil {
