@@ -1,0 +1,209 @@
+package imapstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/easgate/easgate/backend"
+)
+
+// windowDay is the day IMAP SINCE compares with: window's UTC date at
+// midnight, or zero for no window.
+func windowDay(window time.Time) time.Time {
+	if window.IsZero() {
+		return time.Time{}
+	}
+	y, m, d := window.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// Changes implements backend.Session.
+//
+// With CONDSTORE and a snapshot, one STATUS first compares the change
+// marks (HIGHESTMODSEQ, UIDNEXT, MESSAGES); if none moved, nothing more is
+// sent (ScanSkipped). Otherwise the folder is selected, UID SEARCH ALL and
+// UID SEARCH SINCE find expunged, aged-out and added messages, and the
+// tracked messages' flags are fetched: only those changed since the
+// snapshot's mod-sequence with CONDSTORE (ScanModSeq), all of them
+// without (ScanFull). QRESYNC is never used (go-imap cannot parse
+// VANISHED).
+func (s *session) Changes(ctx context.Context, id backend.FolderID, since *backend.FolderState, window time.Time) (*backend.ChangeSet, error) {
+	var cs *backend.ChangeSet
+	err := s.do(ctx, opRead, func(c *conn) error {
+		var err error
+		cs, err = changes(c, id, since, windowDay(window))
+		return err
+	})
+	return cs, err
+}
+
+func changes(c *conn, id backend.FolderID, since *backend.FolderState, day time.Time) (*backend.ChangeSet, error) {
+	name, uv, err := parseFolderID(id)
+	if err != nil {
+		return nil, err
+	}
+	if since != nil && since.UIDValidity != uv {
+		return nil, fmt.Errorf("%w: %s: state has UIDVALIDITY %d, ID has %d", backend.ErrUIDValidityChanged, name, since.UIDValidity, uv)
+	}
+	if since != nil && c.condStore() && since.HighestModSeq != 0 && since.Pending.Len() == 0 && since.Window.Equal(day) {
+		// STATUS of the selected mailbox answers from this session's
+		// view, which Dovecot has not refreshed: unselect it first.
+		if mbox := c.client.Mailbox(); mbox != nil {
+			if err := c.client.Unselect().Wait(); err != nil {
+				return nil, fmt.Errorf("UNSELECT: %w", err)
+			}
+		}
+		st, err := c.client.Status(name, statusItems(c)).Wait()
+		if err != nil {
+			if isNo(err) {
+				return nil, fmt.Errorf("%w: %s: %w", backend.ErrFolderNotFound, name, err)
+			}
+			return nil, err
+		}
+		if st.UIDValidity != uv {
+			return nil, fmt.Errorf("%w: %s: UIDVALIDITY %d, ID has %d", backend.ErrUIDValidityChanged, name, st.UIDValidity, uv)
+		}
+		if st.HighestModSeq == since.HighestModSeq && backend.UID(st.UIDNext) == since.UIDNext &&
+			st.NumMessages != nil && *st.NumMessages == since.Messages {
+			return &backend.ChangeSet{State: since.Clone(), Scan: backend.ScanSkipped}, nil
+		}
+	}
+
+	_, sel, err := selectFolder(c, id)
+	if err != nil {
+		return nil, err
+	}
+	all, err := uidSearch(c, &imap.SearchCriteria{})
+	if err != nil {
+		return nil, err
+	}
+	inWindow := all
+	if !day.IsZero() {
+		if inWindow, err = uidSearch(c, &imap.SearchCriteria{Since: day}); err != nil {
+			return nil, err
+		}
+		inWindow = inWindow.Intersect(all)
+	}
+
+	state := &backend.FolderState{}
+	var tracked backend.UIDSet
+	if since != nil {
+		state = since.Clone()
+		tracked = since.UIDs
+	}
+	cs := &backend.ChangeSet{
+		Expunged: tracked.Diff(all),
+		AgedOut:  tracked.Intersect(all).Diff(inWindow),
+		Scan:     backend.ScanFull,
+	}
+	kept := tracked.Intersect(inWindow)
+	state.Untrack(tracked.Diff(kept))
+	state.Pending = nil
+	state.UIDValidity = sel.UIDValidity
+	state.UIDNext = backend.UID(sel.UIDNext)
+	state.Messages = sel.NumMessages
+	state.HighestModSeq = 0
+	if c.condStore() {
+		state.HighestModSeq = sel.HighestModSeq
+	}
+	state.Window = day
+
+	useModSeq := since != nil && since.HighestModSeq != 0 && state.HighestModSeq != 0
+	if useModSeq {
+		cs.Scan = backend.ScanModSeq
+	}
+	if kept.Len() > 0 && (!useModSeq || state.HighestModSeq != since.HighestModSeq) {
+		opts := &imap.FetchOptions{UID: true, Flags: true}
+		if useModSeq {
+			opts.ChangedSince = since.HighestModSeq
+		}
+		err := fetchFlags(c, kept, opts, func(uid backend.UID, flags []string) {
+			if !slices.Equal(flags, state.FlagsOf(uid)) {
+				cs.Changed = append(cs.Changed, backend.FlagChange{UID: uid, Flags: flags})
+				state.SetFlags(uid, flags)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		sort.Slice(cs.Changed, func(i, j int) bool { return cs.Changed[i].UID < cs.Changed[j].UID })
+	}
+	if added := inWindow.Diff(tracked); added.Len() > 0 {
+		// A message expunged since the search is simply not returned.
+		err := fetchFlags(c, added, &imap.FetchOptions{UID: true, Flags: true}, func(uid backend.UID, flags []string) {
+			cs.Added.AddUID(uid)
+			state.SetFlags(uid, flags)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	cs.State = state
+	return cs, nil
+}
+
+// Search implements backend.Session with UID SEARCH [SINCE day].
+func (s *session) Search(ctx context.Context, id backend.FolderID, window time.Time) (backend.UIDSet, error) {
+	var uids backend.UIDSet
+	err := s.do(ctx, opRead, func(c *conn) error {
+		if _, _, err := selectFolder(c, id); err != nil {
+			return err
+		}
+		var err error
+		uids, err = uidSearch(c, &imap.SearchCriteria{Since: windowDay(window)})
+		return err
+	})
+	return uids, err
+}
+
+// uidSearch runs UID SEARCH, as RETURN (ALL) (compact ranges, RFC 4731)
+// where the server has ESEARCH.
+func uidSearch(c *conn, criteria *imap.SearchCriteria) (backend.UIDSet, error) {
+	var opts *imap.SearchOptions
+	if c.has(imap.CapESearch) || c.has(imap.CapIMAP4rev2) {
+		opts = &imap.SearchOptions{ReturnAll: true}
+	}
+	data, err := c.client.UIDSearch(criteria, opts).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("UID SEARCH: %w", err)
+	}
+	return fromIMAPUIDs(data.All), nil
+}
+
+// fetchFlags runs UID FETCH uids (UID FLAGS) with opts and calls f with
+// each message's normalised flags, consuming the whole response.
+func fetchFlags(c *conn, uids backend.UIDSet, opts *imap.FetchOptions, f func(backend.UID, []string)) error {
+	cmd := c.client.Fetch(toIMAPUIDs(uids), opts)
+	defer cmd.Close()
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			return fmt.Errorf("UID FETCH FLAGS: %w", err)
+		}
+		if buf.UID == 0 {
+			continue // an unsolicited FETCH (Dovecot sends them without UID)
+		}
+		f(backend.UID(buf.UID), normalizeFlags(buf.Flags))
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("UID FETCH FLAGS: %w", err)
+	}
+	return nil
+}
+
+func normalizeFlags(flags []imap.Flag) []string {
+	out := make([]string, len(flags))
+	for i, f := range flags {
+		out[i] = string(f)
+	}
+	return backend.NormalizeFlags(out)
+}

@@ -1,0 +1,327 @@
+package imapstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/easgate/easgate/backend"
+)
+
+// userPool holds one user's IMAP connections. A connection is either idle
+// (in p.idle) or lent to exactly one operation, which holds one of the
+// p.slots tokens meanwhile; so at most MaxConnsPerUser are open and each
+// runs one command at a time.
+type userPool struct {
+	s     *Store
+	user  string
+	slots chan struct{}
+
+	mu         sync.Mutex
+	key        [32]byte  // HMAC of the password the pool last logged in with
+	verifiedAt time.Time // when key last passed a LOGIN; zero: never
+	idle       []*conn   // most recently used last
+	open       int       // idle + lent
+	maxOpen    int
+	dials      int
+	refs       int // sessions (and Opens in progress) using the pool
+	closed     bool
+}
+
+func newUserPool(s *Store, user string) *userPool {
+	return &userPool{s: s, user: user, slots: make(chan struct{}, s.opts.MaxConnsPerUser)}
+}
+
+func (p *userPool) ref() { p.mu.Lock(); p.refs++; p.mu.Unlock() }
+
+func (p *userPool) unref() { p.mu.Lock(); p.refs--; p.mu.Unlock() }
+
+// knows reports whether key is the password the pool logged in with, and
+// that login is recent enough (IdleTimeout) to trust without asking the
+// server again.
+func (p *userPool) knows(key [32]byte, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.verifiedAt.IsZero() && p.key == key && now.Sub(p.verifiedAt) < p.s.opts.IdleTimeout
+}
+
+// verify logs in with password on a new connection and, if the server
+// accepts it, makes key the pool's password: connections made with another
+// password are closed as they come back.
+func (p *userPool) verify(ctx context.Context, key [32]byte, password string) error {
+	if err := p.takeSlot(ctx); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	// Holding a slot means fewer than MaxConnsPerUser are lent, so if the
+	// pool is full an idle connection exists to make room.
+	if p.open >= cap(p.slots) && len(p.idle) > 0 {
+		old := p.idle[0]
+		p.idle = p.idle[1:]
+		p.open--
+		old.close()
+	}
+	p.open++
+	p.mu.Unlock()
+
+	c, err := p.dial(ctx, key, password)
+	p.mu.Lock()
+	if err != nil {
+		p.open--
+	} else {
+		p.dials++
+		p.maxOpen = max(p.maxOpen, p.open)
+		if p.key != key {
+			for _, old := range p.idle {
+				old.close()
+				p.open--
+			}
+			p.idle = nil
+			p.key = key
+		}
+		p.verifiedAt = time.Now()
+	}
+	p.mu.Unlock()
+	if err == nil {
+		p.release(c, true)
+	} else {
+		<-p.slots
+	}
+	return err
+}
+
+func (p *userPool) takeSlot(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for a connection: %w", backend.ErrUnavailable, ctx.Err())
+	}
+}
+
+// acquire lends a connection logged in with the session's password: an
+// idle one if there is one (fresh is false), else a new one.
+func (p *userPool) acquire(ctx context.Context, key [32]byte, password string) (c *conn, fresh bool, err error) {
+	if err := p.takeSlot(ctx); err != nil {
+		return nil, false, err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.slots
+		return nil, false, fmt.Errorf("%w: store closed", backend.ErrUnavailable)
+	}
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		c := p.idle[i]
+		if c.key != key || c.isClosed() {
+			continue
+		}
+		p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		p.mu.Unlock()
+		return c, false, nil
+	}
+	if p.open >= cap(p.slots) && len(p.idle) > 0 {
+		// Make room: the idle ones are logged in as someone else's
+		// password or dead.
+		old := p.idle[0]
+		p.idle = p.idle[1:]
+		p.open--
+		old.close()
+	}
+	p.open++
+	p.mu.Unlock()
+
+	c, err = p.dial(ctx, key, password)
+	p.mu.Lock()
+	if err != nil {
+		p.open--
+	} else {
+		p.dials++
+		p.maxOpen = max(p.maxOpen, p.open)
+	}
+	p.mu.Unlock()
+	if err != nil {
+		<-p.slots
+		return nil, false, err
+	}
+	return c, true, nil
+}
+
+// release takes back a lent connection, keeping it for reuse if reuse is
+// set and it is healthy and logged in with the pool's current password.
+func (p *userPool) release(c *conn, reuse bool) {
+	p.mu.Lock()
+	if reuse && !p.closed && c.key == p.key && !c.isClosed() {
+		c.lastUsed = time.Now()
+		p.idle = append(p.idle, c)
+	} else {
+		p.open--
+		c.close()
+	}
+	p.mu.Unlock()
+	<-p.slots
+}
+
+// reapIdle closes idle connections last used before cutoff.
+func (p *userPool) reapIdle(cutoff time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if c.lastUsed.Before(cutoff) || c.isClosed() {
+			c.close()
+			p.open--
+			continue
+		}
+		kept = append(kept, c)
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+}
+
+// unused reports whether the pool has no connections and no sessions.
+func (p *userPool) unused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open == 0 && p.refs == 0
+}
+
+func (p *userPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, c := range p.idle {
+		c.close()
+		p.open--
+	}
+	p.idle = nil
+}
+
+func (p *userPool) stats() PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return PoolStats{Open: p.open, Idle: len(p.idle), MaxOpen: p.maxOpen, Dials: p.dials}
+}
+
+// conn is one logged-in IMAP connection.
+type conn struct {
+	client   *imapclient.Client
+	key      [32]byte // password it logged in with
+	caps     imap.CapSet
+	lastUsed time.Time
+}
+
+func (c *conn) isClosed() bool {
+	select {
+	case <-c.client.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *conn) close() { c.client.Close() }
+
+func (c *conn) has(cap imap.Cap) bool { return c.caps.Has(cap) }
+
+// condStore reports whether the server offers CONDSTORE (RFC 7162).
+func (c *conn) condStore() bool { return c.caps.Has(imap.CapCondStore) }
+
+// dial connects, logs in with password, and reads the capabilities.
+// Errors wrap backend.ErrAuthFailed (the server said NO to LOGIN) or
+// backend.ErrUnavailable.
+func (p *userPool) dial(ctx context.Context, key [32]byte, password string) (*conn, error) {
+	o := &p.s.opts
+	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connecting to %s: %w", backend.ErrUnavailable, o.Addr, err)
+	}
+	// Until login is done, the dial timeout or the caller's cancellation
+	// aborts the exchange by closing the socket.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+
+	copts := &imapclient.Options{TLSConfig: p.s.tlsConfig()}
+	if p.s.debug != nil {
+		copts.DebugWriter = p.s.debug
+	}
+	var client *imapclient.Client
+	switch o.Security {
+	case SecurityTLS:
+		client = imapclient.New(tls.Client(nc, copts.TLSConfig), copts)
+	case SecurityStartTLS:
+		client, err = imapclient.NewStartTLS(nc, copts)
+		if err != nil {
+			stop()
+			nc.Close()
+			return nil, fmt.Errorf("%w: STARTTLS with %s: %w", backend.ErrUnavailable, o.Addr, err)
+		}
+	default:
+		client = imapclient.New(nc, copts)
+	}
+	fail := func(err error) (*conn, error) {
+		stop()
+		client.Close()
+		return nil, err
+	}
+	if err := client.WaitGreeting(); err != nil {
+		return fail(fmt.Errorf("%w: greeting from %s: %w", backend.ErrUnavailable, o.Addr, err))
+	}
+	if err := client.Login(p.user, password).Wait(); err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
+			p.s.log.Info("imap login refused", "user", p.user, "server", ie.Text)
+			return fail(fmt.Errorf("%w: %w", backend.ErrAuthFailed, err))
+		}
+		return fail(fmt.Errorf("%w: LOGIN at %s: %w", backend.ErrUnavailable, o.Addr, err))
+	}
+	caps := client.Caps()
+	if !stop() {
+		// The context ended while we were logging in; the socket is gone.
+		client.Close()
+		return nil, fmt.Errorf("%w: logging in at %s: %w", backend.ErrUnavailable, o.Addr, ctx.Err())
+	}
+	if caps == nil {
+		client.Close()
+		return nil, fmt.Errorf("%w: CAPABILITY at %s failed", backend.ErrUnavailable, o.Addr)
+	}
+	p.s.log.Debug("imap connection open", "user", p.user, "server", o.Addr)
+	return &conn{client: client, key: key, caps: caps, lastUsed: time.Now()}, nil
+}
+
+func (s *Store) tlsConfig() *tls.Config {
+	cfg := &tls.Config{}
+	if s.opts.TLSConfig != nil {
+		cfg = s.opts.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(s.opts.Addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	return cfg
+}
+
+// broken reports whether err (from an operation on c) left c unusable:
+// the client closed itself (I/O or protocol failure) or the error is a
+// network one.
+func (c *conn) broken(err error) bool {
+	if c.isClosed() {
+		return true
+	}
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}

@@ -1,0 +1,171 @@
+package imapstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/easgate/easgate/backend"
+)
+
+// session is a backend.Session: a user's credentials and a pool to borrow
+// connections from, one per operation.
+type session struct {
+	pool     *userPool
+	key      [32]byte
+	password string
+	closed   atomic.Bool
+}
+
+var _ backend.Session = (*session)(nil)
+
+// Close implements backend.Session.
+func (s *session) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.pool.unref()
+	return nil
+}
+
+// op says whether an operation may run again on a new connection when the
+// pooled one turns out to be dead: reads may, changes may not (the first
+// attempt may have reached the server).
+type op int
+
+const (
+	opRead op = iota
+	opWrite
+)
+
+// do runs f on a borrowed connection. A read that fails because an idle
+// connection had died meanwhile (server restart, idle kill) is retried
+// once on a new connection. Errors that broke the connection are wrapped
+// with backend.ErrUnavailable.
+func (s *session) do(ctx context.Context, kind op, f func(c *conn) error) error {
+	if s.closed.Load() {
+		return backend.ErrClosed
+	}
+	for attempt := 0; ; attempt++ {
+		c, fresh, err := s.pool.acquire(ctx, s.key, s.password)
+		if err != nil {
+			return err
+		}
+		// Cancellation aborts the command by closing the connection.
+		stop := context.AfterFunc(ctx, func() { c.close() })
+		err = f(c)
+		stop()
+		broken := c.broken(err)
+		s.pool.release(c, !broken)
+		if err == nil {
+			return nil
+		}
+		if !broken {
+			return err
+		}
+		if kind == opRead && !fresh && attempt == 0 && ctx.Err() == nil {
+			s.pool.s.log.Info("imap connection lost, retrying", "user", s.pool.user, "err", err)
+			continue
+		}
+		if errors.Is(err, backend.ErrUnavailable) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %w (%v)", backend.ErrUnavailable, ctx.Err(), err)
+		}
+		return fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
+	}
+}
+
+// folderID makes the ID of the folder called name with uidValidity (0 for
+// a folder that cannot be selected). The UIDVALIDITY in the ID means a
+// recreated folder gets a new ID, and a stale ID is noticed before any
+// UID is used with it.
+func folderID(name string, uidValidity uint32) backend.FolderID {
+	return backend.FolderID(strconv.FormatUint(uint64(uidValidity), 10) + "." + name)
+}
+
+// parseFolderID splits an ID made by folderID. A malformed ID names no
+// folder.
+func parseFolderID(id backend.FolderID) (name string, uidValidity uint32, err error) {
+	uv, name, ok := strings.Cut(string(id), ".")
+	n, perr := strconv.ParseUint(uv, 10, 32)
+	if !ok || perr != nil || name == "" {
+		return "", 0, fmt.Errorf("%w: malformed folder ID %q", backend.ErrFolderNotFound, id)
+	}
+	return name, uint32(n), nil
+}
+
+// selectFolder selects the folder id names (with CONDSTORE when the server
+// has it) and checks its UIDVALIDITY. It selects on every call: a
+// selection kept from an earlier operation could belong to a folder since
+// deleted and recreated, whose UIDs mean other messages.
+func selectFolder(c *conn, id backend.FolderID) (string, *imap.SelectData, error) {
+	name, uv, err := parseFolderID(id)
+	if err != nil {
+		return "", nil, err
+	}
+	var opts *imap.SelectOptions
+	if c.condStore() {
+		opts = &imap.SelectOptions{CondStore: true}
+	}
+	data, err := c.client.Select(name, opts).Wait()
+	if err != nil {
+		if isNo(err) {
+			return "", nil, fmt.Errorf("%w: %s: %w", backend.ErrFolderNotFound, name, err)
+		}
+		return "", nil, err
+	}
+	if data.UIDValidity != uv {
+		return "", nil, fmt.Errorf("%w: %s: UIDVALIDITY %d, ID has %d", backend.ErrUIDValidityChanged, name, data.UIDValidity, uv)
+	}
+	return name, data, nil
+}
+
+// isNo reports whether err is the server's NO (or BAD) to a command, as
+// opposed to a broken connection.
+func isNo(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie)
+}
+
+// hasCode reports whether err is a server response with the given code.
+func hasCode(err error, code imap.ResponseCode) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Code == code
+}
+
+// toIMAPUIDs converts a backend UID set for a command.
+func toIMAPUIDs(s backend.UIDSet) imap.UIDSet {
+	out := make(imap.UIDSet, len(s))
+	for i, r := range s {
+		out[i] = imap.UIDRange{Start: imap.UID(r.Start), Stop: imap.UID(r.Stop)}
+	}
+	return out
+}
+
+// fromIMAPUIDs converts a UID set from a response; a NumSet of another
+// kind or with "*" yields what it can.
+func fromIMAPUIDs(n imap.NumSet) backend.UIDSet {
+	var out backend.UIDSet
+	us, ok := n.(imap.UIDSet)
+	if !ok {
+		return out
+	}
+	for _, r := range us {
+		a, b := backend.UID(r.Start), backend.UID(r.Stop)
+		if b == 0 { // "*": only a server bug puts it in a response
+			b = a
+		}
+		if a > b {
+			a, b = b, a
+		}
+		out = out.Union(backend.UIDSet{{Start: a, Stop: b}})
+	}
+	return out
+}
