@@ -1,6 +1,7 @@
 package mailitem
 
 import (
+	"bytes"
 	"io"
 	"strconv"
 	"strings"
@@ -298,13 +299,16 @@ func (b *builder) renderMIME(limit int64) (rendered, error) {
 	}
 	defer rc.Close()
 	var r io.Reader = rc
+	want := size
 	if limit > 0 {
 		r = io.LimitReader(rc, limit+slack)
+		want = min(want, limit+slack)
 	}
-	raw, err := io.ReadAll(r)
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(want, 64<<20))+bytes.MinRead))
+	if _, err := buf.ReadFrom(r); err != nil {
 		return rendered{}, &SourceError{Op: "full", Err: err}
 	}
+	raw := buf.Bytes()
 	if size < int64(len(raw)) {
 		size = int64(len(raw))
 	}

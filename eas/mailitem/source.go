@@ -131,9 +131,10 @@ type memSource struct {
 	warnings []string
 }
 
-// FromBytes returns the Source over the raw RFC 5322 message raw, parsed
-// with go-message's MIME reader. Malformed MIME never fails: what cannot
-// be split into parts stays one part. If meta.Size is 0, len(raw) is used.
+// FromBytes returns the Source over the raw RFC 5322 message raw. Headers
+// are read with go-message's textproto reader; multiparts are split in
+// place, so sections are slices of raw and nothing is copied. Malformed
+// MIME never fails: what cannot be split into parts stays one part. If meta.Size is 0, len(raw) is used.
 // raw must not be modified while the Source is in use.
 func FromBytes(raw []byte, meta Meta) Source {
 	if meta.Size == 0 {
@@ -169,6 +170,69 @@ func splitHeader(raw []byte) (header, body []byte) {
 			return raw[:i], raw[i+2:]
 		}
 	}
+}
+
+// splitMultipart returns the body parts of a multipart entity (RFC 2046
+// 5.1.1) as slices of body, without copying: each part runs from the line
+// after a delimiter line "--boundary" to the line break before the next
+// one. closed reports whether the close delimiter "--boundary--" was
+// found; without it the last part runs to the end of the body.
+func splitMultipart(body []byte, boundary string) (parts [][]byte, closed bool) {
+	delim := []byte("--" + boundary)
+	start := -1 // start of the current part, -1 before the first delimiter
+	for pos := 0; pos <= len(body); {
+		i := bytes.Index(body[pos:], delim)
+		if i < 0 {
+			break
+		}
+		d := pos + i
+		pos = d + len(delim)
+		if d > 0 && body[d-1] != '\n' {
+			continue // not at the start of a line
+		}
+		rest := body[pos:]
+		isClose := bytes.HasPrefix(rest, []byte("--"))
+		if isClose {
+			rest = rest[2:]
+		}
+		// Transport padding, then the end of the line (or of the body).
+		j := 0
+		for j < len(rest) && (rest[j] == ' ' || rest[j] == '\t') {
+			j++
+		}
+		lineEnd := -1
+		switch {
+		case j == len(rest):
+			lineEnd = len(body)
+		case rest[j] == '\n':
+			lineEnd = len(body) - len(rest) + j + 1
+		case rest[j] == '\r' && j+1 < len(rest) && rest[j+1] == '\n':
+			lineEnd = len(body) - len(rest) + j + 2
+		case isClose:
+			lineEnd = len(body) - len(rest) + j // "--b--junk" still closes
+		}
+		if lineEnd < 0 {
+			continue // a longer line that starts with the boundary
+		}
+		if start >= 0 {
+			end := d
+			if end > start && body[end-1] == '\n' {
+				end--
+				if end > start && body[end-1] == '\r' {
+					end--
+				}
+			}
+			parts = append(parts, body[start:max(end, start)])
+		}
+		if isClose {
+			return parts, true
+		}
+		start, pos = lineEnd, lineEnd
+	}
+	if start >= 0 {
+		parts = append(parts, body[start:])
+	}
+	return parts, false
 }
 
 // readHeader parses a header block leniently: fields read before a
@@ -210,24 +274,18 @@ func (s *memSource) parse(h textproto.Header, body []byte, path []int, depth int
 		s.sections[PathString(path)] = body
 		return p
 	}
-	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
-	for n := 1; len(s.sections) < maxParts; n++ {
-		mp, err := mr.NextPart()
-		if err != nil {
-			if err != io.EOF {
-				s.warnings = append(s.warnings, "malformed multipart: "+err.Error())
-			}
+	parts, closed := splitMultipart(body, boundary)
+	if !closed && len(parts) > 0 {
+		s.warnings = append(s.warnings, "multipart without its closing boundary")
+	}
+	for i, part := range parts {
+		if len(s.sections) >= maxParts {
+			s.warnings = append(s.warnings, fmt.Sprintf("more than %d parts: the rest left out", maxParts))
 			break
 		}
-		data, err := io.ReadAll(mp)
-		if err != nil {
-			s.warnings = append(s.warnings, "malformed multipart: "+err.Error())
-		}
-		child := s.parse(mp.Header, data, append(slices.Clip(path), n), depth+1)
+		ph, pb := splitHeader(part)
+		child := s.parse(readHeader(ph), pb, append(slices.Clip(path), i+1), depth+1)
 		p.Children = append(p.Children, child)
-		if err != nil {
-			break
-		}
 	}
 	if len(p.Children) == 0 {
 		// No part was found: show the body as text rather than nothing.

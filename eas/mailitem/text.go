@@ -281,7 +281,8 @@ func htmlToText(s string) string {
 			}
 		}
 	}
-	return tidyLines(b.String())
+	// Entities may name characters XML cannot carry (&#1;).
+	return sanitize(tidyLines(b.String()))
 }
 
 // indexFold is strings.Index ignoring ASCII case of s; sub is lower case.
