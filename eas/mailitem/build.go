@@ -27,6 +27,13 @@ type Item struct {
 	Warnings []string
 }
 
+// Properties returns the item's fields as itemoperations:Properties, the
+// form an ItemOperations Fetch of a whole item answers with (MS-ASCMD
+// 2.2.3.139). The children are shared with ApplicationData.
+func (it *Item) Properties() *wbxml.Element {
+	return &wbxml.Element{Tag: wbxml.ItemOperationsProperties, Children: it.ApplicationData.Children}
+}
+
 // WarningSource is implemented by Sources that found problems while
 // reading the message; Build adds them to Item.Warnings.
 type WarningSource interface {

@@ -182,3 +182,38 @@ func checkGolden(t *testing.T, name string, got []byte) {
 		t.Errorf("differs from %s:\n%s", golden, got)
 	}
 }
+
+// TestItemOperations checks an ItemOperations Fetch response carrying a
+// whole item (Properties) and one carrying only a body against the schema.
+func TestItemOperations(t *testing.T) {
+	opts := Options{Version: "16.1", BodyPreferences: []BodyPreference{{Type: BodyHTML}}, FileRef: testFileRef}
+	item, err := Build(context.Background(), readSource(t, "mixed-attachments.eml", nil), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := BuildBody(context.Background(), readSource(t, "mixed-attachments.eml", nil), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(toXML(t, body), toXML(t, item.ApplicationData.Child(wbxml.AirSyncBaseBody))) {
+		t.Errorf("BuildBody differs from Build's body:\n%s", toXML(t, body))
+	}
+	fetch := func(props *wbxml.Element) *wbxml.Element {
+		return wbxml.E(wbxml.ItemOperationsFetch,
+			wbxml.T(wbxml.ItemOperationsStatus, "1"),
+			wbxml.T(wbxml.AirSyncCollectionId, "5"),
+			wbxml.T(wbxml.AirSyncServerId, "5:42"),
+			wbxml.T(wbxml.AirSyncClass, "Email"),
+			props)
+	}
+	resp := wbxml.E(wbxml.ItemOperationsItemOperations,
+		wbxml.T(wbxml.ItemOperationsStatus, "1"),
+		wbxml.E(wbxml.ItemOperationsResponse,
+			fetch(item.Properties()),
+			fetch(wbxml.E(wbxml.ItemOperationsProperties, body))))
+	enc, err := wbxml.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wbxmltest.ValidateResponse(t, "ItemOperationsResponse", enc)
+}

@@ -28,10 +28,7 @@ var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 // they are, else as Windows-1252. The result is valid UTF-8 that XML can
 // carry.
 func decodeText(s string) string {
-	if len(s) > 4*maxFieldLen {
-		s = s[:4*maxFieldLen]
-	}
-	s = raw8bit(s)
+	s = raw8bit(truncateUTF8(s, 4*maxFieldLen))
 	if strings.Contains(s, "=?") {
 		if d, err := wordDecoder.DecodeHeader(s); err == nil {
 			s = d
@@ -238,12 +235,9 @@ type address struct {
 // then a comma split where each piece is parsed alone, keeping what is
 // not an address as a name only.
 func parseAddressList(v string) []address {
-	v = strings.TrimSpace(raw8bit(v))
+	v = strings.TrimSpace(raw8bit(truncateUTF8(v, 4*maxFieldLen)))
 	if v == "" {
 		return nil
-	}
-	if len(v) > 4*maxFieldLen {
-		v = v[:4*maxFieldLen]
 	}
 	p := mail.AddressParser{WordDecoder: wordDecoder}
 	if list, err := p.ParseList(v); err == nil {
