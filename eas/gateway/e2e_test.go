@@ -571,6 +571,20 @@ action = "quarantine"
 	}
 	expectGate(t, "Settings after Provision while quarantined", "SettingsResponse", userInfo(t, c), http.StatusOK, eas.StatusDeviceBlocked)
 
+	// The administrator approves the device: the rule no longer applies.
+	if code, body := e.admin(t, http.MethodPost, "/api/v1/devices/carol/androidc0ffee/allow"); code != http.StatusOK {
+		t.Fatalf("allow = %d %s", code, body)
+	}
+	if d := e.redisDevice(t, "carol", "androidc0ffee"); d.Access != devices.AccessApproved {
+		t.Errorf("Redis after allow: %v", d.Access)
+	}
+	if c.PolicyKey() == 0 {
+		provision(t, c, nil)
+	}
+	if r := userInfo(t, c); r.HTTPStatus != http.StatusOK || r.Status() != 1 {
+		t.Errorf("Settings after approval = %d status %d", r.HTTPStatus, r.Status())
+	}
+
 	// Another user's Android is not affected.
 	a := e.client("alice", "androidbeef", "14.1")
 	a.DeviceType = "Android"

@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/backend/imapstore"
 	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/devices/boltstore"
 	"github.com/easgate/easgate/devices/redisstore"
@@ -61,6 +62,13 @@ func ParseSecurity(s string) (Security, error) {
 		return sec, nil
 	}
 	return "", fmt.Errorf("%w: security %q (want none, starttls or tls)", ErrConfig, s)
+}
+
+// imapSecurity maps the configured security onto imapstore's.
+var imapSecurity = map[Security]imapstore.Security{
+	SecurityNone:     imapstore.SecurityNone,
+	SecurityStartTLS: imapstore.SecurityStartTLS,
+	SecurityTLS:      imapstore.SecurityTLS,
 }
 
 // ErrConfig reports a Config New cannot use.
@@ -128,6 +136,7 @@ type Gateway struct {
 	log      *slog.Logger
 	store    devices.Store
 	rdb      redis.UniversalClient // nil with the bolt store
+	mail     *imapstore.Store      // nil when Config.Authenticator replaces it
 	policy   *policy.Holder
 	registry *prometheus.Registry
 	eas      *eas.Server
@@ -165,7 +174,15 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	auth := cfg.Authenticator
 	if auth == nil {
-		auth = &imapAuthenticator{addr: cfg.IMAP, security: cfg.IMAPSecurity, tlsConfig: cfg.TLSConfig}
+		if g.mail, err = imapstore.New(imapstore.Options{
+			Addr:      cfg.IMAP,
+			Security:  imapSecurity[cfg.IMAPSecurity],
+			TLSConfig: cfg.TLSConfig,
+			Logger:    log.With("component", "imap"),
+		}); err != nil {
+			return nil, fmt.Errorf("gateway: IMAP backend: %w", err)
+		}
+		auth = g.mail
 	}
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.registry.MustRegister(eas.NewDeviceCollector(g.countDevices, 10*time.Second, log))
@@ -303,6 +320,7 @@ func (g *Gateway) health(ctx context.Context) error {
 // Device states reported by the easgate_devices gauge.
 const (
 	StateAllowed     = "allowed"
+	StateApproved    = "approved"
 	StateBlocked     = "blocked"
 	StateQuarantined = "quarantined"
 	StateWipePending = "wipe-pending"
@@ -316,7 +334,7 @@ func (g *Gateway) countDevices(ctx context.Context) (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	counts := map[string]int{StateAllowed: 0, StateBlocked: 0, StateQuarantined: 0, StateWipePending: 0, StateWiped: 0}
+	counts := map[string]int{StateAllowed: 0, StateApproved: 0, StateBlocked: 0, StateQuarantined: 0, StateWipePending: 0, StateWiped: 0}
 	for _, d := range list {
 		counts[deviceState(d)]++
 	}
@@ -333,6 +351,8 @@ func deviceState(d *devices.Device) string {
 		return StateBlocked
 	case d.Access == devices.AccessQuarantined:
 		return StateQuarantined
+	case d.Access == devices.AccessApproved:
+		return StateApproved
 	}
 	return StateAllowed
 }
@@ -346,6 +366,15 @@ func (g *Gateway) AdminHandler() http.Handler { return g.admin }
 // EAS returns the EAS server, on which further commands are registered
 // before serving.
 func (g *Gateway) EAS() *eas.Server { return g.eas }
+
+// Mail returns the mail backend the EAS commands work on, or nil when
+// Config.Authenticator replaced it.
+func (g *Gateway) Mail() backend.Store {
+	if g.mail == nil {
+		return nil
+	}
+	return g.mail
+}
 
 // Store returns the device store.
 func (g *Gateway) Store() devices.Store { return g.store }
@@ -474,7 +503,8 @@ func (g *Gateway) httpServer(h http.Handler, name string) *http.Server {
 	}
 }
 
-// Close releases the stores. It is safe to call more than once.
+// Close releases the mail backend's connections and the device store. It
+// is safe to call more than once.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.mu.Lock()
@@ -484,9 +514,14 @@ func (g *Gateway) Close() error {
 			}
 		}
 		g.mu.Unlock()
-		if g.store != nil {
-			g.closeErr = g.store.Close()
+		var errs []error
+		if g.mail != nil {
+			errs = append(errs, g.mail.Close())
 		}
+		if g.store != nil {
+			errs = append(errs, g.store.Close())
+		}
+		g.closeErr = errors.Join(errs...)
 	})
 	return g.closeErr
 }

@@ -120,6 +120,7 @@ func TestDeviceState(t *testing.T) {
 		{devices.Device{}, StateAllowed},
 		{devices.Device{Access: devices.AccessBlocked}, StateBlocked},
 		{devices.Device{Access: devices.AccessQuarantined}, StateQuarantined},
+		{devices.Device{Access: devices.AccessApproved}, StateApproved},
 		{devices.Device{Access: devices.AccessBlocked, Wipe: devices.WipePending}, StateWipePending},
 		{devices.Device{Wipe: devices.WipePendingAccountOnly}, StateWipePending},
 		{devices.Device{Access: devices.AccessBlocked, Wipe: devices.WipeAcknowledged}, StateWiped},
@@ -225,26 +226,38 @@ func TestHealthRedis(t *testing.T) {
 	}
 }
 
-// TestIMAPAuthenticator checks logins against a real Dovecot: right
-// password, wrong password (ErrAuthFailed) and an unreachable server
-// (ErrUnavailable).
-func TestIMAPAuthenticator(t *testing.T) {
+// TestIMAPBackend: the gateway's mail backend logs in against a real
+// Dovecot (right password, wrong password: ErrAuthFailed), and a gateway
+// whose IMAP server is down answers phones 503 with Retry-After, not 401.
+func TestIMAPBackend(t *testing.T) {
 	dc := testsrv.StartDovecot(t, map[string]string{"alice": "alicepw"})
-	a := &imapAuthenticator{addr: dc.Addr, security: SecurityNone}
+	g, err := New(Config{AdminListen: "-", DataDir: t.TempDir(), IMAP: dc.Addr}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := a.Authenticate(ctx, "alice", "alicepw"); err != nil {
+	if err := g.Mail().Authenticate(ctx, "alice", "alicepw"); err != nil {
 		t.Errorf("right password: %v", err)
 	}
-	if err := a.Authenticate(ctx, "alice", "wrong"); !errors.Is(err, backend.ErrAuthFailed) {
-		t.Errorf("wrong password: %v", err)
+	for _, up := range [][2]string{{"alice", "wrong"}, {"nobody", "x"}} {
+		if err := g.Mail().Authenticate(ctx, up[0], up[1]); !errors.Is(err, backend.ErrAuthFailed) {
+			t.Errorf("%s/%s: %v, want ErrAuthFailed", up[0], up[1], err)
+		}
 	}
-	if err := a.Authenticate(ctx, "nobody", "x"); !errors.Is(err, backend.ErrAuthFailed) {
-		t.Errorf("unknown user: %v", err)
+
+	dead, err := New(Config{AdminListen: "-", DataDir: t.TempDir(), IMAP: "127.0.0.1:1"}, quiet)
+	if err != nil {
+		t.Fatal(err)
 	}
-	dead := &imapAuthenticator{addr: "127.0.0.1:1", security: SecurityNone}
-	if err := dead.Authenticate(ctx, "alice", "alicepw"); !errors.Is(err, backend.ErrUnavailable) {
-		t.Errorf("unreachable server: %v", err)
+	defer dead.Close()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodOptions, "/Microsoft-Server-ActiveSync", nil)
+	req.SetBasicAuth("alice", "alicepw")
+	dead.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("OPTIONS with IMAP down = %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
 
