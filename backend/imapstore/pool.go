@@ -121,7 +121,13 @@ func (p *userPool) acquire(ctx context.Context, key [32]byte, password string) (
 	}
 	for i := len(p.idle) - 1; i >= 0; i-- {
 		c := p.idle[i]
-		if c.key != key || c.isClosed() {
+		if c.isClosed() {
+			// The server hung up on it while it waited (BYE, restart).
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.open--
+			continue
+		}
+		if c.key != key {
 			continue
 		}
 		p.idle = append(p.idle[:i], p.idle[i+1:]...)

@@ -1,0 +1,371 @@
+package imapstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/backend/imapstore"
+	"github.com/easgate/easgate/backend/testsrv"
+)
+
+// TestPoolBound: many goroutines of one user never hold more connections
+// than MaxConnsPerUser, as the pool counts them and as Dovecot does.
+func TestPoolBound(t *testing.T) {
+	d := testsrv.StartDovecot(t, nil)
+	s := newStore(t, imapstore.Options{Addr: d.Addr, MaxConnsPerUser: 3})
+	ctx := t.Context()
+	sess, err := s.Open(ctx, "alice", d.Users["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	maxSeen := 0
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Go(func() {
+			folders, err := sess.Folders(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if len(folders) != 5 {
+				errs <- errors.New("wrong folder count")
+			}
+			n, err := d.ConnectionCount("alice")
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			maxSeen = max(maxSeen, n)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	st := s.Stats("alice")
+	if st.MaxOpen > 3 || st.Open > 3 || st.Dials > 3 {
+		t.Fatalf("pool stats %+v, want at most 3 connections ever", st)
+	}
+	if st.MaxOpen < 2 {
+		t.Errorf("32 concurrent calls used only %d connection(s)", st.MaxOpen)
+	}
+	if maxSeen > 3 {
+		t.Fatalf("Dovecot counted %d sessions for alice, bound is 3", maxSeen)
+	}
+	if n, err := d.ConnectionCount("alice"); err != nil || n != st.Open {
+		t.Fatalf("Dovecot counts %d sessions (%v), pool has %d open", n, err, st.Open)
+	}
+}
+
+// TestPoolReplacesKilledConnection: connections killed by the server
+// (doveadm kick) are dropped and replaced without the caller noticing.
+func TestPoolReplacesKilledConnection(t *testing.T) {
+	d := testsrv.StartDovecot(t, nil)
+	s := newStore(t, imapstore.Options{Addr: d.Addr})
+	ctx := t.Context()
+	sess, err := s.Open(ctx, "alice", d.Users["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if _, err := sess.Folders(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats("alice")
+	if before.Open != 1 {
+		t.Fatalf("stats %+v, want one connection", before)
+	}
+	out, err := exec.Command("doveadm", "-c", filepath.Join(d.Dir, "dovecot.conf"), "kick", "alice").CombinedOutput()
+	if err != nil {
+		t.Fatalf("doveadm kick: %v: %s", err, out)
+	}
+	for range 3 {
+		f, err := sess.Folders(ctx)
+		if err != nil {
+			t.Fatalf("Folders after the kick: %v", err)
+		}
+		if len(f) != 5 {
+			t.Fatalf("Folders after the kick: %v", f)
+		}
+	}
+	after := s.Stats("alice")
+	if after.Dials != before.Dials+1 || after.Open != 1 {
+		t.Fatalf("stats before %+v, after %+v: want exactly one new connection", before, after)
+	}
+	if n, err := d.ConnectionCount("alice"); err != nil || n != 1 {
+		t.Fatalf("Dovecot counts %d sessions (%v), want 1", n, err)
+	}
+}
+
+// TestPoolIdleTimeout: idle connections are closed and the user's pool is
+// forgotten.
+func TestPoolIdleTimeout(t *testing.T) {
+	d := testsrv.StartDovecot(t, nil)
+	s := newStore(t, imapstore.Options{Addr: d.Addr, IdleTimeout: 50 * time.Millisecond})
+	if err := s.Authenticate(t.Context(), "alice", d.Users["alice"]); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats("alice"); st.Open != 1 {
+		t.Fatalf("stats after login %+v", st)
+	}
+	// Wait for the reaper (a bound, not a speed requirement).
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stats("alice") != (imapstore.PoolStats{}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle connection still open: %+v", s.Stats("alice"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		n, err := d.ConnectionCount("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dovecot still counts %d sessions", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestChangesSkipSendsNoFetch: with CONDSTORE an unchanged folder costs one
+// STATUS: no SELECT, SEARCH or FETCH goes on the wire.
+func TestChangesSkipSendsNoFetch(t *testing.T) {
+	d := testsrv.StartDovecot(t, nil)
+	var wire syncBuffer
+	s := newStore(t, imapstore.Options{Addr: d.Addr, DebugWriter: &wire})
+	ctx := t.Context()
+	out := dialOutside(t, d.Addr, "alice", d.Users["alice"])
+	out.Append("INBOX", []byte("Subject: x\r\n\r\nx\r\n"), nil, time.Now())
+	sess, err := s.Open(ctx, "alice", d.Users["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	folders, err := sess.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := folders[0]
+	cs, err := sess.Changes(ctx, inbox.ID, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := len(wire.String())
+	cs, err = sess.Changes(ctx, inbox.ID, cs.State, time.Time{})
+	if err != nil || !cs.Empty() || cs.Scan != backend.ScanSkipped {
+		t.Fatalf("Changes = %+v, %v; want nothing, skipped", cs, err)
+	}
+	sent := clientLines(wire.String()[mark:])
+	for _, line := range sent {
+		for _, cmd := range []string{" SELECT ", " UID SEARCH ", " UID FETCH ", " FETCH "} {
+			if strings.Contains(line, cmd) {
+				t.Errorf("an unchanged folder sent %q", line)
+			}
+		}
+	}
+	if !strings.Contains(strings.Join(sent, "\n"), " STATUS INBOX (") {
+		t.Errorf("no STATUS on the wire: %q", sent)
+	}
+}
+
+// clientLines picks the tagged commands out of a debug transcript (the
+// client's tags are "T<n>").
+func clientLines(wire string) []string {
+	var out []string
+	for _, line := range strings.Split(wire, "\r\n") {
+		if strings.HasPrefix(line, "T") && strings.Contains(line, " ") && !strings.Contains(line, " OK ") && !strings.Contains(line, " NO ") && !strings.Contains(line, " BAD ") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestDebugWriterConcurrent: a plain bytes.Buffer as DebugWriter is safe
+// with many connections (the race detector checks).
+func TestDebugWriterConcurrent(t *testing.T) {
+	m := testsrv.StartMemIMAP(t, nil)
+	var buf bytes.Buffer
+	s, err := imapstore.New(imapstore.Options{Addr: m.Addr, DebugWriter: &buf, MaxConnsPerUser: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := s.Open(t.Context(), "alice", m.Users["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := sess.Folders(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	sess.Close()
+	s.Close()
+}
+
+// TestCancelledContext: a cancelled request fails with ErrUnavailable and
+// leaves the pool usable.
+func TestCancelledContext(t *testing.T) {
+	m := testsrv.StartMemIMAP(t, nil)
+	s := newStore(t, imapstore.Options{Addr: m.Addr, MaxConnsPerUser: 1})
+	sess, err := s.Open(t.Context(), "alice", m.Users["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := sess.Folders(ctx); !errors.Is(err, backend.ErrUnavailable) {
+		t.Fatalf("Folders with a cancelled context: %v, want ErrUnavailable", err)
+	}
+	if _, err := sess.Folders(t.Context()); err != nil {
+		t.Fatalf("Folders afterwards: %v", err)
+	}
+	if st := s.Stats("alice"); st.Open != 1 || st.Idle != 1 {
+		t.Fatalf("stats %+v, want one idle connection", st)
+	}
+}
+
+// TestSecurity: implicit TLS and STARTTLS against a memory server with a
+// certificate made here; an untrusted certificate is ErrUnavailable.
+func TestSecurity(t *testing.T) {
+	cert, roots := selfSigned(t)
+	srvTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	tlsAddr := serveMem(t, srvTLS, true)
+	startTLSAddr := serveMem(t, srvTLS, false)
+	trusted := &tls.Config{RootCAs: roots}
+	tests := []struct {
+		name     string
+		opts     imapstore.Options
+		wantFail bool
+	}{
+		{"tls", imapstore.Options{Addr: tlsAddr, Security: imapstore.SecurityTLS, TLSConfig: trusted}, false},
+		{"starttls", imapstore.Options{Addr: startTLSAddr, Security: imapstore.SecurityStartTLS, TLSConfig: trusted}, false},
+		{"tls untrusted", imapstore.Options{Addr: tlsAddr, Security: imapstore.SecurityTLS}, true},
+		{"starttls untrusted", imapstore.Options{Addr: startTLSAddr, Security: imapstore.SecurityStartTLS}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, tt.opts)
+			err := s.Authenticate(t.Context(), "alice", "alicepw")
+			if tt.wantFail {
+				if !errors.Is(err, backend.ErrUnavailable) {
+					t.Fatalf("Authenticate: %v, want ErrUnavailable", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Authenticate: %v", err)
+			}
+			if err := s.Authenticate(t.Context(), "alice", "wrong"); !errors.Is(err, backend.ErrAuthFailed) {
+				t.Fatalf("Authenticate with a wrong password: %v", err)
+			}
+		})
+	}
+	for _, text := range []string{"none", "starttls", "tls"} {
+		sec, err := imapstore.ParseSecurity(text)
+		if err != nil || sec.String() != text {
+			t.Errorf("ParseSecurity(%q) = %v, %v", text, sec, err)
+		}
+	}
+	if _, err := imapstore.ParseSecurity("ssl"); err == nil {
+		t.Errorf("ParseSecurity(ssl) succeeded")
+	}
+}
+
+// serveMem serves a memory IMAP server with user alice over implicit TLS
+// (implicit) or plain text with STARTTLS.
+func serveMem(t *testing.T, cfg *tls.Config, implicit bool) string {
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("alice", "alicepw")
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	mem.AddUser(u)
+	opts := &imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: implicit,                   // over implicit TLS the server cannot tell
+		Logger:       log.New(io.Discard, "", 0), // refused handshakes are expected
+	}
+	if !implicit {
+		opts.TLSConfig = cfg
+	}
+	srv := imapserver.New(opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if implicit {
+		ln = tls.NewListener(ln, cfg)
+	}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(parsed)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: parsed}, roots
+}
