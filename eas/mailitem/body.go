@@ -82,9 +82,9 @@ func (l *layout) collect(p *Part, depth int) {
 		l.plain, l.html = alt.plain, alt.html
 	case "related":
 		root := 0
-		if start := p.Params["start"]; start != "" {
+		if start := strings.Trim(p.Params["start"], "<> "); start != "" {
 			for i, c := range p.Children {
-				if c.ID == start {
+				if strings.Trim(c.ID, "<> ") == start {
 					root = i
 				}
 			}

@@ -40,9 +40,6 @@ type WarningSource interface {
 	Warnings() []string
 }
 
-// Warnings returns what FromBytes found wrong in the MIME structure.
-func (s *memSource) Warnings() []string { return s.warnings }
-
 // Message classes (MS-ASEMAIL 2.2.2.49).
 const (
 	ClassNote                 = "IPM.Note"

@@ -318,6 +318,9 @@ func partFromHeader(h textproto.Header) *Part {
 
 func (s *memSource) Meta() Meta { return s.meta }
 
+// Warnings returns what FromBytes found wrong in the MIME structure.
+func (s *memSource) Warnings() []string { return s.warnings }
+
 func (s *memSource) Structure(context.Context) (*Part, error) { return s.root, nil }
 
 func (s *memSource) Header(context.Context) ([]byte, error) { return s.header, nil }

@@ -116,6 +116,11 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
+func isHex(c byte) bool {
+	_, ok := unhex(c)
+	return ok
+}
+
 func decodeQP(b []byte) []byte {
 	out := make([]byte, 0, len(b))
 	for i := 0; i < len(b); i++ {
@@ -143,8 +148,8 @@ func decodeQP(b []byte) []byte {
 			i = j
 		case j+1 < len(b) && b[j] == '\r' && b[j+1] == '\n':
 			i = j + 1
-		case j >= len(b):
-			i = j // "=" at the very end, as a cut-short fetch leaves it
+		case j >= len(b) || len(b)-i == 2 && isHex(b[i+1]):
+			i = len(b) // "=" or "=X" at the very end, as a cut-short fetch leaves it
 		default:
 			out = append(out, '=')
 		}
