@@ -72,11 +72,11 @@ func closedAddr(t *testing.T) string {
 
 // outside is backendtest.Outside over a raw go-imap client.
 type outside struct {
-	t *testing.T
+	t testing.TB
 	c *imapclient.Client
 }
 
-func dialOutside(t *testing.T, addr, user, password string) *outside {
+func dialOutside(t testing.TB, addr, user, password string) *outside {
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		t.Fatalf("outside: dial: %v", err)
