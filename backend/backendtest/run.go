@@ -298,12 +298,24 @@ func (s *suite) testFolderEdits(t *testing.T) {
 		}
 	}
 
+	// Names beyond ASCII travel as modified UTF-7 and come back as UTF-8.
+	intl, err := sess.CreateFolder(ctx, proj.ID, "Entwürfe & Рабочие")
+	if err != nil {
+		t.Fatalf("CreateFolder with a UTF-8 name: %v", err)
+	}
+	if intl.Name != "Projects/Entwürfe & Рабочие" || intl.DisplayName != "Entwürfe & Рабочие" || !has("Projects/Entwürfe & Рабочие") {
+		t.Fatalf("created %+v; server folders %q", intl, out.Folders())
+	}
+	if _, err := sess.Changes(ctx, intl.ID, nil, time.Time{}); err != nil {
+		t.Fatalf("Changes of the UTF-8 folder: %v", err)
+	}
+
 	// Deleting a folder takes its subfolders.
 	proj = folderNamed(t, sess, "Projects")
 	if err := sess.DeleteFolder(ctx, proj.ID); err != nil {
 		t.Fatalf("DeleteFolder: %v", err)
 	}
-	if has("Projects") || has("Projects/Old") {
+	if has("Projects") || has("Projects/Old") || has("Projects/Entwürfe & Рабочие") {
 		t.Fatalf("server folders after delete: %q", out.Folders())
 	}
 	wantErr(t, "DeleteFolder twice", sess.DeleteFolder(ctx, proj.ID), backend.ErrFolderNotFound)

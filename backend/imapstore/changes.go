@@ -34,7 +34,7 @@ func windowDay(window time.Time) time.Time {
 // VANISHED).
 func (s *session) Changes(ctx context.Context, id backend.FolderID, since *backend.FolderState, window time.Time) (*backend.ChangeSet, error) {
 	var cs *backend.ChangeSet
-	err := s.do(ctx, opRead, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		var err error
 		cs, err = changes(c, id, since, windowDay(window))
 		return err
@@ -53,10 +53,8 @@ func changes(c *conn, id backend.FolderID, since *backend.FolderState, day time.
 	if since != nil && c.condStore() && since.HighestModSeq != 0 && since.Pending.Len() == 0 && since.Window.Equal(day) {
 		// STATUS of the selected mailbox answers from this session's
 		// view, which Dovecot has not refreshed: unselect it first.
-		if mbox := c.client.Mailbox(); mbox != nil {
-			if err := c.client.Unselect().Wait(); err != nil {
-				return nil, fmt.Errorf("UNSELECT: %w", err)
-			}
+		if err := unselect(c); err != nil {
+			return nil, err
 		}
 		st, err := c.client.Status(name, statusItems(c)).Wait()
 		if err != nil {
@@ -150,7 +148,7 @@ func changes(c *conn, id backend.FolderID, since *backend.FolderState, day time.
 // Search implements backend.Session with UID SEARCH [SINCE day].
 func (s *session) Search(ctx context.Context, id backend.FolderID, window time.Time) (backend.UIDSet, error) {
 	var uids backend.UIDSet
-	err := s.do(ctx, opRead, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		if _, _, err := selectFolder(c, id); err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 // has LIST-STATUS, else LIST plus a STATUS per folder.
 func (s *session) Folders(ctx context.Context) ([]backend.Folder, error) {
 	var folders []backend.Folder
-	err := s.do(ctx, opRead, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		var err error
 		folders, err = listFolders(c)
 		return err
@@ -221,7 +221,7 @@ func childName(folders []backend.Folder, parent backend.FolderID, name string) (
 // CreateFolder implements backend.Session: CREATE and SUBSCRIBE.
 func (s *session) CreateFolder(ctx context.Context, parent backend.FolderID, name string) (backend.Folder, error) {
 	var created backend.Folder
-	err := s.do(ctx, opWrite, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		folders, err := listFolders(c)
 		if err != nil {
 			return err
@@ -233,6 +233,7 @@ func (s *session) CreateFolder(ctx context.Context, parent backend.FolderID, nam
 		if _, ok := findFolderName(folders, full); ok {
 			return fmt.Errorf("%w: %s", backend.ErrFolderExists, full)
 		}
+		c.mutated = true
 		if err := c.client.Create(full, nil).Wait(); err != nil {
 			if hasCode(err, imap.ResponseCodeAlreadyExists) {
 				return fmt.Errorf("%w: %s: %w", backend.ErrFolderExists, full, err)
@@ -265,7 +266,7 @@ func relist(c *conn, name string) (backend.Folder, error) {
 // subscription along.
 func (s *session) RenameFolder(ctx context.Context, id, newParent backend.FolderID, newName string) (backend.Folder, error) {
 	var renamed backend.Folder
-	err := s.do(ctx, opWrite, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		folders, err := listFolders(c)
 		if err != nil {
 			return err
@@ -291,6 +292,10 @@ func (s *session) RenameFolder(ctx context.Context, id, newParent backend.Folder
 		if _, ok := findFolderName(folders, target); ok {
 			return fmt.Errorf("%w: %s", backend.ErrFolderExists, target)
 		}
+		if err := unselect(c); err != nil {
+			return err
+		}
+		c.mutated = true
 		if err := c.client.Rename(f.Name, target, nil).Wait(); err != nil {
 			switch {
 			case hasCode(err, imap.ResponseCodeAlreadyExists):
@@ -315,7 +320,7 @@ func (s *session) RenameFolder(ctx context.Context, id, newParent backend.Folder
 // DeleteFolder implements backend.Session: its subfolders first (EAS
 // deletes a folder with everything below it), deepest first.
 func (s *session) DeleteFolder(ctx context.Context, id backend.FolderID) error {
-	return s.do(ctx, opWrite, func(c *conn) error {
+	return s.do(ctx, func(c *conn) error {
 		folders, err := listFolders(c)
 		if err != nil {
 			return err
@@ -338,8 +343,13 @@ func (s *session) DeleteFolder(ctx context.Context, id backend.FolderID) error {
 				}
 			}
 		}
+		// Dovecot drops a connection whose selected mailbox is deleted.
+		if err := unselect(c); err != nil {
+			return err
+		}
 		// Longer names are deeper; delete them first.
 		sort.Slice(victims, func(i, j int) bool { return len(victims[i]) > len(victims[j]) })
+		c.mutated = true
 		for _, name := range victims {
 			if err := c.client.Delete(name).Wait(); err != nil {
 				if hasCode(err, imap.ResponseCodeNonExistent) && name == f.Name {
@@ -355,4 +365,15 @@ func (s *session) DeleteFolder(ctx context.Context, id backend.FolderID) error {
 		}
 		return nil
 	})
+}
+
+// unselect leaves the selected mailbox, if any (UNSELECT, RFC 3691).
+func unselect(c *conn) error {
+	if c.client.Mailbox() == nil {
+		return nil
+	}
+	if err := c.client.Unselect().Wait(); err != nil {
+		return fmt.Errorf("UNSELECT: %w", err)
+	}
+	return nil
 }

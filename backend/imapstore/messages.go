@@ -23,7 +23,7 @@ func (s *session) Summaries(ctx context.Context, id backend.FolderID, uids backe
 	if uids.Len() == 0 {
 		return nil, nil
 	}
-	err := s.do(ctx, opRead, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		out = out[:0]
 		if _, _, err := selectFolder(c, id); err != nil {
 			return err
@@ -91,7 +91,7 @@ func (s *session) Section(ctx context.Context, id backend.FolderID, uid backend.
 		sec.Partial = &imap.SectionPartial{Offset: offset, Size: size}
 	}
 	var data []byte
-	err := s.do(ctx, opRead, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		if _, _, err := selectFolder(c, id); err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (r *messageReader) Close() error {
 // missing UID is no error in IMAP).
 func (s *session) StoreFlags(ctx context.Context, id backend.FolderID, uid backend.UID, add, remove []string) ([]string, error) {
 	var flags []string
-	err := s.do(ctx, opWrite, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		if _, _, err := selectFolder(c, id); err != nil {
 			return err
 		}
@@ -238,6 +238,7 @@ func (s *session) StoreFlags(ctx context.Context, id backend.FolderID, uid backe
 			for i, fl := range st.flags {
 				f[i] = imap.Flag(backend.CanonicalFlag(fl))
 			}
+			c.mutated = true
 			if err := c.client.Store(set, &imap.StoreFlags{Op: st.op, Silent: true, Flags: f}, nil).Close(); err != nil {
 				return fmt.Errorf("UID STORE: %w", err)
 			}
@@ -266,7 +267,7 @@ func (s *session) Move(ctx context.Context, id backend.FolderID, uid backend.UID
 		return 0, fmt.Errorf("%w: %s", backend.ErrSameFolder, id)
 	}
 	var newUID backend.UID
-	err := s.do(ctx, opWrite, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		var err error
 		newUID, err = move(c, id, uid, dst)
 		return err
@@ -305,6 +306,7 @@ func move(c *conn, id backend.FolderID, uid backend.UID, dst backend.FolderID) (
 	if !found.Contains(uid) {
 		return 0, fmt.Errorf("%w: UID %d", backend.ErrMessageNotFound, uid)
 	}
+	c.mutated = true
 	data, err := c.client.Move(imap.UIDSetNum(imap.UID(uid)), dstName).Wait()
 	if err != nil {
 		if hasCode(err, imap.ResponseCodeTryCreate) || hasCode(err, imap.ResponseCodeNonExistent) {
@@ -328,7 +330,7 @@ func move(c *conn, id backend.FolderID, uid backend.UID, dst backend.FolderID) (
 // Delete implements backend.Session.
 func (s *session) Delete(ctx context.Context, id backend.FolderID, uid backend.UID, toTrash bool) (backend.Deleted, error) {
 	var del backend.Deleted
-	err := s.do(ctx, opWrite, func(c *conn) error {
+	err := s.do(ctx, func(c *conn) error {
 		if toTrash {
 			folders, err := listFolders(c)
 			if err != nil {
@@ -360,6 +362,7 @@ func expungeOne(c *conn, id backend.FolderID, uid backend.UID) error {
 		return err
 	}
 	set := imap.UIDSetNum(imap.UID(uid))
+	c.mutated = true
 	if err := c.client.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
 		return fmt.Errorf("UID STORE \\Deleted: %w", err)
 	}
@@ -400,7 +403,8 @@ func (s *session) Append(ctx context.Context, id backend.FolderID, msg backend.A
 		opts.Flags = append(opts.Flags, imap.Flag(backend.CanonicalFlag(f)))
 	}
 	var newUID backend.UID
-	err = s.do(ctx, opWrite, func(c *conn) error {
+	err = s.do(ctx, func(c *conn) error {
+		c.mutated = true
 		cmd := c.client.Append(name, msg.Size, opts)
 		if _, err := io.Copy(cmd, bytes.NewReader(body)); err != nil {
 			cmd.Close()

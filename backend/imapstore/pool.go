@@ -223,6 +223,10 @@ type conn struct {
 	key      [32]byte // password it logged in with
 	caps     imap.CapSet
 	lastUsed time.Time
+	// mutated is set by an operation just before it sends a command that
+	// changes the mailbox; until then a broken connection can be replaced
+	// and the operation retried without doing anything twice.
+	mutated bool
 }
 
 func (c *conn) isClosed() bool {

@@ -369,3 +369,186 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	roots.AddCert(parsed)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: parsed}, roots
 }
+
+// TestWriteAfterSelectedFolderDeleted: Dovecot drops a connection whose
+// selected mailbox another client deleted. The next operation on that
+// pooled connection, even a change, must still succeed: nothing was sent
+// that changed the mailbox before the connection proved dead.
+func TestWriteAfterSelectedFolderDeleted(t *testing.T) {
+	d := testsrv.StartDovecot(t, nil)
+	s := newStore(t, imapstore.Options{Addr: d.Addr, MaxConnsPerUser: 1})
+	ctx := t.Context()
+	out := dialOutside(t, d.Addr, "alice", d.Users["alice"])
+	out.CreateFolder("Doomed")
+	doomed := out.Append("Doomed", []byte("Subject: a\r\n\r\na\r\n"), nil, time.Now())
+	keep := out.Append("INBOX", []byte("Subject: b\r\n\r\nb\r\n"), nil, time.Now())
+	sess, err := s.Open(ctx, "alice", d.Users["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	folders, err := sess.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inbox, gone backend.Folder
+	for _, f := range folders {
+		switch f.Name {
+		case "INBOX":
+			inbox = f
+		case "Doomed":
+			gone = f
+		}
+	}
+	if _, err := sess.Summaries(ctx, gone.ID, backend.NewUIDSet(doomed)); err != nil {
+		t.Fatal(err)
+	}
+	out.DeleteFolder("Doomed")
+	flags, err := sess.StoreFlags(ctx, inbox.ID, keep, []string{backend.FlagFlagged}, nil)
+	if err != nil {
+		t.Fatalf("StoreFlags after the selected folder vanished: %v", err)
+	}
+	if !backend.HasFlag(flags, backend.FlagFlagged) || !backend.HasFlag(out.Messages("INBOX")[keep], backend.FlagFlagged) {
+		t.Fatalf("flags %q; server has %q", flags, out.Messages("INBOX")[keep])
+	}
+}
+
+// cutProxy forwards TCP to a server. Cut makes every connection open so
+// far go silently dead: the client notices only when it next sends a
+// command, as with a NAT or firewall that dropped an idle connection.
+type cutProxy struct {
+	ln       net.Listener
+	upstream string
+	mu       sync.Mutex
+	conns    []*proxied
+}
+
+type proxied struct {
+	client, server net.Conn
+	cut            chan struct{}
+}
+
+func startCutProxy(t *testing.T, upstream string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, upstream: upstream}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.client.Close()
+			c.server.Close()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			cc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			sc, err := net.Dial("tcp", upstream)
+			if err != nil {
+				cc.Close()
+				continue
+			}
+			pc := &proxied{client: cc, server: sc, cut: make(chan struct{})}
+			p.mu.Lock()
+			p.conns = append(p.conns, pc)
+			p.mu.Unlock()
+			wg.Go(func() { // server → client until cut
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := sc.Read(buf)
+					if err != nil {
+						return
+					}
+					select {
+					case <-pc.cut:
+						return
+					default:
+					}
+					if _, err := cc.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() { // client → server; after the cut, hang up on the next command
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := cc.Read(buf)
+					if err != nil {
+						sc.Close()
+						return
+					}
+					select {
+					case <-pc.cut:
+						cc.Close()
+						return
+					default:
+					}
+					if _, err := sc.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return p
+}
+
+// Cut kills every connection made so far, telling neither side.
+func (p *cutProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		close(c.cut)
+		c.server.Close()
+	}
+	p.conns = nil
+}
+
+// TestRetryOnSilentlyDeadConnection: a pooled connection that died without
+// the client noticing is replaced, and the operation (a read, and a change
+// that had sent nothing yet) succeeds on a new connection.
+func TestRetryOnSilentlyDeadConnection(t *testing.T) {
+	m := testsrv.StartMemIMAP(t, nil)
+	proxy := startCutProxy(t, m.Addr)
+	s := newStore(t, imapstore.Options{Addr: proxy.ln.Addr().String(), MaxConnsPerUser: 1})
+	ctx := t.Context()
+	out := dialOutside(t, m.Addr, "alice", m.Users["alice"])
+	u := out.Append("INBOX", []byte("Subject: b\r\n\r\nb\r\n"), nil, time.Now())
+	sess, err := s.Open(ctx, "alice", m.Users["alice"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	folders, err := sess.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := folders[0]
+
+	proxy.Cut()
+	if _, err := sess.Folders(ctx); err != nil {
+		t.Fatalf("Folders on a silently dead connection: %v", err)
+	}
+	if st := s.Stats("alice"); st.Dials != 2 || st.Open != 1 {
+		t.Fatalf("stats %+v, want a second dial and one open connection", st)
+	}
+	proxy.Cut()
+	flags, err := sess.StoreFlags(ctx, inbox.ID, u, []string{backend.FlagSeen}, nil)
+	if err != nil {
+		t.Fatalf("StoreFlags on a silently dead connection: %v", err)
+	}
+	if !backend.HasFlag(flags, backend.FlagSeen) || !backend.HasFlag(out.Messages("INBOX")[u], backend.FlagSeen) {
+		t.Fatalf("flags %q, server has %q", flags, out.Messages("INBOX")[u])
+	}
+	if st := s.Stats("alice"); st.Dials != 3 {
+		t.Fatalf("stats %+v, want a third dial", st)
+	}
+}

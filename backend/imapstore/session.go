@@ -33,21 +33,13 @@ func (s *session) Close() error {
 	return nil
 }
 
-// op says whether an operation may run again on a new connection when the
-// pooled one turns out to be dead: reads may, changes may not (the first
-// attempt may have reached the server).
-type op int
-
-const (
-	opRead op = iota
-	opWrite
-)
-
-// do runs f on a borrowed connection. A read that fails because an idle
-// connection had died meanwhile (server restart, idle kill) is retried
-// once on a new connection. Errors that broke the connection are wrapped
-// with backend.ErrUnavailable.
-func (s *session) do(ctx context.Context, kind op, f func(c *conn) error) error {
+// do runs f on a borrowed connection. If the connection turns out to be
+// dead (the server restarted, timed out the idle connection, or dropped
+// it because another connection deleted its selected mailbox) before f
+// sent anything that changes the mailbox, f runs once more on a new
+// connection. Errors that broke the connection are wrapped with
+// backend.ErrUnavailable.
+func (s *session) do(ctx context.Context, f func(c *conn) error) error {
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
@@ -56,6 +48,7 @@ func (s *session) do(ctx context.Context, kind op, f func(c *conn) error) error 
 		if err != nil {
 			return err
 		}
+		c.mutated = false
 		// Cancellation aborts the command by closing the connection.
 		stop := context.AfterFunc(ctx, func() { c.close() })
 		err = f(c)
@@ -68,7 +61,7 @@ func (s *session) do(ctx context.Context, kind op, f func(c *conn) error) error 
 		if !broken {
 			return err
 		}
-		if kind == opRead && !fresh && attempt == 0 && ctx.Err() == nil {
+		if !c.mutated && !fresh && attempt == 0 && ctx.Err() == nil {
 			s.pool.s.log.Info("imap connection lost, retrying", "user", s.pool.user, "err", err)
 			continue
 		}
