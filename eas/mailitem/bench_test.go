@@ -35,7 +35,7 @@ func BenchmarkBuild(b *testing.B) {
 	}{
 		{"html-truncated-preview", Options{Version: "16.1", BodyPreferences: []BodyPreference{{Type: BodyHTML, TruncationSize: 5120, Preview: 255}}}},
 		{"html-whole", Options{Version: "14.1", BodyPreferences: []BodyPreference{{Type: BodyHTML, TruncationSize: 200000}}}},
-		{"plain-from-html", Options{Version: "14.1", BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 51200}}}},
+		{"plain-truncated", Options{Version: "14.1", BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 51200}}}},
 		{"mime", Options{Version: "14.1", BodyPreferences: []BodyPreference{{Type: BodyMIME}}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
