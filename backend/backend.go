@@ -171,3 +171,18 @@ type Deleted struct {
 	// UID is the message's UID in Trash (0 when expunged or unknown).
 	UID UID
 }
+
+// Watcher is a Session that can wait for a folder to change without
+// polling (IMAP IDLE). Ping (MS-ASCMD 2.2.1.13) and Sync with Wait or
+// HeartbeatInterval use it; for a Session without it the gateway polls
+// Changes, which is one STATUS per folder with CONDSTORE.
+type Watcher interface {
+	// Watch returns nil as soon as the folder differs from since (nil:
+	// from when Watch started): a message arrived or was expunged, or,
+	// when the server has CONDSTORE or reports it while waiting, flags
+	// changed. It returns ctx's error, wrapped, when ctx ends first (the
+	// heartbeat expired: Ping Status 1). Errors: ErrFolderNotFound,
+	// ErrUIDValidityChanged, ErrUnavailable. Each Watch holds its own
+	// connection for its whole duration, outside the per-user pool bound.
+	Watch(ctx context.Context, id FolderID, since *FolderState) error
+}

@@ -72,7 +72,7 @@ func (p *userPool) verify(ctx context.Context, key [32]byte, password string) er
 	p.open++
 	p.mu.Unlock()
 
-	c, err := p.dial(ctx, key, password)
+	c, err := p.dial(ctx, key, password, nil)
 	p.mu.Lock()
 	if err != nil {
 		p.open--
@@ -145,7 +145,7 @@ func (p *userPool) acquire(ctx context.Context, key [32]byte, password string) (
 	p.open++
 	p.mu.Unlock()
 
-	c, err = p.dial(ctx, key, password)
+	c, err = p.dial(ctx, key, password, nil)
 	p.mu.Lock()
 	if err != nil {
 		p.open--
@@ -247,8 +247,9 @@ func (c *conn) condStore() bool { return c.caps.Has(imap.CapCondStore) }
 
 // dial connects, logs in with password, and reads the capabilities.
 // Errors wrap backend.ErrAuthFailed (the server said NO to LOGIN) or
-// backend.ErrUnavailable.
-func (p *userPool) dial(ctx context.Context, key [32]byte, password string) (*conn, error) {
+// backend.ErrUnavailable. handler, if not nil, receives unilateral data;
+// it runs in the client's reader goroutine and must not call the client.
+func (p *userPool) dial(ctx context.Context, key [32]byte, password string, handler *imapclient.UnilateralDataHandler) (*conn, error) {
 	o := &p.s.opts
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
@@ -261,7 +262,7 @@ func (p *userPool) dial(ctx context.Context, key [32]byte, password string) (*co
 	// aborts the exchange by closing the socket.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 
-	copts := &imapclient.Options{TLSConfig: p.s.tlsConfig()}
+	copts := &imapclient.Options{TLSConfig: p.s.tlsConfig(), UnilateralDataHandler: handler}
 	if p.s.debug != nil {
 		copts.DebugWriter = p.s.debug
 	}
