@@ -701,6 +701,12 @@ func (s *suite) testStoreFlags(t *testing.T) {
 	}
 	_, err := sess.StoreFlags(ctx, f.ID, other+100, []string{backend.FlagSeen}, nil)
 	wantErr(t, "StoreFlags of a missing UID", err, backend.ErrMessageNotFound)
+	_, err = sess.StoreFlags(ctx, f.ID, 0, []string{backend.FlagSeen}, nil)
+	wantErr(t, "StoreFlags of UID 0", err, backend.ErrMessageNotFound)
+	_, err = sess.Section(ctx, f.ID, 0, "", 0, 0)
+	wantErr(t, "Section of UID 0", err, backend.ErrMessageNotFound)
+	_, err = sess.Move(ctx, f.ID, 0, folderNamed(t, sess, "Trash").ID)
+	wantErr(t, "Move of UID 0", err, backend.ErrMessageNotFound)
 }
 
 func (s *suite) testMove(t *testing.T) {

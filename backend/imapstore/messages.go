@@ -79,6 +79,9 @@ func sortSummaries(s []backend.Summary) {
 
 // Section implements backend.Session with UID FETCH BODY.PEEK[part]<offset.limit>.
 func (s *session) Section(ctx context.Context, id backend.FolderID, uid backend.UID, part string, offset, limit int64) ([]byte, error) {
+	if uid == 0 {
+		return nil, fmt.Errorf("%w: UID 0", backend.ErrMessageNotFound)
+	}
 	sec, ok := parseSection(part)
 	if !ok || offset < 0 {
 		return nil, fmt.Errorf("%w: %q at %d", backend.ErrInvalidSection, part, offset)
@@ -138,6 +141,9 @@ func (s *session) Section(ctx context.Context, id backend.FolderID, uid backend.
 // Message implements backend.Session: UID FETCH BODY.PEEK[] streamed from
 // the wire. The connection stays lent to the reader until Close.
 func (s *session) Message(ctx context.Context, id backend.FolderID, uid backend.UID) (io.ReadCloser, error) {
+	if uid == 0 {
+		return nil, fmt.Errorf("%w: UID 0", backend.ErrMessageNotFound)
+	}
 	if s.closed.Load() {
 		return nil, backend.ErrClosed
 	}
@@ -221,6 +227,9 @@ func (r *messageReader) Close() error {
 // -FLAGS.SILENT, then UID FETCH FLAGS for the result (a STORE on a
 // missing UID is no error in IMAP).
 func (s *session) StoreFlags(ctx context.Context, id backend.FolderID, uid backend.UID, add, remove []string) ([]string, error) {
+	if uid == 0 {
+		return nil, fmt.Errorf("%w: UID 0", backend.ErrMessageNotFound)
+	}
 	var flags []string
 	err := s.do(ctx, func(c *conn) error {
 		if _, _, err := selectFolder(c, id); err != nil {
@@ -263,6 +272,9 @@ func (s *session) StoreFlags(ctx context.Context, id backend.FolderID, uid backe
 // Move implements backend.Session with UID MOVE, reading the new UID from
 // COPYUID (UIDPLUS).
 func (s *session) Move(ctx context.Context, id backend.FolderID, uid backend.UID, dst backend.FolderID) (backend.UID, error) {
+	if uid == 0 {
+		return 0, fmt.Errorf("%w: UID 0", backend.ErrMessageNotFound)
+	}
 	if id == dst {
 		return 0, fmt.Errorf("%w: %s", backend.ErrSameFolder, id)
 	}
@@ -329,6 +341,9 @@ func move(c *conn, id backend.FolderID, uid backend.UID, dst backend.FolderID) (
 
 // Delete implements backend.Session.
 func (s *session) Delete(ctx context.Context, id backend.FolderID, uid backend.UID, toTrash bool) (backend.Deleted, error) {
+	if uid == 0 {
+		return backend.Deleted{}, fmt.Errorf("%w: UID 0", backend.ErrMessageNotFound)
+	}
 	var del backend.Deleted
 	err := s.do(ctx, func(c *conn) error {
 		if toTrash {

@@ -32,7 +32,8 @@ type userPool struct {
 	open       int       // idle + lent
 	maxOpen    int
 	dials      int
-	refs       int // sessions (and Opens in progress) using the pool
+	refs       int            // sessions (and Opens in progress) using the pool
+	watching   map[*conn]bool // Watch connections, outside the bound
 	closed     bool
 }
 
@@ -209,12 +210,36 @@ func (p *userPool) closeAll() {
 		p.open--
 	}
 	p.idle = nil
+	for c := range p.watching {
+		c.close()
+	}
+}
+
+// watch registers a Watch connection so that Store.Close ends it; it
+// reports false if the store is already closed.
+func (p *userPool) watch(c *conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.watching == nil {
+		p.watching = make(map[*conn]bool)
+	}
+	p.watching[c] = true
+	return true
+}
+
+func (p *userPool) unwatch(c *conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.watching, c)
 }
 
 func (p *userPool) stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolStats{Open: p.open, Idle: len(p.idle), MaxOpen: p.maxOpen, Dials: p.dials}
+	return PoolStats{Open: p.open, Idle: len(p.idle), MaxOpen: p.maxOpen, Dials: p.dials, Watching: len(p.watching)}
 }
 
 // conn is one logged-in IMAP connection.

@@ -191,7 +191,8 @@ func (s *Store) Open(ctx context.Context, user, password string) (backend.Sessio
 	return &session{pool: p, key: key, password: password}, nil
 }
 
-// Close closes every connection and stops the idle reaper. Sessions fail
+// Close closes every connection, ending running Watch calls, and stops
+// the idle reaper. Sessions fail
 // with backend.ErrUnavailable afterwards.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -219,8 +220,11 @@ type PoolStats struct {
 	Idle int
 	// MaxOpen is the most connections that were open at one time.
 	MaxOpen int
-	// Dials counts the connections made (and logged in) so far.
+	// Dials counts the pooled connections made (and logged in) so far.
 	Dials int
+	// Watching is the number of connections held by running Watch calls;
+	// they are not counted in Open and not bound by MaxConnsPerUser.
+	Watching int
 }
 
 // Stats returns the pool statistics of user (zero if the user has no

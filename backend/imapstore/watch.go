@@ -54,6 +54,10 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, since *backend
 		return err
 	}
 	defer c.close()
+	if !s.pool.watch(c) {
+		return fmt.Errorf("%w: store closed", backend.ErrUnavailable)
+	}
+	defer s.pool.unwatch(c)
 	stop := context.AfterFunc(ctx, func() { c.close() })
 	defer stop()
 

@@ -107,7 +107,20 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("Watch of a missing folder: %v", err)
 		}
 	})
-	if st := s.Stats("alice"); st.Open > 1 {
-		t.Fatalf("watches left pooled connections behind: %+v", st)
+	if st := s.Stats("alice"); st.Open > 1 || st.Watching != 0 {
+		t.Fatalf("watches left connections behind: %+v", st)
 	}
+	t.Run("store closed", func(t *testing.T) {
+		n := strings.Count(wire.String(), "\r\n+ idling")
+		done := make(chan error, 1)
+		go func() { done <- w.Watch(ctx, f.ID, nil) }()
+		idling(n + 1)
+		if st := s.Stats("alice"); st.Watching != 1 {
+			t.Fatalf("stats while watching %+v", st)
+		}
+		s.Close()
+		if err := <-done; !errors.Is(err, backend.ErrUnavailable) {
+			t.Fatalf("Watch when the store closed: %v, want ErrUnavailable", err)
+		}
+	})
 }
