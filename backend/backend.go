@@ -141,6 +141,12 @@ type Session interface {
 	// without DeletesAsMoves.
 	Delete(ctx context.Context, id FolderID, uid UID, toTrash bool) (Deleted, error)
 
+	// EmptyFolder expunges every message in the folder and, with
+	// subfolders, deletes the folders below it. Errors: ErrFolderNotFound,
+	// ErrSpecialFolder (a subfolder with a role). ItemOperations
+	// EmptyFolderContents (MS-ASCMD 2.2.3.58), usually on Deleted Items.
+	EmptyFolder(ctx context.Context, id FolderID, subfolders bool) error
+
 	// Append stores a message in the folder and returns its UID. Errors:
 	// ErrFolderNotFound. SendMail's SaveInSentItems (MS-ASCMD 2.2.1.17),
 	// 16.x draft Adds.

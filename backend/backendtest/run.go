@@ -31,6 +31,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Move", s.testMove)
 	t.Run("Delete", s.testDelete)
 	t.Run("Append", s.testAppend)
+	t.Run("EmptyFolder", s.testEmptyFolder)
 	t.Run("Concurrent", s.testConcurrent)
 }
 
@@ -875,4 +876,34 @@ func (s *suite) testConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+func (s *suite) testEmptyFolder(t *testing.T) {
+	ctx := t.Context()
+	out := s.h.Outside(t)
+	out.CreateFolder("Bin")
+	out.CreateFolder("Bin/Old")
+	for i := range 3 {
+		out.Append("Bin", message(i), nil, time.Now())
+	}
+	kept := out.Append("Bin/Old", message(9), nil, time.Now())
+	sess := s.session(t)
+	f := folderNamed(t, sess, "Bin")
+
+	if err := sess.EmptyFolder(ctx, f.ID, false); err != nil {
+		t.Fatalf("EmptyFolder: %v", err)
+	}
+	if msgs := out.Messages("Bin"); len(msgs) != 0 {
+		t.Fatalf("Bin still holds %v", msgs)
+	}
+	if _, ok := out.Messages("Bin/Old")[kept]; !ok {
+		t.Fatalf("EmptyFolder without subfolders emptied Bin/Old")
+	}
+	if err := sess.EmptyFolder(ctx, f.ID, true); err != nil {
+		t.Fatalf("EmptyFolder of an empty folder with subfolders: %v", err)
+	}
+	if slices.Contains(out.Folders(), "Bin/Old") || !slices.Contains(out.Folders(), "Bin") {
+		t.Fatalf("folders after EmptyFolder with subfolders: %q", out.Folders())
+	}
+	wantErr(t, "EmptyFolder of a missing folder", sess.EmptyFolder(ctx, "1.NoSuchFolder", false), backend.ErrFolderNotFound)
 }

@@ -377,3 +377,57 @@ func unselect(c *conn) error {
 	}
 	return nil
 }
+
+// EmptyFolder implements backend.Session: UID STORE 1:* +FLAGS.SILENT
+// (\Deleted) and CLOSE, then DELETE of the subfolders, deepest first.
+func (s *session) EmptyFolder(ctx context.Context, id backend.FolderID, subfolders bool) error {
+	return s.do(ctx, func(c *conn) error {
+		name, sel, err := selectFolder(c, id)
+		if err != nil {
+			return err
+		}
+		var victims []string
+		if subfolders {
+			folders, err := listFolders(c)
+			if err != nil {
+				return err
+			}
+			f, ok := findFolderName(folders, name)
+			if !ok {
+				return fmt.Errorf("%w: %s", backend.ErrFolderNotFound, name)
+			}
+			if f.Delimiter != 0 {
+				for _, g := range folders {
+					if strings.HasPrefix(g.Name, f.Name+string(f.Delimiter)) {
+						if g.Role != backend.RoleNone {
+							return fmt.Errorf("%w: %s holds the %v folder", backend.ErrSpecialFolder, f.Name, g.Role)
+						}
+						victims = append(victims, g.Name)
+					}
+				}
+			}
+		}
+		if sel.NumMessages > 0 {
+			c.mutated = true
+			all := imap.UIDSet{{Start: 1, Stop: 0}}
+			if err := c.client.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+				return fmt.Errorf("UID STORE 1:* \\Deleted: %w", err)
+			}
+		}
+		// CLOSE expunges silently and leaves the mailbox.
+		if err := c.client.UnselectAndExpunge().Wait(); err != nil {
+			return fmt.Errorf("CLOSE: %w", err)
+		}
+		sort.Slice(victims, func(i, j int) bool { return len(victims[i]) > len(victims[j]) })
+		for _, v := range victims {
+			c.mutated = true
+			if err := c.client.Delete(v).Wait(); err != nil && !hasCode(err, imap.ResponseCodeNonExistent) {
+				return fmt.Errorf("DELETE %s: %w", v, err)
+			}
+			if err := c.client.Unsubscribe(v).Wait(); err != nil && !isNo(err) {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -334,7 +334,7 @@ func move(c *conn, id backend.FolderID, uid backend.UID, dst backend.FolderID) (
 		return 0, nil // moved; the server does not say where
 	}
 	if src.Len() != 1 || dstUIDs.Len() != 1 || !src.Contains(uid) {
-		return 0, fmt.Errorf("UID MOVE %d: unexpected COPYUID %v %v", uid, src, dstUIDs)
+		return 0, fmt.Errorf("%w: UID MOVE %d: unexpected COPYUID %v %v", errServer, uid, src, dstUIDs)
 	}
 	return dstUIDs[0].Start, nil
 }
@@ -371,7 +371,7 @@ func (s *session) Delete(ctx context.Context, id backend.FolderID, uid backend.U
 // EXPUNGE (UIDPLUS), leaving other \Deleted messages alone.
 func expungeOne(c *conn, id backend.FolderID, uid backend.UID) error {
 	if !c.has(imap.CapUIDPlus) && !c.has(imap.CapIMAP4rev2) {
-		return errors.New("the IMAP server lacks UIDPLUS: cannot expunge one message alone")
+		return fmt.Errorf("%w: no UIDPLUS, so one message cannot be expunged alone", errServer)
 	}
 	if _, _, err := selectFolder(c, id); err != nil {
 		return err
@@ -436,7 +436,7 @@ func (s *session) Append(ctx context.Context, id backend.FolderID, msg backend.A
 			return fmt.Errorf("APPEND: %w", err)
 		}
 		if data.UID == 0 {
-			return errors.New("APPEND: the server sent no APPENDUID (no UIDPLUS)")
+			return fmt.Errorf("%w: APPEND gave no APPENDUID (no UIDPLUS)", errServer)
 		}
 		if data.UIDValidity != uv {
 			return fmt.Errorf("%w: %s: stored as UID %d under UIDVALIDITY %d, ID has %d", backend.ErrUIDValidityChanged, name, data.UID, data.UIDValidity, uv)

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -348,16 +347,37 @@ func (s *Store) tlsConfig() *tls.Config {
 	return cfg
 }
 
-// broken reports whether err (from an operation on c) left c unusable:
-// the client closed itself (I/O or protocol failure) or the error is a
-// network one.
+// errServer marks an answer the server gave that the operation cannot use
+// (a missing extension, a malformed response code): the server is fine
+// and so is the connection.
+var errServer = errors.New("imapstore: unusable answer from the IMAP server")
+
+// semantic are the errors that say something about the request, not the
+// connection.
+var semantic = []error{
+	errServer,
+	backend.ErrFolderNotFound, backend.ErrFolderExists, backend.ErrParentNotFound,
+	backend.ErrSpecialFolder, backend.ErrInvalidName, backend.ErrUIDValidityChanged,
+	backend.ErrMessageNotFound, backend.ErrDestNotFound, backend.ErrSameFolder,
+	backend.ErrInvalidSection,
+}
+
+// broken reports whether err (from an operation on c) left c unusable.
+// go-imap reports I/O failures without wrapping the cause and may return
+// them a moment before the client marks itself closed, so anything but a
+// server response (NO/BAD, *imap.Error) or an error about the request
+// itself counts as broken.
 func (c *conn) broken(err error) bool {
 	if c.isClosed() {
 		return true
 	}
-	if err == nil {
+	if err == nil || isNo(err) {
 		return false
 	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	for _, e := range semantic {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return true
 }
