@@ -104,7 +104,11 @@ func TestPoolReplacesKilledConnection(t *testing.T) {
 	if before.Open != 1 {
 		t.Fatalf("stats %+v, want one connection", before)
 	}
-	out, err := exec.Command("doveadm", "-c", filepath.Join(d.Dir, "dovecot.conf"), "kick", "alice").CombinedOutput()
+	doveadm, err := exec.LookPath("doveadm")
+	if err != nil {
+		t.Fatalf("doveadm not found: install the Debian package dovecot-core (%v)", err)
+	}
+	out, err := exec.Command(doveadm, "-c", filepath.Join(d.Dir, "dovecot.conf"), "kick", "alice").CombinedOutput()
 	if err != nil {
 		t.Fatalf("doveadm kick: %v: %s", err, out)
 	}
