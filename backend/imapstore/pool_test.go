@@ -556,3 +556,79 @@ func TestRetryOnSilentlyDeadConnection(t *testing.T) {
 		t.Fatalf("stats %+v, want a third dial", st)
 	}
 }
+
+// TestIMAP4rev1Only: against a server with none of the extensions (no
+// LIST-STATUS, ESEARCH, CONDSTORE, UIDPLUS, MOVE), folders come from
+// LIST plus STATUS per folder, changes from plain UID SEARCH, and what
+// cannot be done safely fails as a server error, never as success.
+func TestIMAP4rev1Only(t *testing.T) {
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("alice", "alicepw")
+	for _, name := range []string{"INBOX", "Trash", "Work"} {
+		if err := u.Create(name, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		InsecureAuth: true,
+		Logger:       log.New(io.Discard, "", 0),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
+
+	ctx := t.Context()
+	out := dialOutside(t, ln.Addr().String(), "alice", "alicepw")
+	u1 := out.Append("Work", []byte("Subject: a\r\n\r\na\r\n"), nil, time.Now())
+	u2 := out.Append("Work", []byte("Subject: b\r\n\r\nb\r\n"), nil, time.Now())
+	s := newStore(t, imapstore.Options{Addr: ln.Addr().String()})
+	sess, err := s.Open(ctx, "alice", "alicepw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	folders, err := sess.Folders(ctx)
+	if err != nil {
+		t.Fatalf("Folders: %v", err)
+	}
+	var work, trash backend.Folder
+	for _, f := range folders {
+		switch f.Name {
+		case "Work":
+			work = f
+		case "Trash":
+			trash = f
+		}
+	}
+	if work.Messages != 2 || work.UIDValidity == 0 || work.UIDNext <= u2 || trash.Role != backend.RoleTrash {
+		t.Fatalf("folders from LIST + STATUS: %+v", folders)
+	}
+	cs, err := sess.Changes(ctx, work.ID, nil, time.Time{})
+	if err != nil || cs.Added.String() != backend.NewUIDSet(u1, u2).String() || cs.Scan != backend.ScanFull {
+		t.Fatalf("Changes: %+v, %v", cs, err)
+	}
+	out.Expunge("Work", u1)
+	cs, err = sess.Changes(ctx, work.ID, cs.State, time.Time{})
+	if err != nil || cs.Expunged.String() != backend.NewUIDSet(u1).String() {
+		t.Fatalf("Changes after an expunge: %+v, %v", cs, err)
+	}
+	// One message cannot be expunged alone without UID EXPUNGE: refuse.
+	if _, err := sess.Delete(ctx, work.ID, u2, false); err == nil || errors.Is(err, backend.ErrUnavailable) {
+		t.Fatalf("Delete without UIDPLUS: %v, want a server error", err)
+	}
+	if _, ok := out.Messages("Work")[u2]; !ok {
+		t.Fatalf("the refused Delete removed UID %d", u2)
+	}
+	if _, err := sess.Folders(ctx); err != nil {
+		t.Fatalf("the connection did not survive the refusal: %v", err)
+	}
+}
