@@ -127,7 +127,8 @@ type Session interface {
 	// SmartReply/SmartForward's \Answered and $Forwarded.
 	StoreFlags(ctx context.Context, id FolderID, uid UID, add, remove []string) ([]string, error)
 
-	// Move moves one message to dst and returns its UID there. Errors:
+	// Move moves one message to dst and returns its UID there (0 when
+	// the server does not say: IMAP without UIDPLUS). Errors:
 	// ErrMessageNotFound, ErrFolderNotFound (source), ErrDestNotFound,
 	// ErrSameFolder. MoveItems (MS-ASCMD 2.2.1.12) and Sync Delete with
 	// DeletesAsMoves.
