@@ -54,6 +54,7 @@ type Request struct {
 	Device *devices.Device
 
 	authKey [32]byte // auth cache key, to forget it if the backend refuses later
+	mail    *mailbox // the mail session behind Mailbox; holds the password
 }
 
 // VersionNumber returns the protocol version times ten: 141 for "14.1".
@@ -163,7 +164,9 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		SaveInSent: q.SaveInSent, AcceptMultiPart: q.AcceptMultiPart, Query: q,
 		UserAgent: r.UserAgent(), RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(),
 		authKey: s.cache.key(cred.user, cred.password),
+		mail:    s.newMailbox(cred),
 	}
+	defer s.closeMailbox(req)
 	req.Header.Del("Authorization")
 
 	resp, err := s.run(w, r, req, q, qerr, cmd, known)

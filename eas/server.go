@@ -51,6 +51,9 @@ type Config struct {
 	Devices devices.Store
 	// Policy holds the policy file; nil means policy.Default().
 	Policy *policy.Holder
+	// Mail is the mail store handlers reach through Request.Mailbox. With
+	// it (and Devices) the folder commands are registered.
+	Mail backend.Store
 
 	// Versions are the protocol versions offered in OPTIONS and accepted
 	// on POST; empty means DefaultVersions.
