@@ -36,8 +36,9 @@ var (
 	// root element, bytes after it, or (when encoding) an unclosed or
 	// second root element.
 	ErrUnbalanced = errors.New("wbxml: unbalanced elements")
-	// ErrMixedContent: one element holds both STR_I and OPAQUE content,
-	// which the tree form cannot represent.
+	// ErrMixedContent: one element holds two kinds of content (STR_I,
+	// OPAQUE, child elements), which EAS never sends and the tree form
+	// does not represent.
 	ErrMixedContent = errors.New("wbxml: element mixes string and opaque content")
 )
 

@@ -142,7 +142,8 @@ const elementSlab = 32
 
 // Parse decodes a whole WBXML document into a tree within lim. Several
 // STR_I in one element are joined; several OPAQUE too. An element holding
-// both strings and OPAQUE fails with ErrMixedContent.
+// two kinds of content (strings, OPAQUE, child elements), which EAS never
+// sends, fails with ErrMixedContent.
 func Parse(r io.Reader, lim Limits) (*Element, error) {
 	d := NewDecoder(r, lim)
 	var (
@@ -167,7 +168,11 @@ func Parse(r io.Reader, lim Limits) (*Element, error) {
 			slab = slab[1:]
 			e.Tag = tok.Tag
 			if n := len(stack); n > 0 {
-				stack[n-1].Children = append(stack[n-1].Children, e)
+				parent := stack[n-1]
+				if parent.Text != "" || parent.IsOpaque {
+					return nil, &SyntaxError{Offset: d.Offset() - 1, Err: ErrMixedContent}
+				}
+				parent.Children = append(parent.Children, e)
 			} else {
 				root = e
 			}
@@ -176,13 +181,13 @@ func Parse(r io.Reader, lim Limits) (*Element, error) {
 			stack = stack[:len(stack)-1]
 		case Text:
 			top := stack[len(stack)-1]
-			if top.IsOpaque && tok.Text != "" {
+			if tok.Text != "" && (top.IsOpaque || len(top.Children) > 0) {
 				return nil, &SyntaxError{Offset: d.Offset(), Err: ErrMixedContent}
 			}
 			top.Text += tok.Text
 		case Opaque:
 			top := stack[len(stack)-1]
-			if top.Text != "" {
+			if top.Text != "" || len(top.Children) > 0 {
 				return nil, &SyntaxError{Offset: d.Offset(), Err: ErrMixedContent}
 			}
 			top.IsOpaque = true

@@ -254,8 +254,8 @@ func FromXML(r io.Reader) (*Element, error) {
 // setContent gives e its content from the XML text s and enc attribute.
 func setContent(e *Element, enc, s string) error {
 	if len(e.Children) > 0 {
-		if strings.TrimSpace(s) != "" { // mixed content, which EAS never uses
-			e.Text = s
+		if strings.TrimSpace(s) != "" {
+			return fmt.Errorf("wbxml: FromXML: <%s>: %w", e.Tag.Name(), ErrMixedContent)
 		}
 		return nil
 	}
