@@ -1,0 +1,300 @@
+package mailsync
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/eas/mailitem"
+)
+
+// collect asks the store what changed since the snapshot and adds it to
+// the due sets. It returns the messages to add (tracked in the new
+// snapshot until pick or build untracks what is not sent).
+func (e *Engine) collect(ctx context.Context, req *Request, cur *state) (backend.UIDSet, backend.Scan, error) {
+	window := FilterSince(req.Options.FilterType, e.now())
+	cs, err := req.Session.Changes(ctx, req.Folder, cur.Snap, window)
+	if err != nil {
+		return nil, 0, err
+	}
+	cur.Snap = cs.State
+	for _, fc := range cs.Changed {
+		cur.DueChanged.AddUID(fc.UID)
+	}
+	cur.DueDeleted = cur.DueDeleted.Union(cs.Expunged)
+	cur.DueSoft = cur.DueSoft.Union(cs.AgedOut).Diff(cs.Added)
+	cur.DueChanged = cur.DueChanged.Diff(cur.DueDeleted).Diff(cur.DueSoft)
+	cur.Failed = cur.Failed.Intersect(cs.Added)
+	return cs.Added, cs.Scan, nil
+}
+
+// take removes and returns up to n UIDs from *set, lowest first.
+func take(set *backend.UIDSet, n int) backend.UIDSet {
+	var out backend.UIDSet
+	for uid := range set.All() {
+		if n <= 0 {
+			break
+		}
+		out.AddUID(uid)
+		n--
+	}
+	*set = set.Diff(out)
+	return out
+}
+
+// pick chooses the next batch of at most win items: deletes, soft
+// deletes, changes, then adds newest first (the phone shows the newest
+// mail at once), failed items last. Adds not chosen are untracked so the
+// store reports them again.
+func pick(cur *state, adds backend.UIDSet, win int) batch {
+	var b batch
+	n := win
+	b.Deleted = take(&cur.DueDeleted, n)
+	n -= b.Deleted.Len()
+	b.Soft = take(&cur.DueSoft, n)
+	n -= b.Soft.Len()
+	b.Changed = take(&cur.DueChanged, n)
+	n -= b.Changed.Len()
+	good := adds.Diff(cur.Failed)
+	for uid := range good.Backward() {
+		if n <= 0 {
+			break
+		}
+		b.Added.AddUID(uid)
+		n--
+	}
+	for uid := range adds.Intersect(cur.Failed).All() {
+		if n <= 0 {
+			break
+		}
+		b.Added.AddUID(uid)
+		n--
+	}
+	rest := adds.Diff(b.Added)
+	if cur.Snap != nil && rest.Len() > 0 {
+		cur.Snap.Untrack(rest)
+	}
+	b.More = cur.DueDeleted.Len()+cur.DueSoft.Len()+cur.DueChanged.Len() > 0 || rest.Diff(cur.Failed).Len() > 0
+	return b
+}
+
+// cutBatch shrinks a replayed batch to win items, putting the rest back
+// among the due changes (a phone that keeps repeating a key gets less
+// each time).
+func (e *Engine) cutBatch(cur *state, b *batch, win int) {
+	if b.size() <= win {
+		return
+	}
+	n := win
+	keep := func(set *backend.UIDSet, due *backend.UIDSet) {
+		kept := take(set, n)
+		n -= kept.Len()
+		if due != nil {
+			*due = due.Union(*set)
+		}
+		*set = kept
+	}
+	keep(&b.Deleted, &cur.DueDeleted)
+	keep(&b.Soft, &cur.DueSoft)
+	keep(&b.Changed, &cur.DueChanged)
+	var added backend.UIDSet
+	for uid := range b.Added.Backward() {
+		if n <= 0 {
+			break
+		}
+		added.AddUID(uid)
+		n--
+	}
+	if rest := b.Added.Diff(added); rest.Len() > 0 && cur.Snap != nil {
+		cur.Snap.Untrack(rest)
+	}
+	b.Added = added
+	b.More = true
+}
+
+// build turns the batch into the result's items, adjusting the snapshot
+// to what was really sent: adds that vanished are forgotten, adds that
+// failed or came after the deadline are untracked again.
+func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, res *Result) error {
+	for uid := range b.Deleted.All() {
+		res.Deletes = append(res.Deletes, ServerID(req.Collection, uid))
+	}
+	for uid := range b.Soft.All() {
+		res.SoftDeletes = append(res.SoftDeletes, ServerID(req.Collection, uid))
+	}
+	for uid := range b.Changed.All() {
+		if cur.Snap == nil || !cur.Snap.UIDs.Contains(uid) {
+			b.Changed.RemoveUID(uid)
+			continue
+		}
+		res.Changes = append(res.Changes, Item{ServerID: ServerID(req.Collection, uid), Data: mailitem.ChangeData(cur.Snap.FlagsOf(uid), req.Options.Item)})
+	}
+	if b.Added.Len() == 0 {
+		return nil
+	}
+	sums, err := req.Session.Summaries(ctx, req.Folder, b.Added)
+	if err != nil {
+		return err
+	}
+	byUID := make(map[backend.UID]*backend.Summary, len(sums))
+	for i := range sums {
+		byUID[sums[i].UID] = &sums[i]
+	}
+	var sent, unsent backend.UIDSet
+	for uid := range b.Added.Backward() {
+		sum := byUID[uid]
+		if sum == nil {
+			// Expunged since: the phone never hears of it.
+			if cur.Snap != nil {
+				cur.Snap.Remove(uid)
+			}
+			continue
+		}
+		if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
+			unsent.AddUID(uid)
+			continue
+		}
+		it, err := mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: sum}, req.Options.Item)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, backend.ErrUnavailable) {
+				return err
+			}
+			e.buildFailures.Add(1)
+			e.log().Warn("sync: item not built", "user", req.User, "device", req.Device,
+				"collection", req.Collection, "uid", uint32(uid), "err", err)
+			cur.Failed.AddUID(uid)
+			unsent.AddUID(uid)
+			continue
+		}
+		if len(it.Warnings) > 0 {
+			e.log().Debug("sync: item built with warnings", "user", req.User, "device", req.Device,
+				"collection", req.Collection, "uid", uint32(uid), "warnings", strings.Join(it.Warnings, "; "))
+		}
+		cur.Failed.RemoveUID(uid)
+		if cur.Snap != nil {
+			cur.Snap.SetFlags(uid, sum.Flags)
+		}
+		sent.AddUID(uid)
+		res.Adds = append(res.Adds, Item{ServerID: ServerID(req.Collection, uid), Data: it.ApplicationData})
+	}
+	if unsent.Len() > 0 && cur.Snap != nil {
+		cur.Snap.Untrack(unsent)
+	}
+	if unsent.Diff(cur.Failed).Len() > 0 {
+		b.More = true
+	}
+	b.Added = sent
+	return nil
+}
+
+// bookkeeping are keywords that are not categories (as eas/mailitem
+// leaves them out of Categories), in lower case.
+var bookkeeping = []string{"$forwarded", "$mdnsent", "$junk", "$notjunk", "junk", "notjunk", "nonjunk", "$phishing"}
+
+func isCategory(flag string) bool {
+	return !strings.HasPrefix(flag, `\`) && !slices.Contains(bookkeeping, strings.ToLower(flag))
+}
+
+// runCommand runs one client command against the store and returns its
+// answer and its effect on the state (so the change is not echoed back).
+func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Command) (Response, func(*state), error) {
+	r := Response{Kind: c.Kind, ServerID: c.ServerID, ClientID: c.ClientID}
+	if c.Kind == CmdAdd {
+		// Email Adds are 16.x drafts (digest §4.3), not supported yet:
+		// the phone is told the item could not be converted.
+		r.Status = StatusConversionError
+		return r, nil, nil
+	}
+	uid := ParseServerID(req.Collection, c.ServerID)
+	if uid == 0 {
+		r.Status = StatusObjectNotFound
+		return r, nil, nil
+	}
+	switch c.Kind {
+	case CmdChange:
+		var add, remove []string
+		if c.Read != nil {
+			if *c.Read {
+				add = append(add, backend.FlagSeen)
+			} else {
+				remove = append(remove, backend.FlagSeen)
+			}
+		}
+		if c.Flag != nil {
+			// MS-ASEMAIL 2.2.2.74: 2 active; 1 complete and 0 cleared
+			// have no IMAP form but an unset \Flagged (digest §4.2).
+			if *c.Flag == "2" {
+				add = append(add, backend.FlagFlagged)
+			} else {
+				remove = append(remove, backend.FlagFlagged)
+			}
+		}
+		if c.Categories != nil && cur.Snap != nil {
+			for _, f := range cur.Snap.FlagsOf(uid) {
+				if isCategory(f) && !slices.Contains(c.Categories, f) {
+					remove = append(remove, f)
+				}
+			}
+			add = append(add, c.Categories...)
+		}
+		if len(add)+len(remove) > 0 {
+			if _, err := req.Session.StoreFlags(ctx, req.Folder, uid, add, remove); err != nil {
+				if errors.Is(err, backend.ErrMessageNotFound) {
+					r.Status = StatusObjectNotFound
+					return r, nil, nil
+				}
+				return r, nil, err
+			}
+		}
+		r.Status = StatusSuccess
+		return r, func(st *state) {
+			if st.Snap == nil || !st.Snap.UIDs.Contains(uid) {
+				return
+			}
+			flags := st.Snap.FlagsOf(uid)
+			flags = slices.DeleteFunc(flags, func(f string) bool { return slices.Contains(remove, f) })
+			st.Snap.SetFlags(uid, append(flags, add...))
+		}, nil
+	case CmdDelete:
+		if _, err := req.Session.Delete(ctx, req.Folder, uid, req.Options.DeletesAsMoves); err != nil {
+			if errors.Is(err, backend.ErrMessageNotFound) {
+				r.Status = StatusObjectNotFound
+				return r, nil, nil
+			}
+			return r, nil, err
+		}
+		r.Status = StatusSuccess
+		return r, func(st *state) { st.forget(uid) }, nil
+	}
+	r.Status = StatusProtocolError
+	return r, nil, nil
+}
+
+// fetch answers a client Fetch with the whole item (Responses > Fetch).
+func (e *Engine) fetch(ctx context.Context, req *Request, c Command) Response {
+	r := Response{Kind: CmdFetch, ServerID: c.ServerID, Status: StatusObjectNotFound}
+	uid := ParseServerID(req.Collection, c.ServerID)
+	if uid == 0 {
+		return r
+	}
+	sums, err := req.Session.Summaries(ctx, req.Folder, backend.NewUIDSet(uid))
+	if err != nil || len(sums) == 0 {
+		if err != nil && !errors.Is(err, backend.ErrMessageNotFound) {
+			r.Status = StatusServerError
+		}
+		return r
+	}
+	it, err := mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: &sums[0]}, req.Options.Item)
+	if err != nil {
+		e.buildFailures.Add(1)
+		e.log().Warn("sync: fetched item not built", "user", req.User, "device", req.Device,
+			"collection", req.Collection, "uid", uint32(uid), "err", err)
+		r.Status = StatusServerError
+		return r
+	}
+	r.Status = StatusSuccess
+	r.Data = it.ApplicationData
+	return r
+}

@@ -1,0 +1,344 @@
+package mailsync_test
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/eas/mailsync"
+	"github.com/easgate/easgate/wbxml"
+)
+
+var day0 = time.Now().Add(-time.Hour)
+
+// TestPagedInitialSyncWithOutsideChanges pages 23 messages in windows of
+// 5 while an outside client appends, flags, expunges and moves, then
+// compares the phone's copy with IMAP: nothing lost, nothing doubled.
+func TestPagedInitialSyncWithOutsideChanges(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 23; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		r := e.sync(e.request("1", inbox, "0", 5))
+		if len(r.Adds) != 0 || r.SyncKey == "0" {
+			t.Fatalf("priming: %d adds, key %q", len(r.Adds), r.SyncKey)
+		}
+		p.apply(r)
+		for round := 0; ; round++ {
+			r := e.sync(e.request("1", inbox, p.key, 5))
+			if n := len(r.Adds) + len(r.Changes) + len(r.Deletes) + len(r.SoftDeletes); n > 5 {
+				t.Fatalf("round %d: %d items in a window of 5", round, n)
+			}
+			p.apply(r)
+			switch round {
+			case 0:
+				e.appendMsg("INBOX", 100, day0)
+				e.store("INBOX", 23, imap.StoreFlagsAdd, imap.FlagSeen) // sent already
+				e.store("INBOX", 2, imap.StoreFlagsAdd, imap.FlagFlagged)
+			case 1:
+				e.expunge("INBOX", 22) // sent already
+				e.expunge("INBOX", 3)  // not sent yet
+			case 2:
+				e.moveOut("INBOX", 21, "Work")
+				e.moveOut("INBOX", 4, "Work")
+				e.store("INBOX", 20, imap.StoreFlagsAdd, imap.FlagSeen, imap.FlagFlagged)
+			}
+			if !r.MoreAvailable && round > 2 {
+				break
+			}
+			if round > 50 {
+				t.Fatal("no end")
+			}
+		}
+		e.syncAll(p, inbox, 5)
+		p.matches(e.imapView("INBOX"))
+		// Nothing left: the next Sync is unchanged and keeps the key.
+		r = e.sync(e.request("1", inbox, p.key, 5))
+		if !r.Unchanged || r.SyncKey != p.key {
+			t.Errorf("settled Sync: unchanged %v key %q (phone %q)", r.Unchanged, r.SyncKey, p.key)
+		}
+	})
+}
+
+func encodeItems(t *testing.T, r *mailsync.Result) []byte {
+	t.Helper()
+	root := wbxml.E(wbxml.AirSyncCommands)
+	for _, id := range r.Deletes {
+		root.Add(wbxml.E(wbxml.AirSyncDelete, wbxml.T(wbxml.AirSyncServerId, id)))
+	}
+	for _, id := range r.SoftDeletes {
+		root.Add(wbxml.E(wbxml.AirSyncSoftDelete, wbxml.T(wbxml.AirSyncServerId, id)))
+	}
+	for _, it := range r.Changes {
+		root.Add(wbxml.E(wbxml.AirSyncChange, wbxml.T(wbxml.AirSyncServerId, it.ServerID), it.Data))
+	}
+	for _, it := range r.Adds {
+		root.Add(wbxml.E(wbxml.AirSyncAdd, wbxml.T(wbxml.AirSyncServerId, it.ServerID), it.Data))
+	}
+	for _, rs := range r.Responses {
+		root.Add(wbxml.T(wbxml.AirSyncStatus, rs.ServerID+"/"+rs.ClientID+"/"+string(rune('0'+rs.Status))))
+	}
+	b, err := wbxml.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestRetriedKeyReplays sends every key twice after each kind of change:
+// the second answer has the same items, and the phone continuing from it
+// ends up with exactly what IMAP holds.
+func TestRetriedKeyReplays(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 6; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		p.apply(e.sync(e.request("1", inbox, "0", 4)))
+		changes := []func(){
+			func() {}, // the initial adds (4 of 6, then 2)
+			func() {},
+			func() { e.appendMsg("INBOX", 7, day0) },
+			func() { e.store("INBOX", 1, imap.StoreFlagsAdd, imap.FlagSeen) },
+			func() { e.expunge("INBOX", 2) },
+			func() { e.moveOut("INBOX", 3, "Work") },
+		}
+		for i, change := range changes {
+			change()
+			first := e.sync(e.request("1", inbox, p.key, 4))
+			// The response is lost: the phone sends the same key again.
+			second := e.sync(e.request("1", inbox, p.key, 4))
+			if !second.Replay {
+				t.Errorf("change %d: repeated key not taken as a replay", i)
+			}
+			if a, b := encodeItems(t, first), encodeItems(t, second); !bytes.Equal(a, b) {
+				t.Errorf("change %d: replay differs:\nfirst  %x\nsecond %x", i, a, b)
+			}
+			if first.MoreAvailable != second.MoreAvailable {
+				t.Errorf("change %d: MoreAvailable %v then %v", i, first.MoreAvailable, second.MoreAvailable)
+			}
+			p.apply(second)
+			if first.SyncKey == second.SyncKey {
+				t.Errorf("change %d: replay reused key %s", i, first.SyncKey)
+			}
+		}
+		e.syncAll(p, inbox, 4)
+		p.matches(e.imapView("INBOX"))
+		// The key of the lost response is gone; the one before the
+		// current is still good.
+	})
+}
+
+// TestRetriesShrinkWindow: a phone that keeps repeating a key gets half
+// the batch each time, down to one item, and nothing is lost.
+func TestRetriesShrinkWindow(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 10; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		p.apply(e.sync(e.request("1", inbox, "0", 8)))
+		var sizes []int
+		for range 5 {
+			r := e.sync(e.request("1", inbox, p.key, 8))
+			sizes = append(sizes, len(r.Adds))
+			if len(sizes) == 5 {
+				p.apply(r)
+			}
+		}
+		if want := []int{8, 8, 4, 2, 1}; !slices.Equal(sizes, want) {
+			t.Errorf("batch sizes %v, want %v", sizes, want)
+		}
+		e.syncAll(p, inbox, 8)
+		p.matches(e.imapView("INBOX"))
+	})
+}
+
+// TestClientCommands checks what IMAP holds after each client command and
+// that the client's own changes are not echoed back.
+func TestClientCommands(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 5; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		p.apply(e.sync(e.request("1", inbox, "0", 50)))
+		e.syncAll(p, inbox, 50)
+		yes, two, none := true, "2", ""
+		r := e.sync(e.request("1", inbox, p.key, 50,
+			mailsync.Command{Kind: mailsync.CmdChange, ServerID: "1:1", Read: &yes},
+			mailsync.Command{Kind: mailsync.CmdChange, ServerID: "1:2", Flag: &two},
+			mailsync.Command{Kind: mailsync.CmdChange, ServerID: "1:99", Read: &yes},
+			mailsync.Command{Kind: mailsync.CmdDelete, ServerID: "1:3"},
+			mailsync.Command{Kind: mailsync.CmdFetch, ServerID: "1:4"},
+		))
+		if len(r.Adds)+len(r.Changes)+len(r.Deletes) != 0 {
+			t.Errorf("client changes echoed: %d adds, %d changes, %d deletes", len(r.Adds), len(r.Changes), len(r.Deletes))
+		}
+		statuses := map[string]int{}
+		for _, rs := range r.Responses {
+			statuses[rs.Kind.String()+" "+rs.ServerID] = rs.Status
+		}
+		want := map[string]int{"Change 1:99": 8, "Delete 1:3": 1, "Fetch 1:4": 1}
+		for k, v := range want {
+			if statuses[k] != v {
+				t.Errorf("%s: status %d, want %d (all: %v)", k, statuses[k], v, statuses)
+			}
+		}
+		if len(statuses) != len(want) {
+			t.Errorf("responses %v, want %v", statuses, want)
+		}
+		p.items["1:1"] = flagView(true, false)
+		p.items["1:2"] = flagView(false, true)
+		delete(p.items, "1:3")
+		p.key = r.SyncKey
+		view := e.imapView("INBOX")
+		p.matches(view)
+		if trash := e.imapView("Trash"); len(trash) != 1 {
+			t.Errorf("Trash holds %d messages, want the deleted one", len(trash))
+		}
+		// Unflag with an empty Flag, and delete outright in Trash.
+		r = e.sync(e.request("1", inbox, p.key, 50, mailsync.Command{Kind: mailsync.CmdChange, ServerID: "1:2", Flag: &none}))
+		p.apply(r)
+		p.items["1:2"] = flagView(false, false)
+		p.matches(e.imapView("INBOX"))
+		trash := e.folder("Trash")
+		tp := newPhone(t, "4")
+		tp.apply(e.sync(e.request("4", trash, "0", 50)))
+		e.syncAll(tp, trash, 50)
+		tp.matches(e.imapView("Trash"))
+		var id string
+		for k := range tp.items {
+			id = k
+		}
+		r = e.sync(e.request("4", trash, tp.key, 50, mailsync.Command{Kind: mailsync.CmdDelete, ServerID: id}))
+		if len(r.Responses) != 1 || r.Responses[0].Status != 1 {
+			t.Errorf("delete in Trash: %+v", r.Responses)
+		}
+		tp.apply(r)
+		delete(tp.items, id)
+		if v := e.imapView("Trash"); len(v) != 0 {
+			t.Errorf("Trash still holds %v", v)
+		}
+		tp.matches(e.imapView("Trash"))
+		// Nothing is echoed later either.
+		e.syncAll(p, inbox, 50)
+		p.matches(e.imapView("INBOX"))
+	})
+}
+
+// TestUIDValidityChange: a folder recreated under the same name answers
+// Status 3 once and the state is gone.
+func TestUIDValidityChange(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		e.appendMsg("Work", 1, day0)
+		work := e.folder("Work")
+		p := newPhone(t, "7")
+		p.apply(e.sync(e.request("7", work, "0", 10)))
+		e.syncAll(p, work, 10)
+		if err := e.out.Delete("Work").Wait(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // UIDVALIDITY is a timestamp on Dovecot
+		if err := e.out.Create("Work", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		r := e.sync(e.request("7", work, p.key, 10))
+		if r.Status != mailsync.StatusInvalidSyncKey {
+			t.Fatalf("status %d, want 3", r.Status)
+		}
+		r = e.sync(e.request("7", work, p.key, 10))
+		if r.Status != mailsync.StatusInvalidSyncKey {
+			t.Fatalf("second try: status %d, want 3 (state deleted)", r.Status)
+		}
+	})
+}
+
+// TestMoveItems: a moved message is neither doubled nor lost in either
+// collection's next Sync.
+func TestMoveItems(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 3; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		e.appendMsg("Work", 10, day0)
+		inbox, work := e.folder("INBOX"), e.folder("Work")
+		pi, pw := newPhone(t, "1"), newPhone(t, "7")
+		for _, c := range []struct {
+			p *phone
+			f backend.FolderID
+		}{{pi, inbox}, {pw, work}} {
+			c.p.apply(e.sync(e.request(c.p.coll, c.f, "0", 10)))
+			e.syncAll(c.p, c.f, 10)
+		}
+		e.store("INBOX", 2, imap.StoreFlagsAdd, imap.FlagSeen)
+		e.syncAll(pi, inbox, 10)
+		dst, err := e.eng.Move(e.ctx, e.sess, "alice", "dev1", mailsync.Collection{ID: "1", Folder: inbox}, "1:2", mailsync.Collection{ID: "7", Folder: work})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The phone moves the item itself.
+		pw.items[dst] = pi.items["1:2"]
+		delete(pi.items, "1:2")
+		for _, c := range []struct {
+			p *phone
+			f backend.FolderID
+			b string
+		}{{pi, inbox, "INBOX"}, {pw, work, "Work"}} {
+			r := e.sync(e.request(c.p.coll, c.f, c.p.key, 10))
+			if !r.Unchanged {
+				t.Errorf("%s after the move: %d adds, %d deletes", c.b, len(r.Adds), len(r.Deletes))
+			}
+			c.p.apply(r)
+			c.p.matches(e.imapView(c.b))
+		}
+		if _, err := e.eng.Move(e.ctx, e.sess, "alice", "dev1", mailsync.Collection{ID: "1", Folder: inbox}, "1:1", mailsync.Collection{ID: "1", Folder: inbox}); err == nil {
+			t.Error("move to the same folder succeeded")
+		}
+	})
+}
+
+// TestEstimate counts what the next Sync brings.
+func TestEstimate(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 7; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		est := func(key string) (int, int) {
+			n, st, err := e.eng.Estimate(e.ctx, e.request("1", inbox, key, 3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n, st
+		}
+		if _, st := est("0"); st != mailsync.EstimateNotPrimed {
+			t.Errorf("key 0: status %d", st)
+		}
+		if _, st := est("12345"); st != mailsync.EstimateNotPrimed {
+			t.Errorf("never synced: status %d", st)
+		}
+		p := newPhone(t, "1")
+		p.apply(e.sync(e.request("1", inbox, "0", 3)))
+		if n, st := est(p.key); n != 7 || st != 1 {
+			t.Errorf("primed: %d, status %d; want 7", n, st)
+		}
+		p.apply(e.sync(e.request("1", inbox, p.key, 3)))
+		e.store("INBOX", 7, imap.StoreFlagsAdd, imap.FlagSeen)
+		if n, st := est(p.key); n != 5 || st != 1 {
+			t.Errorf("after a window: %d, status %d; want 4 adds + 1 change", n, st)
+		}
+		if _, st := est("999"); st != mailsync.EstimateInvalidKey {
+			t.Errorf("bad key: status %d", st)
+		}
+	})
+}

@@ -1,0 +1,164 @@
+package mailsync
+
+import (
+	"context"
+	"errors"
+
+	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/devices"
+)
+
+// GetItemEstimate statuses (MS-ASCMD 2.2.3.177.6).
+const (
+	EstimateSuccess           = 1
+	EstimateInvalidCollection = 2
+	EstimateNotPrimed         = 3
+	EstimateInvalidKey        = 4
+)
+
+// Estimate returns how many changes (adds, changes, deletes, soft
+// deletes) the next Sync of the collection with req's key and FilterType
+// would bring, counting every one, not just a window's worth
+// (GetItemEstimate, MS-ASCMD 2.2.1.9). Nothing is stored. The status is
+// EstimateNotPrimed for key 0 or a collection never synced,
+// EstimateInvalidKey for an unknown key and EstimateInvalidCollection for
+// a folder that is gone.
+func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
+	key, ok := ParseKey(req.SyncKey)
+	if !ok {
+		return 0, EstimateInvalidKey, nil
+	}
+	if key == 0 {
+		return 0, EstimateNotPrimed, nil
+	}
+	_, cur, replay, err := e.load(ctx, req, key)
+	if errors.Is(err, ErrInvalidKey) {
+		if _, lerr := e.Store.LatestSyncState(ctx, req.User, req.Device, req.Collection); errors.Is(lerr, devices.ErrNotFound) {
+			return 0, EstimateNotPrimed, nil
+		}
+		return 0, EstimateInvalidKey, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	n := 0
+	if replay {
+		n = cur.Batch.size()
+	}
+	adds, _, err := e.collect(ctx, req, cur)
+	switch {
+	case errors.Is(err, backend.ErrFolderNotFound):
+		return 0, EstimateInvalidCollection, nil
+	case errors.Is(err, backend.ErrUIDValidityChanged):
+		return 0, EstimateInvalidKey, nil
+	case err != nil:
+		return 0, 0, err
+	}
+	n += adds.Len() + cur.DueChanged.Len() + cur.DueDeleted.Len() + cur.DueSoft.Len()
+	return n, EstimateSuccess, nil
+}
+
+// Collection names one side of a move: the device's collection and the
+// backend folder it maps to.
+type Collection struct {
+	ID     string
+	Folder backend.FolderID
+}
+
+// Move moves the message src names from one collection to another
+// (MoveItems, MS-ASCMD 2.2.1.12) and amends both collections' states so
+// that neither Sync doubles nor loses it: the source forgets the message
+// (no Delete is sent for what the phone moved itself), the destination
+// tracks it under its new UID with the flags the phone knew (no Add is
+// sent for what the phone already shows). It returns the new ServerId,
+// "" when the server did not report the new UID (IMAP without UIDPLUS:
+// the destination's next Sync adds it). Errors are the session's
+// (ErrMessageNotFound, ErrFolderNotFound, ErrDestNotFound, ErrSameFolder)
+// and the device store's.
+func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device string, from Collection, srcID string, to Collection) (string, error) {
+	uid := ParseServerID(from.ID, srcID)
+	if uid == 0 {
+		return "", backend.ErrMessageNotFound
+	}
+	if from.Folder == to.Folder {
+		return "", backend.ErrSameFolder
+	}
+	newUID, err := sess.Move(ctx, from.Folder, uid, to.Folder)
+	if err != nil {
+		return "", err
+	}
+	var flags []string
+	if err := e.Amend(ctx, user, device, from.ID, func(st *state) {
+		if st.Snap != nil && st.Snap.UIDs.Contains(uid) {
+			flags = st.Snap.FlagsOf(uid)
+		}
+		st.forget(uid)
+	}); err != nil {
+		return "", err
+	}
+	if newUID == 0 {
+		return "", nil
+	}
+	if err := e.Amend(ctx, user, device, to.ID, func(st *state) {
+		if st.Snap != nil && flags != nil {
+			st.Snap.SetFlags(newUID, flags)
+		}
+	}); err != nil {
+		return "", err
+	}
+	return ServerID(to.ID, newUID), nil
+}
+
+// Amend edits the collection's current state out of band. The edited
+// state is stored under a fresh key as an amendment of the key the phone
+// holds; the phone's next Sync with that key adopts it (see the package
+// documentation). A collection without state is left alone. The key
+// before the phone's one is no longer accepted afterwards (the phone
+// evidently received the response that replaced it, or it could not have
+// named the message).
+func (e *Engine) Amend(ctx context.Context, user, device, collection string, fn func(*state)) error {
+	var err error
+	for range 3 {
+		err = e.amend(ctx, user, device, collection, fn)
+		if !errors.Is(err, devices.ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+func (e *Engine) amend(ctx context.Context, user, device, collection string, fn func(*state)) error {
+	latest, err := e.Store.LatestSyncState(ctx, user, device, collection)
+	if errors.Is(err, devices.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := decodeState(latest.Data)
+	if err != nil {
+		return err
+	}
+	base := latest
+	parent := latest.Key
+	if st.Amend {
+		// Amend the amendment, written as a sibling under the
+		// phone's key so that key stays valid.
+		parent = st.Parent
+		base, err = e.Store.GetSyncState(ctx, user, device, collection, parent)
+		if errors.Is(err, devices.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	st.Amend = true
+	st.Parent = parent
+	fn(st)
+	data, err := encodeState(st)
+	if err != nil {
+		return err
+	}
+	return e.Store.PutSyncState(ctx, user, device, collection, base, &devices.SyncState{Key: max(latest.Key, base.Key) + 1, Data: data})
+}

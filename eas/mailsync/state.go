@@ -1,0 +1,107 @@
+package mailsync
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/easgate/easgate/backend"
+)
+
+// state is one stored state of a collection (devices.SyncState.Data).
+type state struct {
+	// Snap is the phone's view of the folder; nil until the first Changes
+	// after priming.
+	Snap *backend.FolderState `json:"s,omitempty"`
+	// Filter is the FilterType the snapshot was taken with.
+	Filter int `json:"ft,omitempty"`
+	// Parent is the key of the request this state answered (0 after
+	// priming).
+	Parent uint64 `json:"pk,omitempty"`
+	// Amend marks a state that is the Parent's own state edited out of
+	// band (MoveItems), not an answer: a Sync with Parent adopts it.
+	Amend bool `json:"am,omitempty"`
+	// Batch is what the response carrying this state's key contained.
+	Batch batch `json:"b,omitzero"`
+	// DueChanged, DueDeleted and DueSoft are changes found but not yet
+	// sent (WindowSize, response time budget). The snapshot already
+	// holds the new flags of DueChanged and no longer tracks the others.
+	DueChanged backend.UIDSet `json:"dc,omitempty"`
+	DueDeleted backend.UIDSet `json:"dd,omitempty"`
+	DueSoft    backend.UIDSet `json:"ds,omitempty"`
+	// Failed are messages that could not be built; they stay untracked
+	// and are tried again after the others, without making MoreAvailable.
+	Failed backend.UIDSet `json:"x,omitempty"`
+	// Retries counts how often the phone repeated Parent.
+	Retries int `json:"r,omitempty"`
+	// Window is the WindowSize this state's batch was cut to.
+	Window int `json:"w,omitempty"`
+}
+
+// batch is the content of one response, by UID, and the answers to the
+// client's commands, so that a repeated key gets the same response.
+type batch struct {
+	Added   backend.UIDSet `json:"a,omitempty"`
+	Changed backend.UIDSet `json:"c,omitempty"`
+	Deleted backend.UIDSet `json:"d,omitempty"`
+	Soft    backend.UIDSet `json:"sd,omitempty"`
+	More    bool           `json:"m,omitempty"`
+	Results []result       `json:"rs,omitempty"`
+}
+
+// result is the recorded answer to one client command.
+type result struct {
+	Kind     CommandKind `json:"k"`
+	ID       string      `json:"i"` // ServerId, or ClientId for Add
+	Status   int         `json:"st"`
+	ServerID string      `json:"si,omitempty"` // Add: the new ServerId
+}
+
+func (b *batch) size() int {
+	return b.Added.Len() + b.Changed.Len() + b.Deleted.Len() + b.Soft.Len()
+}
+
+func (b *batch) find(kind CommandKind, id string) (result, bool) {
+	for _, r := range b.Results {
+		if r.Kind == kind && r.ID == id {
+			return r, true
+		}
+	}
+	return result{}, false
+}
+
+func encodeState(st *state) ([]byte, error) { return json.Marshal(st) }
+
+func decodeState(data []byte) (*state, error) {
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("mailsync: corrupt sync state: %w", err)
+	}
+	return &st, nil
+}
+
+// clone returns a deep copy of st.
+func (st *state) clone() *state {
+	c := *st
+	if st.Snap != nil {
+		c.Snap = st.Snap.Clone()
+	}
+	c.DueChanged = st.DueChanged.Clone()
+	c.DueDeleted = st.DueDeleted.Clone()
+	c.DueSoft = st.DueSoft.Clone()
+	c.Failed = st.Failed.Clone()
+	c.Batch.Results = append([]result(nil), st.Batch.Results...)
+	return &c
+}
+
+// forget removes every trace of uid: the phone no longer has the message
+// and must not be told about it (it moved or deleted it itself).
+func (st *state) forget(uid backend.UID) {
+	if st.Snap != nil {
+		st.Snap.Remove(uid)
+		st.Snap.Pending.RemoveUID(uid)
+	}
+	st.DueChanged.RemoveUID(uid)
+	st.DueDeleted.RemoveUID(uid)
+	st.DueSoft.RemoveUID(uid)
+	st.Failed.RemoveUID(uid)
+}
