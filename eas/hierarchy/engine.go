@@ -257,13 +257,18 @@ func vanished(known, next []Folder) []string {
 	return out
 }
 
-// sameFolders reports whether two lists are equal field for field.
+// sameFolders reports whether two lists hold the same folders, field for
+// field, in any order.
 func sameFolders(a, b []Folder) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	for i := range a {
-		if a[i] != b[i] {
+	bySID := make(map[string]Folder, len(a))
+	for _, f := range a {
+		bySID[f.ServerID] = f
+	}
+	for _, f := range b {
+		if g, ok := bySID[f.ServerID]; !ok || g != f {
 			return false
 		}
 	}

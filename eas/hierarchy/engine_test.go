@@ -303,3 +303,34 @@ func TestLoadLookups(t *testing.T) {
 		t.Error("a Drafts folder that does not exist was found")
 	}
 }
+
+// TestFolderSyncConcurrent runs the same FolderSync from many goroutines:
+// whatever the interleaving, they all get one answer and one new key.
+func TestFolderSyncConcurrent(t *testing.T) {
+	e := newEngine(t)
+	m := newMem("A")
+	folderSync(t, e, m, 0)
+	m.add("B", backend.RoleNone)
+	const n = 8
+	results := make(chan Result, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			r, err := e.FolderSync(context.Background(), m, user, device, 100)
+			results <- r
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		r := <-results
+		if r.Status == StatusServerError {
+			continue // lost the race twice: the client retries
+		}
+		if r.Status != StatusOK || r.SyncKey != 101 || show(r.Changes) != "A 3 0 B 12" {
+			t.Errorf("concurrent FolderSync: status %d key %d %q", r.Status, r.SyncKey, show(r.Changes))
+		}
+	}
+}
