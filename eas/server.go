@@ -54,6 +54,10 @@ type Config struct {
 	// Mail is the mail store handlers reach through Request.Mailbox. With
 	// it (and Devices) the folder commands are registered.
 	Mail backend.Store
+	// RoleOverrides gives folders a role by full name, for mail servers
+	// without SPECIAL-USE (e.g. "Gesendete Objekte" → backend.RoleSent);
+	// see eas/hierarchy.Options.
+	RoleOverrides map[string]backend.Role
 
 	// Versions are the protocol versions offered in OPTIONS and accepted
 	// on POST; empty means DefaultVersions.
@@ -164,6 +168,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Devices != nil {
 		s.mustHandle("Provision", s.provision)
 		s.mustHandle("Settings", s.settings)
+		s.registerFolderCommands()
 	}
 
 	r := chi.NewRouter()

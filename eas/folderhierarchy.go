@@ -1,0 +1,75 @@
+package eas
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/easgate/easgate/eas/hierarchy"
+	"github.com/easgate/easgate/wbxml"
+)
+
+// registerFolderCommands registers FolderSync, FolderCreate, FolderUpdate
+// and FolderDelete when the server has a mail store and a device store (the
+// hierarchy state lives there). The rules are eas/hierarchy's; the handlers
+// read the request, open the mailbox and write the answer.
+func (s *Server) registerFolderCommands() {
+	if s.cfg.Mail == nil || s.cfg.Devices == nil {
+		return
+	}
+	eng := &hierarchy.Engine{Store: s.cfg.Devices, Options: hierarchy.Options{RoleOverrides: s.cfg.RoleOverrides}}
+	s.mustHandle("FolderSync", s.folderSync(eng))
+	s.mustHandle("FolderCreate", s.folderCreate(eng))
+	s.mustHandle("FolderUpdate", s.folderUpdate(eng))
+	s.mustHandle("FolderDelete", s.folderDelete(eng))
+}
+
+// hierarchySyncKey reads the SyncKey of a hierarchy command. It returns
+// Status 10 (malformed) when the element is missing and 9 (invalid key)
+// when it is not a number (MS-ASCMD 2.2.3.166.2: the server issues
+// numbers, so anything else is not one of its keys).
+func hierarchySyncKey(body *wbxml.Element) (uint64, int) {
+	el := body.Child(wbxml.FolderHierarchySyncKey)
+	if el == nil {
+		return 0, hierarchy.StatusMalformed
+	}
+	key, err := strconv.ParseUint(strings.TrimSpace(el.Value()), 10, 64)
+	if err != nil {
+		return 0, hierarchy.StatusInvalidKey
+	}
+	return key, 0
+}
+
+// hierarchyStatus is a hierarchy command's answer holding only a status.
+// These commands answer their own statuses in the body in every version
+// (MS-ASCMD 2.2.3.177.3–6), so this is a Response, not a StatusError.
+func hierarchyStatus(root wbxml.Tag, status int) Response {
+	return Response{Element: wbxml.E(root, wbxml.T(wbxml.FolderHierarchyStatus, strconv.Itoa(status)))}
+}
+
+// logHierarchyFailure logs why a hierarchy command answered a status other
+// than success; server errors as warnings.
+func (s *Server) logHierarchyFailure(ctx context.Context, req *Request, r hierarchy.Result) {
+	level := slog.LevelInfo
+	if r.Status == hierarchy.StatusServerError {
+		level = slog.LevelWarn
+	}
+	cause := ""
+	if r.Cause != nil {
+		cause = r.Cause.Error()
+	}
+	s.log.LogAttrs(ctx, level, "folder command refused", slog.String("cmd", req.Command),
+		slog.String("user", req.User), slog.String("device", req.DeviceID),
+		slog.Int("status", r.Status), slog.String("cause", cause))
+}
+
+// folderElement writes one folder of a FolderSync Add or Update
+// (MS-ASCMD 2.2.3.7.2, 2.2.3.187.2).
+func folderElement(tag wbxml.Tag, f hierarchy.Folder) *wbxml.Element {
+	return wbxml.E(tag,
+		wbxml.T(wbxml.FolderHierarchyServerId, f.ServerID),
+		wbxml.T(wbxml.FolderHierarchyParentId, f.ParentID),
+		wbxml.T(wbxml.FolderHierarchyDisplayName, f.DisplayName),
+		wbxml.T(wbxml.FolderHierarchyType, strconv.Itoa(f.Type)))
+}
