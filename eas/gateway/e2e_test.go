@@ -710,3 +710,53 @@ func TestE2EWrongPasswords(t *testing.T) {
 		t.Errorf("after a good login Redis still holds %s n=%d", key, n)
 	}
 }
+
+// TestE2EFolderSync: after Provision, FolderSync 0 lists the Dovecot
+// folders with one of each default type, an incremental FolderSync has no
+// changes, and Redis holds the hierarchy state of the device.
+func TestE2EFolderSync(t *testing.T) {
+	e := startEnv(t, "")
+	for _, v := range []string{"14.1", "16.1"} {
+		t.Run(v, func(t *testing.T) {
+			id := "ApplFOLDERS" + strings.ReplaceAll(v, ".", "")
+			c := e.client("alice", id, v)
+			ctx := context.Background()
+			r, _, err := c.FolderSync(ctx, "0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectGate(t, "FolderSync before Provision", "FolderSyncResponse", r, eas.StatusRetryProvision, eas.StatusDeviceNotProvisioned)
+			provision(t, c, nil)
+
+			r, fc, err := c.FolderSync(ctx, "0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWBXML(t, "FolderSyncResponse", r)
+			if r.HTTPStatus != http.StatusOK || fc.Status != 1 || fc.SyncKey == "" || fc.SyncKey == "0" {
+				t.Fatalf("FolderSync 0 = %d status %d key %q", r.HTTPStatus, fc.Status, fc.SyncKey)
+			}
+			types := map[int][]string{}
+			for _, f := range fc.Add {
+				types[f.Type] = append(types[f.Type], f.DisplayName)
+			}
+			for _, typ := range []int{2, 3, 4, 5} {
+				if len(types[typ]) != 1 {
+					t.Errorf("folders of type %d: %v", typ, types[typ])
+				}
+			}
+			r, fc2, err := c.FolderSync(ctx, fc.SyncKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWBXML(t, "FolderSyncResponse", r)
+			if fc2.Status != 1 || len(fc2.Add)+len(fc2.Update)+len(fc2.Delete) != 0 {
+				t.Errorf("incremental FolderSync = %+v", fc2)
+			}
+			fields, err := e.rdb.HKeys(ctx, "eas:{alice}:sync:"+strings.ToLower(id)).Result()
+			if err != nil || !slices.Contains(fields, "m/") {
+				t.Errorf("hierarchy state in Redis: fields %v, %v", fields, err)
+			}
+		})
+	}
+}

@@ -186,8 +186,13 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.registry.MustRegister(eas.NewDeviceCollector(g.countDevices, 10*time.Second, log))
+	var mail backend.Store
+	if g.mail != nil {
+		mail = g.mail
+	}
 	if g.eas, err = eas.New(eas.Config{
 		Authenticator: auth,
+		Mail:          mail,
 		Devices:       g.store,
 		Policy:        g.policy,
 		MailDomain:    cfg.MailDomain,

@@ -66,6 +66,34 @@ func TestDemoGateway(t *testing.T) {
 	if res.PolicyKey == 0 {
 		t.Fatalf("Provision gave no final key: phase 1 %d %x", res.Phase1.HTTPStatus, res.Phase1.Body)
 	}
+	// FolderSync 0: the seeded folders, the default ones typed (MS-ASCMD
+	// 2.2.3.186.3: 2 Inbox, 3 Drafts, 4 Deleted Items, 5 Sent Items),
+	// the nested one under its parent.
+	r, fc, err := c.FolderSync(ctx, "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HTTPStatus != http.StatusOK || fc.Status != 1 || fc.SyncKey == "" || fc.SyncKey == "0" {
+		t.Fatalf("FolderSync 0 = %d status %d key %q", r.HTTPStatus, fc.Status, fc.SyncKey)
+	}
+	byName := map[string]easclient.Folder{}
+	types := map[int]int{}
+	for _, f := range fc.Add {
+		byName[f.DisplayName] = f
+		types[f.Type]++
+	}
+	for _, typ := range []int{2, 3, 4, 5} {
+		if types[typ] != 1 {
+			t.Errorf("%d folders of type %d, want 1: %+v", types[typ], typ, fc.Add)
+		}
+	}
+	if fc.Count != len(fc.Add) || len(fc.Add) != len(Folders) {
+		t.Errorf("FolderSync lists %d folders (Count %d), want %d: %+v", len(fc.Add), fc.Count, len(Folders), fc.Add)
+	}
+	if p, e := byName["Projects"], byName["Easgate"]; p.ServerID == "" || e.ParentID != p.ServerID {
+		t.Errorf("nested folder: Projects %+v, Easgate %+v", p, e)
+	}
+
 	r, err = c.GetUserInformation(ctx)
 	if err != nil {
 		t.Fatal(err)
