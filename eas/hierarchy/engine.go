@@ -205,7 +205,7 @@ func (e *Engine) FolderSync(ctx context.Context, sess backend.Session, user, dev
 			return failure("loading the hierarchy", err)
 		}
 		if a, k, ok := l.replay(key, req); ok {
-			return Result{Status: StatusOK, SyncKey: k, Changes: a.Changes, Replayed: true}, nil
+			return Result{Status: StatusOK, SyncKey: k, Changes: a.changes(l.latestSt.Folders), Replayed: true}, nil
 		}
 		live, err := sess.Folders(ctx)
 		if err != nil {
@@ -225,7 +225,8 @@ func (e *Engine) FolderSync(ctx context.Context, sess backend.Session, user, dev
 			return Result{Status: StatusOK, SyncKey: key, Changes: changes}, nil
 		}
 		newKey := e.nextKey(l)
-		next := &state{NextID: nextID, Folders: folders, BaseKey: key, Answer: &answer{Request: req, Changes: changes}}
+		next := &state{NextID: nextID, Folders: folders, BaseKey: key, Answer: &answer{Request: req}}
+		next.Answer.record(changes)
 		err = e.put(ctx, user, device, l, newKey, next)
 		if errors.Is(err, devices.ErrConflict) {
 			lastErr = err
@@ -575,4 +576,27 @@ func (e *Engine) Delete(ctx context.Context, sess backend.Session, user, device 
 		}
 		return folders, l.nextFree(), ""
 	}, gone)
+}
+
+// Pending reports whether the mail store's folders differ from what the
+// device was last told, that is whether a FolderSync with the current key
+// would report changes. Ping answers Status 7 and Sync Status 12 then
+// (MS-ASCMD 2.2.3.177.10, 2.2.3.177.17), so the device runs FolderSync. It
+// returns an error wrapping devices.ErrNotFound when the device has no
+// hierarchy yet.
+func (e *Engine) Pending(ctx context.Context, sess backend.Session, user, device string) (bool, error) {
+	latest, err := e.Store.LatestSyncState(ctx, user, device, devices.HierarchyCollection)
+	if err != nil {
+		return false, fmt.Errorf("hierarchy: loading: %w", err)
+	}
+	st, err := decodeState(latest.Data)
+	if err != nil {
+		return false, err
+	}
+	live, err := sess.Folders(ctx)
+	if err != nil {
+		return false, fmt.Errorf("hierarchy: listing folders: %w", err)
+	}
+	folders, _ := present(st.Folders, live, match(st.Folders, live, nil), st.NextID, e.Options)
+	return diff(st.Folders, folders).Count() > 0, nil
 }

@@ -334,3 +334,78 @@ func TestFolderSyncConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestPending(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t)
+	m := newMem("A")
+	if _, err := e.Pending(ctx, m, user, device); !errors.Is(err, devices.ErrNotFound) {
+		t.Errorf("Pending before FolderSync: %v", err)
+	}
+	folderSync(t, e, m, 0)
+	for _, step := range []struct {
+		change func()
+		want   bool
+	}{
+		{func() {}, false},
+		{func() { m.add("B", backend.RoleNone) }, true},
+		{func() { m.remove("B") }, false},
+		{func() { m.renameAll("A", "A2") }, true},
+	} {
+		step.change()
+		got, err := e.Pending(ctx, m, user, device)
+		if err != nil || got != step.want {
+			t.Errorf("Pending = %v, %v; want %v (folders %q)", got, err, step.want, names(m))
+		}
+	}
+}
+
+// BenchmarkFolderSyncUnchanged is the common FolderSync: 200 folders,
+// nothing changed (no write).
+func BenchmarkFolderSyncUnchanged(b *testing.B) {
+	st, err := boltstore.Open(filepath.Join(b.TempDir(), "devices.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	e := &Engine{Store: st}
+	m := newMem("Drafts:drafts", "Sent:sent", "Trash:trash")
+	for i := range 200 {
+		m.add(fmt.Sprintf("Projects/%03d", i), backend.RoleNone)
+	}
+	m.add("Projects", backend.RoleNone)
+	ctx := context.Background()
+	r, err := e.FolderSync(ctx, m, user, device, 0)
+	if err != nil || r.Status != StatusOK {
+		b.Fatal(r, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r2, err := e.FolderSync(ctx, m, user, device, r.SyncKey)
+		if err != nil || r2.SyncKey != r.SyncKey {
+			b.Fatal(r2, err)
+		}
+	}
+}
+
+// BenchmarkFolderSyncZero is Gmail's pull-to-refresh on 200 folders: every
+// folder answered again, a new state written.
+func BenchmarkFolderSyncZero(b *testing.B) {
+	st, err := boltstore.Open(filepath.Join(b.TempDir(), "devices.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	e := &Engine{Store: st}
+	m := newMem("Drafts:drafts", "Sent:sent", "Trash:trash")
+	for i := range 200 {
+		m.add(fmt.Sprintf("F%03d", i), backend.RoleNone)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, err := e.FolderSync(ctx, m, user, device, 0); err != nil || r.Changes.Count() != 204 {
+			b.Fatal(r, err)
+		}
+	}
+}

@@ -29,9 +29,42 @@ type state struct {
 type answer struct {
 	// Request identifies the request: the command and its arguments (see
 	// fingerprint).
-	Request  string   `json:"req"`
-	Changes  *Changes `json:"changes,omitempty"` // FolderSync
-	ServerID string   `json:"sid,omitempty"`     // FolderCreate
+	Request string `json:"req"`
+	// Update, Delete and Add are FolderSync's changes by ServerId; the
+	// Updated and Added folders are the state's own, as they were sent.
+	Update []string `json:"update,omitempty"`
+	Delete []string `json:"delete,omitempty"`
+	Add    []string `json:"add,omitempty"`
+	// ServerID is the folder FolderCreate made.
+	ServerID string `json:"sid,omitempty"`
+}
+
+// record stores c in the answer by ServerId.
+func (a *answer) record(c *Changes) {
+	for _, f := range c.Update {
+		a.Update = append(a.Update, f.ServerID)
+	}
+	a.Delete = c.Delete
+	for _, f := range c.Add {
+		a.Add = append(a.Add, f.ServerID)
+	}
+}
+
+// changes rebuilds the recorded changes from the folders of the state the
+// answer made.
+func (a *answer) changes(folders []Folder) *Changes {
+	bySID := make(map[string]Folder, len(folders))
+	for _, f := range folders {
+		bySID[f.ServerID] = f
+	}
+	c := &Changes{Delete: a.Delete}
+	for _, sid := range a.Update {
+		c.Update = append(c.Update, bySID[sid])
+	}
+	for _, sid := range a.Add {
+		c.Add = append(c.Add, bySID[sid])
+	}
+	return c
 }
 
 // Changes are a FolderSync response's changes (MS-ASCMD 2.2.3.25), in the
