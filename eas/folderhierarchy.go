@@ -18,11 +18,21 @@ func (s *Server) registerFolderCommands() {
 	if s.cfg.Mail == nil || s.cfg.Devices == nil {
 		return
 	}
-	eng := &hierarchy.Engine{Store: s.cfg.Devices, Options: hierarchy.Options{RoleOverrides: s.cfg.RoleOverrides}}
+	eng := s.hierarchyEngine()
 	s.mustHandle("FolderSync", s.folderSync(eng))
 	s.mustHandle("FolderCreate", s.folderCreate(eng))
 	s.mustHandle("FolderUpdate", s.folderUpdate(eng))
 	s.mustHandle("FolderDelete", s.folderDelete(eng))
+}
+
+// hierarchyEngine returns the hierarchy engine on the server's device
+// store with its role overrides. Commands that translate CollectionIds or
+// need to know whether the folders changed (Sync Status 12, Ping Status 7:
+// Engine.Pending) use it, or hierarchy.Load, so that they see the folders
+// as FolderSync presents them. It is cheap: the engine holds no state of
+// its own.
+func (s *Server) hierarchyEngine() *hierarchy.Engine {
+	return &hierarchy.Engine{Store: s.cfg.Devices, Options: hierarchy.Options{RoleOverrides: s.cfg.RoleOverrides}}
 }
 
 // hierarchySyncKey reads the SyncKey of a hierarchy command. It returns

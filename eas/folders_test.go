@@ -281,6 +281,15 @@ func runFolderCommands(t *testing.T, e *folderEnv, trash string, renamesChildren
 	if !hasLine(again0, "A "+y2026+" 0 Year 2026 12") {
 		t.Errorf("FolderSync 0 again: %q", again0)
 	}
+	// Up to 12.1 the statuses are in the body too (FolderSync has its
+	// own Status in every version), never an HTTP error.
+	e.version = "12.1"
+	if doc := e.do("FolderSync", hkey("12345")); status(doc) != "9" {
+		t.Errorf("12.1 FolderSync with an unknown key: Status %s, want 9", status(doc))
+	}
+	if k, ch := e.sync("0"); k == "" || !slices.Equal(ch, again0) {
+		t.Errorf("12.1 FolderSync 0: key %q %q, want %q", k, ch, again0)
+	}
 	if strings.Contains(e.log.String(), e.pw) {
 		t.Error("the log holds the password")
 	}
