@@ -98,7 +98,8 @@ type Config struct {
 	IMAP         string
 	IMAPSecurity Security
 	// SMTP is the submission server, host:port, and SMTPSecurity how to
-	// reach it. Mail is submitted with the phone user's own credentials.
+	// reach it. Mail is to be submitted with the phone user's own
+	// credentials; nothing uses it until the send commands are wired.
 	SMTP         string
 	SMTPSecurity Security
 	// TLSConfig, when not nil, is used for TLS to the IMAP and SMTP
