@@ -88,23 +88,27 @@ func match(known []Folder, live []backend.Folder, hint *rename) []int {
 			}
 		}
 	}
-	// UIDVALIDITY: pair only when exactly one vanished and one new folder
-	// carry the value.
+	// UIDVALIDITY: pair a vanished and a new folder only when no other
+	// folder, known or listed, carries the value. Servers that give every
+	// mailbox the same UIDVALIDITY thus never pair folders (a rename there
+	// is a Delete and an Add), because pairing a deleted folder with a
+	// new one would make the device read the new folder's UIDs as the old
+	// one's.
 	knownUV := map[uint32][]int{}
 	for k, f := range known {
-		if !used[k] && f.UIDValidity != 0 {
+		if f.UIDValidity != 0 {
 			knownUV[f.UIDValidity] = append(knownUV[f.UIDValidity], k)
 		}
 	}
 	liveUV := map[uint32][]int{}
 	for i, f := range live {
-		if out[i] < 0 && f.UIDValidity != 0 {
+		if f.UIDValidity != 0 {
 			liveUV[f.UIDValidity] = append(liveUV[f.UIDValidity], i)
 		}
 	}
 	for uv, is := range liveUV {
 		ks := knownUV[uv]
-		if len(is) == 1 && len(ks) == 1 {
+		if len(is) == 1 && len(ks) == 1 && out[is[0]] < 0 && !used[ks[0]] {
 			out[is[0]], used[ks[0]] = ks[0], true
 		}
 	}

@@ -409,3 +409,18 @@ func BenchmarkFolderSyncZero(b *testing.B) {
 		}
 	}
 }
+
+// TestSharedUIDValidity: on a server that gives every mailbox the same
+// UIDVALIDITY a vanished and a new folder are never taken for a rename.
+func TestSharedUIDValidity(t *testing.T) {
+	e := newEngine(t)
+	m := newMem("A", "B")
+	for _, f := range m.folders {
+		f.uv = 1
+	}
+	folderSync(t, e, m, 0) // 1 INBOX, 2 A, 3 B
+	m.remove("A")
+	m.add("C", backend.RoleNone).uv = 1
+	r := folderSync(t, e, m, 100)
+	expect(t, "delete and create", r.Changes, lines("D 2", "A 4 0 C 12"))
+}

@@ -17,12 +17,14 @@
 //
 // The backend's FolderID may change when a folder is renamed (imapstore's
 // IDs are UIDVALIDITY plus name). A folder of the state is therefore found
-// in a fresh listing by, in this order: the same FolderID; the same
-// non-zero UIDVALIDITY, when exactly one vanished folder and exactly one
-// new folder have it (IMAP RENAME keeps UIDVALIDITY, RFC 9051 6.3.6, and
-// servers give each mailbox its own); and, for renames the gateway itself
-// made, the rename's old name prefix mapped to the new one (which also
-// covers children without UIDVALIDITY, such as \Noselect folders). A
+// in a fresh listing by, in this order: the same FolderID; for renames the
+// gateway itself made, the rename's old name prefix mapped to the new one
+// (which also covers children without UIDVALIDITY, such as \Noselect
+// folders); and the same non-zero UIDVALIDITY, when no other folder, known
+// or listed, has that value (IMAP RENAME keeps UIDVALIDITY, RFC 9051
+// 6.3.6, and Dovecot gives each mailbox its own; on a server that gives all
+// mailboxes one value the rule never fires, so a deleted folder is never
+// mistaken for a new one and its UIDs never misread). A
 // folder found none of these ways is a Delete of the old ServerId and an
 // Add of a new one. With a server whose IDs do not change on rename
 // (MAILBOXID, RFC 8474) the first rule always applies.
