@@ -1,6 +1,7 @@
 package wbxml
 
 import (
+	"fmt"
 	"io"
 	"slices"
 )
@@ -95,8 +96,13 @@ func (e *Element) Value() string {
 // element like AirSync:MoreAvailable).
 func (e *Element) Has(t Tag) bool { return e.Child(t) != nil }
 
-// Encode writes e and its descendants to enc.
+// Encode writes e and its descendants to enc. An element with both
+// content (Text or Opaque) and children is refused with ErrMixedContent:
+// EAS has no such element, and Parse would refuse it coming back.
 func (e *Element) Encode(enc *Encoder) error {
+	if len(e.Children) > 0 && (e.IsOpaque || e.Text != "") {
+		return fmt.Errorf("wbxml: %s: %w", e.Tag, ErrMixedContent)
+	}
 	switch {
 	case e.IsOpaque:
 		if err := enc.Start(e.Tag); err != nil {

@@ -183,7 +183,8 @@ func escapeText(w *bufio.Writer, s string) {
 // FromXML reads a document in the XML form that ToXML writes. Each
 // element's namespace names its code page ("AirSync:" or "AirSync");
 // whitespace between child elements is ignored, and leaf content is
-// kept exactly.
+// kept exactly. Nesting deeper than DefaultLimits.MaxDepth is refused with
+// ErrTooDeep, as the decoder refuses it in WBXML.
 func FromXML(r io.Reader) (*Element, error) {
 	dec := xml.NewDecoder(r)
 	type open struct {
@@ -217,6 +218,9 @@ func FromXML(r io.Reader) (*Element, error) {
 			t, ok := TagByName(tok.Name.Space, tok.Name.Local)
 			if !ok {
 				return nil, fmt.Errorf("wbxml: FromXML: %w: %s in %q", ErrUnknownTag, tok.Name.Local, tok.Name.Space)
+			}
+			if len(stack) >= DefaultLimits.MaxDepth {
+				return nil, fmt.Errorf("wbxml: FromXML: %w: more than %d levels", ErrTooDeep, DefaultLimits.MaxDepth)
 			}
 			o := &open{e: &Element{Tag: t}}
 			for _, a := range tok.Attr {
