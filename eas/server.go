@@ -168,6 +168,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Devices != nil {
 		s.mustHandle("Provision", s.provision)
 		s.mustHandle("Settings", s.settings)
+		s.registerMailSync()
 		s.registerFolderCommands()
 	}
 

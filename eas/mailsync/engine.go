@@ -291,6 +291,28 @@ func (e *Engine) load(ctx context.Context, req *Request, key uint64) (base *devi
 	return base, ls, true, nil
 }
 
+// CurrentKey returns the SyncKey the phone holds for the collection (the
+// current state's, or the key an amendment amends), for an empty or
+// Partial Sync that names no keys (MS-ASCMD 2.2.2.20). It wraps
+// ErrInvalidKey when the collection has no state.
+func (e *Engine) CurrentKey(ctx context.Context, user, device, collection string) (string, error) {
+	latest, err := e.Store.LatestSyncState(ctx, user, device, collection)
+	if errors.Is(err, devices.ErrNotFound) {
+		return "", fmt.Errorf("%w: collection %s has no state", ErrInvalidKey, collection)
+	}
+	if err != nil {
+		return "", err
+	}
+	st, err := decodeState(latest.Data)
+	if err != nil {
+		return "", err
+	}
+	if st.Amend {
+		return FormatKey(st.Parent), nil
+	}
+	return FormatKey(latest.Key), nil
+}
+
 // nextKey returns a key not equal to any the collection holds.
 func (e *Engine) nextKey(ctx context.Context, req *Request, base *devices.SyncState) (uint64, error) {
 	latest, err := e.Store.LatestSyncState(ctx, req.User, req.Device, req.Collection)
@@ -410,6 +432,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	}
 	win := windowSize(req.Options.WindowSize)
 	var b batch
+	primed := false // the first snapshot is taken now: store it even if empty
 	if replay {
 		if cur.Retries > 1 {
 			win = max(1, cur.Window>>1)
@@ -419,6 +442,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		b = cur.Batch
 		e.cutBatch(cur, &b, win)
 	} else {
+		primed = cur.Snap == nil
 		if req.Options.GetChanges {
 			adds, scan, err := e.collect(ctx, req, cur)
 			if err != nil {
@@ -435,8 +459,8 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		return nil, err
 	}
 	for _, r := range b.Results {
-		if r.Kind == CmdChange && r.Status == StatusSuccess {
-			continue // a successful Change has no response
+		if (r.Kind == CmdChange || r.Kind == CmdDelete) && r.Status == StatusSuccess {
+			continue // successful Changes and Deletes have no response (MS-ASCMD 2.2.3.24, 2.2.3.42)
 		}
 		res.Responses = append(res.Responses, Response{Kind: r.Kind, ServerID: rServerID(r), ClientID: rClientID(r), Status: r.Status})
 	}
@@ -445,7 +469,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 			res.Responses = append(res.Responses, e.fetch(ctx, req, c))
 		}
 	}
-	if !replay && b.size() == 0 && len(req.Commands) == 0 && !b.More {
+	if !replay && !primed && b.size() == 0 && len(req.Commands) == 0 && !b.More {
 		res.Unchanged = true
 		res.SyncKey = req.SyncKey
 		return res, nil

@@ -88,9 +88,10 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 		return "", err
 	}
 	var flags []string
+	known := false // the phone had the message, so it shows it in dst now
 	if err := e.Amend(ctx, user, device, from.ID, func(st *state) {
 		if st.Snap != nil && st.Snap.UIDs.Contains(uid) {
-			flags = st.Snap.FlagsOf(uid)
+			flags, known = st.Snap.FlagsOf(uid), true
 		}
 		st.forget(uid)
 	}); err != nil {
@@ -100,7 +101,7 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 		return "", nil
 	}
 	if err := e.Amend(ctx, user, device, to.ID, func(st *state) {
-		if st.Snap != nil && flags != nil {
+		if st.Snap != nil && known {
 			st.Snap.SetFlags(newUID, flags)
 		}
 	}); err != nil {
