@@ -179,6 +179,21 @@ func runFolderCommands(t *testing.T, e *folderEnv, trash string, renamesChildren
 	}
 	inbox := sidOf(t, adds, "INBOX")
 
+	// A FolderSync answer that got lost: the same key again gets the same
+	// answer, byte for byte, and the same new key.
+	if err := e.imap.Create("Ext", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	first := mustMarshal(t, e.do("FolderSync", hkey(k)))
+	second := e.do("FolderSync", hkey(k))
+	if !bytes.Equal(first, mustMarshal(t, second)) {
+		t.Errorf("repeated FolderSync %s answered differently", k)
+	}
+	if changes := second.Child(wbxml.FolderHierarchyChanges); changes.ChildText(wbxml.FolderHierarchyCount) != "1" {
+		t.Errorf("FolderSync after an IMAP CREATE: %d changes, want 1", len(changes.Children)-1)
+	}
+	k = second.ChildText(wbxml.FolderHierarchySyncKey)
+
 	// FolderCreate, twice nested, and a repeat of the second.
 	doc := e.do("FolderCreate", hkey(k), wbxml.T(wbxml.FolderHierarchyParentId, "0"),
 		wbxml.T(wbxml.FolderHierarchyDisplayName, "Projects"), wbxml.T(wbxml.FolderHierarchyType, "12"))
