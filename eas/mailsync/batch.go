@@ -3,8 +3,10 @@ package mailsync
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/eas/mailitem"
@@ -142,7 +144,17 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	for i := range sums {
 		byUID[sums[i].UID] = &sums[i]
 	}
-	var sent, unsent backend.UIDSet
+	// Items are built by up to Parallel workers (each read is a round
+	// trip; the session's pool serves them side by side), in order,
+	// and none is started once the deadline has passed.
+	type job struct {
+		uid  backend.UID
+		sum  *backend.Summary
+		item *mailitem.Item
+		err  error
+		late bool
+	}
+	var jobs []*job
 	for uid := range b.Added.Backward() {
 		sum := byUID[uid]
 		if sum == nil {
@@ -152,12 +164,35 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 			}
 			continue
 		}
+		jobs = append(jobs, &job{uid: uid, sum: sum})
+	}
+	workers := e.Parallel
+	if workers <= 0 {
+		workers = DefaultParallel
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
 		if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
+			j.late = true
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			j.item, j.err = e.buildItem(ctx, req, j.sum)
+		}()
+	}
+	wg.Wait()
+	var sent, unsent backend.UIDSet
+	for _, j := range jobs {
+		uid := j.uid
+		if j.late {
 			unsent.AddUID(uid)
 			continue
 		}
-		it, err := mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: sum}, req.Options.Item)
-		if err != nil {
+		if err := j.err; err != nil {
 			if ctx.Err() != nil || errors.Is(err, backend.ErrUnavailable) {
 				return err
 			}
@@ -168,13 +203,14 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 			unsent.AddUID(uid)
 			continue
 		}
+		it := j.item
 		if len(it.Warnings) > 0 {
 			e.log().Debug("sync: item built with warnings", "user", req.User, "device", req.Device,
 				"collection", req.Collection, "uid", uint32(uid), "warnings", strings.Join(it.Warnings, "; "))
 		}
 		cur.Failed.RemoveUID(uid)
 		if cur.Snap != nil {
-			cur.Snap.SetFlags(uid, sum.Flags)
+			cur.Snap.SetFlags(uid, j.sum.Flags)
 		}
 		sent.AddUID(uid)
 		res.Adds = append(res.Adds, Item{ServerID: ServerID(req.Collection, uid), Data: it.ApplicationData})
@@ -187,6 +223,31 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	}
 	b.Added = sent
 	return nil
+}
+
+// WholeMessageMax is the size up to which a message is read whole in one
+// round trip and converted in memory; larger ones are read part by part
+// (header, then only the body text the options need).
+const WholeMessageMax = 32 << 10
+
+// buildItem converts one message for a Sync Add or Fetch.
+func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summary) (*mailitem.Item, error) {
+	if sum.Size > 0 && sum.Size <= WholeMessageMax {
+		rc, err := req.Session.Message(ctx, req.Folder, sum.UID)
+		if err != nil {
+			return nil, &mailitem.SourceError{Op: "full", Err: err}
+		}
+		raw, err := io.ReadAll(io.LimitReader(rc, WholeMessageMax+1))
+		rc.Close()
+		if err != nil {
+			return nil, &mailitem.SourceError{Op: "full", Err: err}
+		}
+		if int64(len(raw)) <= WholeMessageMax {
+			meta := mailitem.Meta{UID: uint32(sum.UID), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}
+			return mailitem.Build(ctx, mailitem.FromBytes(raw, meta), req.Options.Item)
+		}
+	}
+	return mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: sum}, req.Options.Item)
 }
 
 // bookkeeping are keywords that are not categories (as eas/mailitem
@@ -286,7 +347,7 @@ func (e *Engine) fetch(ctx context.Context, req *Request, c Command) Response {
 		}
 		return r
 	}
-	it, err := mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: &sums[0]}, req.Options.Item)
+	it, err := e.buildItem(ctx, req, &sums[0])
 	if err != nil {
 		e.buildFailures.Add(1)
 		e.log().Warn("sync: fetched item not built", "user", req.User, "device", req.Device,

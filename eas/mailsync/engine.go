@@ -35,6 +35,9 @@ const (
 	StatusRetry            = 16
 )
 
+// DefaultParallel is how many items are built at once by default.
+const DefaultParallel = 4
+
 // Window sizes (MS-ASCMD 2.2.3.199): 1 to 512, larger values are 512.
 const (
 	DefaultWindowSize = 100
@@ -173,6 +176,9 @@ type Engine struct {
 	// Now is the clock the response budget is checked with; nil means
 	// time.Now.
 	Now func() time.Time
+	// Parallel is how many items are built at once; 0 means
+	// DefaultParallel (imapstore's default connections per user).
+	Parallel int
 
 	buildFailures atomic.Uint64
 }

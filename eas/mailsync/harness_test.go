@@ -24,7 +24,7 @@ import (
 // env is one test's mail server, mail session, device store and an
 // outside IMAP client playing webmail.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	sess    backend.Session
 	eng     *mailsync.Engine
@@ -59,7 +59,7 @@ func forEachServer(t *testing.T, f func(t *testing.T, e *env)) {
 	}
 }
 
-func newEnv(t *testing.T, addr string, users map[string]string) *env {
+func newEnv(t testing.TB, addr string, users map[string]string) *env {
 	ctx := context.Background()
 	st, err := imapstore.New(imapstore.Options{Addr: addr})
 	if err != nil {
@@ -185,13 +185,13 @@ func (e *env) moveOut(mailbox string, uid backend.UID, dst string) {
 
 // phone is a model of the phone's copy of one collection.
 type phone struct {
-	t     *testing.T
+	t     testing.TB
 	coll  string
 	key   string
 	items map[string]string // ServerId → flag view
 }
 
-func newPhone(t *testing.T, coll string) *phone {
+func newPhone(t testing.TB, coll string) *phone {
 	return &phone{t: t, coll: coll, key: "0", items: make(map[string]string)}
 }
 
