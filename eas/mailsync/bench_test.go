@@ -1,7 +1,6 @@
 package mailsync_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,8 +9,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/backend/testsrv"
 	"github.com/easgate/easgate/devices"
+	"github.com/easgate/easgate/eas/mailsync"
 )
 
 const benchMessages = 2000
@@ -90,8 +91,26 @@ func BenchmarkSync(b *testing.B) {
 		for b.Loop() {
 			req := e.request("1", inbox, key, 512)
 			req.Device = "state"
-			if r := e.sync(req); !r.Unchanged {
+			r := e.sync(req)
+			if r.Scan != backend.ScanSkipped {
+				b.Fatalf("scan %v, want skipped", r.Scan)
+			}
+			if !r.Unchanged {
 				b.Fatal("changes found")
+			}
+		}
+	})
+	b.Run("changes-only", func(b *testing.B) {
+		inbox := e.folder("INBOX")
+		st, err := e.eng.Store.LatestSyncState(e.ctx, "alice", "state", "1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		snap := mailsync.SnapshotForBench(st.Data)
+		for b.Loop() {
+			cs, err := e.sess.Changes(e.ctx, inbox, snap, time.Time{})
+			if err != nil || cs.Scan != backend.ScanSkipped {
+				b.Fatalf("%v %v", err, cs.Scan)
 			}
 		}
 	})
@@ -134,5 +153,4 @@ func BenchmarkSync(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchMessages, "ns/msg")
 	})
-	_ = context.Background
 }
