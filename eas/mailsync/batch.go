@@ -258,6 +258,21 @@ func isCategory(flag string) bool {
 	return !strings.HasPrefix(flag, `\`) && !slices.Contains(bookkeeping, strings.ToLower(flag))
 }
 
+// keywordOK reports whether a category can be an IMAP keyword (an atom,
+// RFC 9051 9: no space, controls or list, quote and wildcard characters,
+// and no backslash or "]"). Others have no IMAP form and are left alone.
+func keywordOK(k string) bool {
+	if k == "" || !isCategory(k) {
+		return false
+	}
+	for _, r := range k {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`(){%*"\]`, r) {
+			return false
+		}
+	}
+	return true
+}
+
 // runCommand runs one client command against the store and returns its
 // answer and its effect on the state (so the change is not echoed back).
 func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Command) (Response, func(*state), error) {
@@ -292,30 +307,49 @@ func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Com
 				remove = append(remove, backend.FlagFlagged)
 			}
 		}
-		if c.Categories != nil && cur.Snap != nil {
-			for _, f := range cur.Snap.FlagsOf(uid) {
-				if isCategory(f) && !slices.Contains(c.Categories, f) {
-					remove = append(remove, f)
+		if c.Categories != nil {
+			// email:Categories (MS-ASEMAIL 2.2.2.10) is the whole
+			// list: keywords not in it are removed.
+			if cur.Snap != nil {
+				for _, f := range cur.Snap.FlagsOf(uid) {
+					if isCategory(f) && !slices.ContainsFunc(c.Categories, func(c string) bool { return strings.EqualFold(c, f) }) {
+						remove = append(remove, f)
+					}
 				}
 			}
-			add = append(add, c.Categories...)
+			for _, cat := range c.Categories {
+				if keywordOK(cat) {
+					add = append(add, cat)
+				}
+			}
 		}
 		if len(add)+len(remove) > 0 {
-			if _, err := req.Session.StoreFlags(ctx, req.Folder, uid, add, remove); err != nil {
+			after, err := req.Session.StoreFlags(ctx, req.Folder, uid, add, remove)
+			if err != nil {
 				if errors.Is(err, backend.ErrMessageNotFound) {
 					r.Status = StatusObjectNotFound
 					return r, nil, nil
 				}
 				return r, nil, err
 			}
+			// Record the flags set as the server spells them
+			// (servers may fold keywords' case).
+			for i, f := range add {
+				if j := slices.IndexFunc(after, func(a string) bool { return strings.EqualFold(a, f) }); j >= 0 {
+					add[i] = after[j]
+				}
+			}
 		}
 		r.Status = StatusSuccess
 		return r, func(st *state) {
+			// The snapshot gets only the client's own change; anything
+			// else that changed on the server is still reported.
 			if st.Snap == nil || !st.Snap.UIDs.Contains(uid) {
 				return
 			}
-			flags := st.Snap.FlagsOf(uid)
-			flags = slices.DeleteFunc(flags, func(f string) bool { return slices.Contains(remove, f) })
+			flags := slices.DeleteFunc(st.Snap.FlagsOf(uid), func(f string) bool {
+				return slices.ContainsFunc(remove, func(x string) bool { return strings.EqualFold(f, x) })
+			})
 			st.Snap.SetFlags(uid, append(flags, add...))
 		}, nil
 	case CmdDelete:

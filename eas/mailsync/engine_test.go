@@ -3,6 +3,7 @@ package mailsync_test
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -346,6 +347,50 @@ func TestEstimate(t *testing.T) {
 		}
 		if _, st := est("999"); st != mailsync.EstimateInvalidKey {
 			t.Errorf("bad key: status %d", st)
+		}
+	})
+}
+
+// TestCategories: a Change's Categories become exactly the message's
+// keywords; ones IMAP cannot carry are skipped, not an error.
+func TestCategories(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		e.appendMsg("INBOX", 1, day0)
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		p.apply(e.sync(e.request("1", inbox, "0", 10)))
+		e.syncAll(p, inbox, 10)
+		keywords := func() []string {
+			sums, err := e.sess.Summaries(e.ctx, inbox, backend.NewUIDSet(1))
+			if err != nil || len(sums) != 1 {
+				t.Fatalf("summary: %v", err)
+			}
+			var k []string
+			for _, f := range sums[0].Flags {
+				if f[0] != '\\' {
+					k = append(k, strings.ToLower(f)) // the memory server folds case
+				}
+			}
+			slices.Sort(k)
+			return k
+		}
+		for _, tt := range []struct {
+			cats []string
+			want []string
+		}{
+			{[]string{"Work", "Blue Category", "Home"}, []string{"home", "work"}},
+			{[]string{"Home"}, []string{"home"}},
+			{[]string{}, nil},
+		} {
+			r := e.sync(e.request("1", inbox, p.key, 10, mailsync.Command{Kind: mailsync.CmdChange, ServerID: "1:1", Categories: tt.cats}))
+			if r.Status != 1 || len(r.Responses) != 0 || len(r.Changes) != 0 {
+				sums, _ := e.sess.Summaries(e.ctx, inbox, backend.NewUIDSet(1))
+				t.Fatalf("%v: status %d, responses %+v, changes %d; imap %v", tt.cats, r.Status, r.Responses, len(r.Changes), sums[0].Flags)
+			}
+			p.apply(r)
+			if got := keywords(); !slices.Equal(got, tt.want) {
+				t.Errorf("%v: keywords %v, want %v", tt.cats, got, tt.want)
+			}
 		}
 	})
 }
