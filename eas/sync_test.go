@@ -289,3 +289,27 @@ func TestGetItemEstimateAndMoveItems(t *testing.T) {
 		t.Errorf("after the move: %s", sb.String())
 	}
 }
+
+// TestSyncPartial: a Partial request lists one collection; the cached
+// other one is synced too, with the key the phone holds.
+func TestSyncPartial(t *testing.T) {
+	e := newSyncEnv(t)
+	in, work := e.ids["INBOX"], e.ids["Work"]
+	_, doc := e.post(t, "Sync", "SyncResponse", syncReq(collReq("0", in, 10), collReq("0", work, 10)))
+	keys := map[string]string{in: collection(t, doc, in).ChildText(wbxml.AirSyncSyncKey), work: collection(t, doc, work).ChildText(wbxml.AirSyncSyncKey)}
+	_, doc = e.post(t, "Sync", "SyncResponse", syncReq(collReq(keys[in], in, 10), collReq(keys[work], work, 10)))
+	for _, id := range []string{in, work} {
+		keys[id] = collection(t, doc, id).ChildText(wbxml.AirSyncSyncKey)
+	}
+	e.appendMsg(t, work, 1)
+	e.appendMsg(t, in, 2)
+	partial := syncReq(collReq(keys[in], in, 10))
+	partial.Add(wbxml.E(wbxml.AirSyncPartial))
+	_, doc = e.post(t, "Sync", "SyncResponse", partial)
+	if got := adds(collection(t, doc, in)); len(got) != 1 {
+		t.Errorf("listed collection: adds %v", got)
+	}
+	if got := adds(collection(t, doc, work)); len(got) != 1 || got[0] != work+":1" {
+		t.Errorf("cached collection: adds %v", got)
+	}
+}

@@ -394,3 +394,38 @@ func TestCategories(t *testing.T) {
 		}
 	})
 }
+
+// TestFilterTypeSoftDelete: FilterType limits what is added by arrival
+// date, and narrowing it sends SoftDelete for what left the window.
+func TestFilterTypeSoftDelete(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		now := time.Now()
+		e.appendMsg("INBOX", 1, now.AddDate(0, 0, -40)) // outside a month
+		e.appendMsg("INBOX", 2, now.AddDate(0, 0, -5))  // within a week, not three days
+		e.appendMsg("INBOX", 3, now.Add(-time.Hour))    // today
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		withFilter := func(key string, filter int) *mailsync.Request {
+			r := e.request("1", inbox, key, 10)
+			r.Options.FilterType = filter
+			return r
+		}
+		p.apply(e.sync(withFilter("0", 5)))
+		r := e.sync(withFilter(p.key, 5))
+		p.apply(r)
+		if len(p.items) != 2 || p.items["1:1"] != "" {
+			t.Fatalf("one month: phone has %v", p.items)
+		}
+		r = e.sync(withFilter(p.key, 2))
+		if !slices.Equal(r.SoftDeletes, []string{"1:2"}) || len(r.Deletes) != 0 {
+			t.Fatalf("three days: soft deletes %v, deletes %v", r.SoftDeletes, r.Deletes)
+		}
+		p.apply(r)
+		r = e.sync(withFilter(p.key, 0))
+		p.apply(r)
+		if len(r.Adds) != 2 {
+			t.Errorf("all: %d adds, want 2", len(r.Adds))
+		}
+		p.matches(e.imapView("INBOX"))
+	})
+}
