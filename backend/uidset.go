@@ -205,10 +205,10 @@ func (s UIDSet) String() string {
 // range may be written high:low). The empty string is the empty set.
 func ParseUIDSet(text string) (UIDSet, error) {
 	var s UIDSet
-	if text == "" {
-		return s, nil
-	}
-	for _, part := range strings.Split(text, ",") {
+	sorted := true // ranges so far came sorted and apart, as String writes them
+	for rest := text; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, ",")
 		lo, hi, isRange := strings.Cut(part, ":")
 		a, err := parseUID(lo)
 		if err != nil {
@@ -223,9 +223,26 @@ func ParseUIDSet(text string) (UIDSet, error) {
 		if a > b {
 			a, b = b, a
 		}
-		s = s.Union(UIDSet{{a, b}})
+		if n := len(s); n > 0 && uint64(a) <= uint64(s[n-1].Stop)+1 {
+			sorted = false
+		}
+		s = append(s, UIDRange{a, b})
 	}
-	return s, nil
+	if sorted {
+		return s, nil
+	}
+	// Sort and merge: O(n log n) however the ranges were written.
+	sort.Slice(s, func(i, j int) bool { return s[i].Start < s[j].Start })
+	out := s[:1]
+	for _, r := range s[1:] {
+		last := &out[len(out)-1]
+		if uint64(r.Start) <= uint64(last.Stop)+1 {
+			last.Stop = max(last.Stop, r.Stop)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func parseUID(text string) (UID, error) {
