@@ -207,7 +207,7 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 	if !req.AcceptMultiPart {
 		for _, f := range fetches {
 			if f.has {
-				f.e.Child(wbxml.ItemOperationsProperties).Add(wbxml.T(wbxml.ItemOperationsData, base64.StdEncoding.EncodeToString(f.data)))
+				f.e.Child(wbxml.ItemOperationsProperties).Add(wbxml.T(wbxml.ItemOperationsData, base64String(f.data)))
 			}
 			resp.Add(f.e)
 		}
@@ -227,6 +227,16 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 	}
 	parts = append([][]byte{head}, parts...)
 	return Response{ContentType: ContentTypeMultipart, Body: func(w io.Writer) error { return writeMultipart(w, parts) }}, nil
+}
+
+// base64String encodes b with one allocation (EncodeToString makes two).
+func base64String(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(base64.StdEncoding.EncodedLen(len(b)))
+	enc := base64.NewEncoder(base64.StdEncoding, &sb)
+	enc.Write(b) // a strings.Builder never fails
+	enc.Close()
+	return sb.String()
 }
 
 // writeMultipart writes the multipart body of MS-ASCMD 2.2.2.9.1.1: the
