@@ -161,8 +161,10 @@ type ioFetch struct {
 // implemented: each Move is answered with Status 156, action not supported.
 //
 // EmptyFolderContents does not touch the collection's sync state: the
-// next Sync of the collection reports the removed messages as Deletes,
-// which the client has already dropped locally and ignores.
+// next Sync of the collection reports the removed messages as Deletes of
+// items the client has already dropped locally (Deletes of unknown
+// ServerIds, which clients are expected to ignore; not verified on a
+// phone).
 func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.Element) (Response, error) {
 	if body == nil {
 		return Response{}, errBadRequest(StatusInvalidContent, errors.New("ItemOperations without a body"))
@@ -181,9 +183,13 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 	resp := wbxml.E(wbxml.ItemOperationsResponse)
 	// The schema orders the answers Move*, EmptyFolderContents*, Fetch*.
 	for _, mv := range body.ChildrenOf(wbxml.ItemOperationsMove) {
+		// ConversationId is opaque (MS-ASCMD 2.2.3.35.1): echoed as sent.
+		conv := &wbxml.Element{Tag: wbxml.ItemOperationsConversationId, IsOpaque: true}
+		if c := mv.Child(wbxml.ItemOperationsConversationId); c != nil {
+			conv = &wbxml.Element{Tag: c.Tag, Text: c.Text, Opaque: c.Opaque, IsOpaque: c.IsOpaque}
+		}
 		resp.Add(wbxml.E(wbxml.ItemOperationsMove,
-			wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(ioUnsupported)),
-			wbxml.T(wbxml.ItemOperationsConversationId, mv.ChildText(wbxml.ItemOperationsConversationId))))
+			wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(ioUnsupported)), conv))
 	}
 	for _, ef := range body.ChildrenOf(wbxml.ItemOperationsEmptyFolderContents) {
 		e, err := s.emptyFolderContents(ctx, req, ef, lookup)

@@ -303,7 +303,11 @@ func TestItemOperationsEmptyFolderContents(t *testing.T) {
 	_, doc := e.post(t, "ItemOperations", "ItemOperationsResponse", ioReq(
 		wbxml.E(wbxml.ItemOperationsEmptyFolderContents, wbxml.T(wbxml.AirSyncCollectionId, work)),
 		wbxml.E(wbxml.ItemOperationsEmptyFolderContents, wbxml.T(wbxml.AirSyncCollectionId, "9999")),
+		wbxml.E(wbxml.ItemOperationsMove, &wbxml.Element{Tag: wbxml.ItemOperationsConversationId, Opaque: []byte("conv1"), IsOpaque: true}, wbxml.T(wbxml.ItemOperationsDstFldId, work)),
 	))
+	if mv := doc.Child(wbxml.ItemOperationsResponse).ChildrenOf(wbxml.ItemOperationsMove); len(mv) != 1 || mv[0].ChildText(wbxml.ItemOperationsStatus) != "156" || string(mv[0].Child(wbxml.ItemOperationsConversationId).Opaque) != "conv1" {
+		t.Errorf("Move answers %v, want one with Status 156 and ConversationId conv1", mv)
+	}
 	if doc.ChildText(wbxml.ItemOperationsStatus) != "1" {
 		t.Fatalf("top-level status %q", doc.ChildText(wbxml.ItemOperationsStatus))
 	}
