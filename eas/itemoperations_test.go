@@ -64,7 +64,6 @@ type ioEnv struct {
 
 func newIOEnv(t *testing.T, binSize int) *ioEnv {
 	e := newSyncEnv(t)
-	e.srv.registerItemOperations()
 	ie := &ioEnv{syncEnv: e, inbox: e.ids["INBOX"], bin: attachmentBytes(binSize), qp: "Grüße = 100 % \nline two\n"}
 	raw := attachmentMessage(ie.bin, ie.qp)
 	uid, err := e.sess.Append(context.Background(), e.folders[ie.inbox], backend.AppendMessage{Size: int64(len(raw)), Body: strings.NewReader(raw), Date: time.Now()})
@@ -423,5 +422,39 @@ func TestItemOperationsLargeAttachment(t *testing.T) {
 		if !bytes.Equal(got, e.bin) {
 			t.Fatalf("multipart=%v: %d bytes received differ from the %d-byte attachment", multipart, len(got), len(e.bin))
 		}
+	}
+}
+
+// TestItemOperationsFileReferenceFromSync fetches an attachment by the
+// FileReference a Sync Add listed, as a phone does, and compares the bytes.
+func TestItemOperationsFileReferenceFromSync(t *testing.T) {
+	e := newIOEnv(t, 2048)
+	_, doc := e.post(t, "Sync", "SyncResponse", syncReq(collReq("0", e.inbox, 0)))
+	key := collection(t, doc, e.inbox).ChildText(wbxml.AirSyncSyncKey)
+	_, doc = e.post(t, "Sync", "SyncResponse", syncReq(collReq(key, e.inbox, 10)))
+	var refs []string
+	for _, add := range collection(t, doc, e.inbox).Child(wbxml.AirSyncCommands).ChildrenOf(wbxml.AirSyncAdd) {
+		atts := add.Child(wbxml.AirSyncApplicationData).Child(wbxml.AirSyncBaseAttachments)
+		if atts == nil {
+			continue
+		}
+		for _, a := range atts.ChildrenOf(wbxml.AirSyncBaseAttachment) {
+			if a.ChildText(wbxml.AirSyncBaseDisplayName) == "blob.bin" {
+				refs = append(refs, a.ChildText(wbxml.AirSyncBaseFileReference))
+			}
+		}
+	}
+	if len(refs) != 1 {
+		t.Fatalf("Sync listed %d FileReferences for blob.bin, want 1: %v", len(refs), refs)
+	}
+	_, doc = e.post(t, "ItemOperations", "ItemOperationsResponse", ioReq(fetchRef(refs[0])))
+	fs := ioFetches(t, doc)
+	if len(fs) != 1 || fs[0].ChildText(wbxml.ItemOperationsStatus) != "1" {
+		t.Fatalf("Fetch of %q: %v", refs[0], fs)
+	}
+	data := fs[0].Child(wbxml.ItemOperationsProperties).ChildText(wbxml.ItemOperationsData)
+	got, err := base64.StdEncoding.DecodeString(data)
+	if err != nil || !bytes.Equal(got, e.bin) {
+		t.Errorf("attachment bytes differ (err %v, %d bytes, want %d)", err, len(got), len(e.bin))
 	}
 }

@@ -168,8 +168,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Devices != nil {
 		s.mustHandle("Provision", s.provision)
 		s.mustHandle("Settings", s.settings)
-		s.registerMailSync()
 		s.registerFolderCommands()
+		s.registerMailSync()
+		s.registerItemOperations()
 	}
 
 	r := chi.NewRouter()

@@ -402,8 +402,8 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 	}
 	io := itemOptions(opts, req.Version)
 	io.Drafts = folder.Role == backend.RoleDrafts
-	io.FileRef = func(path []int) string { return c.id + ":" + mailitem.PathString(path) }
-	mo := mailsync.Options{Item: io, DeletesAsMoves: true, GetChanges: c.key != "0"}
+	mo := mailsync.Options{Item: io, DeletesAsMoves: true, GetChanges: c.key != "0",
+		FileRef: func(uid backend.UID, path []int) string { return fileReference(c.id, uid, path) }}
 	if opts != nil {
 		if n, ok := intText(opts, wbxml.AirSyncFilterType); ok && n >= 0 && n <= 5 {
 			mo.FilterType = n

@@ -232,6 +232,11 @@ const WholeMessageMax = 32 << 10
 
 // buildItem converts one message for a Sync Add or Fetch.
 func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summary) (*mailitem.Item, error) {
+	opts := req.Options.Item
+	if ref := req.Options.FileRef; ref != nil {
+		uid := sum.UID
+		opts.FileRef = func(path []int) string { return ref(uid, path) }
+	}
 	if sum.Size > 0 && sum.Size <= WholeMessageMax {
 		rc, err := req.Session.Message(ctx, req.Folder, sum.UID)
 		if err != nil {
@@ -244,10 +249,10 @@ func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summa
 		}
 		if int64(len(raw)) <= WholeMessageMax {
 			meta := mailitem.Meta{UID: uint32(sum.UID), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}
-			return mailitem.Build(ctx, mailitem.FromBytes(raw, meta), req.Options.Item)
+			return mailitem.Build(ctx, mailitem.FromBytes(raw, meta), opts)
 		}
 	}
-	return mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: sum}, req.Options.Item)
+	return mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: sum}, opts)
 }
 
 // bookkeeping are keywords that are not categories (as eas/mailitem

@@ -99,8 +99,13 @@ type Options struct {
 	// DeletesAsMoves moves deleted messages to Trash (default true).
 	DeletesAsMoves bool
 	// Item are the options items are built with (body preferences,
-	// MIMESupport, protocol version, Drafts).
+	// MIMESupport, protocol version, Drafts). Its FileRef is replaced per
+	// message by FileRef below.
 	Item mailitem.Options
+	// FileRef names an attachment of message uid for ItemOperations
+	// (AirSyncBase FileReference, MS-ASAIRS 2.2.2.24); nil lists
+	// attachments without one.
+	FileRef func(uid backend.UID, partPath []int) string
 }
 
 // Request is one collection of a Sync request.
