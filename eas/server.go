@@ -17,6 +17,7 @@ import (
 
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/devices"
+	"github.com/easgate/easgate/eas/push"
 	"github.com/easgate/easgate/policy"
 	"github.com/easgate/easgate/wbxml"
 )
@@ -72,6 +73,18 @@ type Config struct {
 	AuthCacheTTL time.Duration
 	// Throttle configures the slow-down for wrong passwords.
 	Throttle Throttle
+
+	// PingMinHeartbeat and PingMaxHeartbeat bound a Ping's
+	// HeartbeatInterval (Status 5 outside); defaults 60 s and 3540 s.
+	// PingMaxFolders bounds its folders (Status 6); default 300.
+	// PingPollInterval is how often folders not watched with IMAP IDLE
+	// are checked; default 30 s. PingBroker ends a device's older Ping
+	// when a newer one arrives; nil means an in-process push.Registry.
+	PingMinHeartbeat time.Duration
+	PingMaxHeartbeat time.Duration
+	PingMaxFolders   int
+	PingPollInterval time.Duration
+	PingBroker       push.Broker
 
 	// MailDomain is appended as "@MailDomain" to logins without "@" to
 	// form the user's address (Settings UserInformation, Autodiscover).
@@ -171,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 		s.registerFolderCommands()
 		s.registerMailSync()
 		s.registerItemOperations()
+		s.registerPing()
 	}
 
 	r := chi.NewRouter()
