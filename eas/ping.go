@@ -477,9 +477,13 @@ func (p *pinger) changed(ctx context.Context, req *Request, sess backend.Session
 	if err != nil {
 		return false, false, err
 	}
+	filter, err := mailsync.FilterType(latest.Data)
+	if err != nil {
+		return false, false, err
+	}
 	n, status, err := p.eng.Estimate(ctx, &mailsync.Request{
 		User: req.User, Device: req.DeviceID, Collection: f.sid, Folder: f.folder, Session: sess,
-		SyncKey: key, Options: mailsync.Options{FilterType: stateFilter(latest.Data), GetChanges: true},
+		SyncKey: key, Options: mailsync.Options{FilterType: filter, GetChanges: true},
 	})
 	if err != nil {
 		return false, false, err
@@ -494,18 +498,4 @@ func (p *pinger) changed(ctx context.Context, req *Request, sess backend.Session
 		return true, false, nil
 	}
 	return false, false, nil
-}
-
-// stateFilter reads the FilterType a mail collection's state was synced
-// with. It is the "ft" field of eas/mailsync's state encoding, which
-// exports no accessor; without the device's own filter a check would see
-// every message outside it as new. 0 (all) when absent or unreadable.
-func stateFilter(data []byte) int {
-	var st struct {
-		Filter int `json:"ft"`
-	}
-	if json.Unmarshal(data, &st) != nil {
-		return 0
-	}
-	return st.Filter
 }

@@ -71,6 +71,20 @@ func (b *batch) find(kind CommandKind, id string) (result, bool) {
 
 func encodeState(st *state) ([]byte, error) { return json.Marshal(st) }
 
+// FilterType returns the FilterType (MS-ASCMD 2.2.3.68) a collection's
+// stored state was synced with: data is a devices.SyncState.Data this
+// package wrote. Ping checks a folder for changes with the same filter the
+// device's last Sync used, without decoding the whole snapshot.
+func FilterType(data []byte) (int, error) {
+	var st struct {
+		Filter int `json:"ft"` // state.Filter
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return 0, fmt.Errorf("mailsync: corrupt sync state: %w", err)
+	}
+	return st.Filter, nil
+}
+
 func decodeState(data []byte) (*state, error) {
 	var st state
 	if err := json.Unmarshal(data, &st); err != nil {

@@ -26,6 +26,12 @@ func TestStateEncoding(t *testing.T) {
 	if !reflect.DeepEqual(got, st) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, st)
 	}
+	if ft, err := FilterType(data); err != nil || ft != st.Filter {
+		t.Errorf("FilterType = %d, %v; want %d", ft, err, st.Filter)
+	}
+	if _, err := FilterType([]byte("{")); err == nil {
+		t.Error("FilterType of a corrupt state succeeded")
+	}
 	if _, err := decodeState([]byte("{")); err == nil {
 		t.Error("corrupt state accepted")
 	}
