@@ -408,6 +408,11 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 		if n, ok := intText(opts, wbxml.AirSyncFilterType); ok && n >= 0 && n <= 5 {
 			mo.FilterType = n
 		}
+		// Conflict (MS-ASCMD 2.2.3.34): 0 client wins, 1 (the default)
+		// server wins.
+		if n, ok := intText(opts, wbxml.AirSyncConflict); ok && n == 0 {
+			mo.ClientWins = true
+		}
 	}
 	if c.getChanges != nil {
 		mo.GetChanges = *c.getChanges && c.key != "0"

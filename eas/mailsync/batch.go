@@ -280,7 +280,9 @@ func keywordOK(k string) bool {
 
 // runCommand runs one client command against the store and returns its
 // answer and its effect on the state (so the change is not echoed back).
-func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Command) (Response, func(*state), error) {
+// server holds the messages' current flags when the server wins
+// conflicts (nil when the client wins).
+func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Command, server map[backend.UID][]string) (Response, func(*state), error) {
 	r := Response{Kind: c.Kind, ServerID: c.ServerID, ClientID: c.ClientID}
 	if c.Kind == CmdAdd {
 		// Email Adds are 16.x drafts (digest §4.3), not supported yet:
@@ -295,6 +297,10 @@ func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Com
 	}
 	switch c.Kind {
 	case CmdChange:
+		if server != nil && conflicts(cur, uid, server) {
+			r.Status = StatusConflict
+			return r, nil, nil
+		}
 		var add, remove []string
 		if c.Read != nil {
 			if *c.Read {

@@ -98,6 +98,11 @@ type Options struct {
 	GetChanges bool
 	// DeletesAsMoves moves deleted messages to Trash (default true).
 	DeletesAsMoves bool
+	// ClientWins is Conflict 0 (MS-ASCMD 2.2.3.34): a client Change is
+	// applied even to a message the server changed since the phone last
+	// heard of it. False is Conflict 1, the default: such a Change is
+	// refused with Status 7 and the server's version is sent instead.
+	ClientWins bool
 	// Item are the options items are built with (body preferences,
 	// MIMESupport, protocol version, Drafts). Its FileRef is replaced per
 	// message by FileRef below.
@@ -414,6 +419,12 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	// The client's commands: answers recorded for this key are given
 	// again, others are run once per request.
 	var results []result
+	var server map[backend.UID][]string // current flags, for conflicts
+	if !req.Options.ClientWins {
+		if server, err = e.serverFlags(ctx, req, cur, replay, done); err != nil {
+			return nil, err
+		}
+	}
 	for i, c := range req.Commands {
 		if c.Kind == CmdFetch {
 			continue // answered below, read-only
@@ -429,7 +440,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		r, ok := done[i]
 		if !ok {
 			var fx func(*state)
-			r, fx, err = e.runCommand(ctx, req, cur, c)
+			r, fx, err = e.runCommand(ctx, req, cur, c, server)
 			if err != nil {
 				return nil, err
 			}
