@@ -132,6 +132,11 @@ func parseCollection(c *wbxml.Element) (*syncCollection, error) {
 				mc.Kind = mailsync.CmdFetch
 			case wbxml.AirSyncAdd:
 				mc.Kind = mailsync.CmdAdd
+				if ad := cmd.Child(wbxml.AirSyncApplicationData); ad != nil {
+					// A draft that does not convert is left nil: the
+					// Add alone gets Status 6.
+					mc.Draft, _ = mailitem.ParseDraft(ad)
+				}
 			default:
 				return nil, fmt.Errorf("unknown Sync command %v", cmd.Tag)
 			}
@@ -402,7 +407,7 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 	}
 	io := itemOptions(opts, req.Version)
 	io.Drafts = folder.Role == backend.RoleDrafts
-	mo := mailsync.Options{Item: io, DeletesAsMoves: true, GetChanges: c.key != "0",
+	mo := mailsync.Options{Item: io, DeletesAsMoves: true, GetChanges: c.key != "0", From: m.s.address(req.User),
 		FileRef: func(uid backend.UID, path []int) string { return fileReference(c.id, uid, path) }}
 	if opts != nil {
 		if n, ok := intText(opts, wbxml.AirSyncFilterType); ok && n >= 0 && n <= 5 {

@@ -62,6 +62,10 @@ type Options struct {
 	FileRef func(partPath []int) string
 }
 
+// ProtocolVersion returns the protocol version as major*10+minor (121,
+// 140, 160...); an unknown version is 121.
+func (o *Options) ProtocolVersion() int { return o.version() }
+
 // version returns the protocol version as major*10+minor (121, 140...).
 func (o *Options) version() int {
 	major, minor, _ := strings.Cut(o.Version, ".")

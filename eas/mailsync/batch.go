@@ -22,14 +22,17 @@ func (e *Engine) collect(ctx context.Context, req *Request, cur *state) (backend
 		return nil, 0, err
 	}
 	cur.Snap = cs.State
+	// Drafts the phone added are tracked, not sent back to it.
+	added := cs.Added.Diff(cur.Own)
+	cur.Own = nil
 	for _, fc := range cs.Changed {
 		cur.DueChanged.AddUID(fc.UID)
 	}
 	cur.DueDeleted = cur.DueDeleted.Union(cs.Expunged)
 	cur.DueSoft = cur.DueSoft.Union(cs.AgedOut).Diff(cs.Added)
 	cur.DueChanged = cur.DueChanged.Diff(cur.DueDeleted).Diff(cur.DueSoft)
-	cur.Failed = cur.Failed.Intersect(cs.Added)
-	return cs.Added, cs.Scan, nil
+	cur.Failed = cur.Failed.Intersect(added)
+	return added, cs.Scan, nil
 }
 
 // take removes and returns up to n UIDs from *set, lowest first.
@@ -285,10 +288,7 @@ func keywordOK(k string) bool {
 func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Command, server map[backend.UID][]string) (Response, func(*state), error) {
 	r := Response{Kind: c.Kind, ServerID: c.ServerID, ClientID: c.ClientID}
 	if c.Kind == CmdAdd {
-		// Email Adds are 16.x drafts (digest §4.3), not supported yet:
-		// the phone is told the item could not be converted.
-		r.Status = StatusConversionError
-		return r, nil, nil
+		return e.addDraft(ctx, req, cur, c)
 	}
 	uid := ParseServerID(req.Collection, c.ServerID)
 	if uid == 0 {

@@ -86,6 +86,9 @@ type Command struct {
 	// Categories of a Change (14.0+), nil when absent: the message's
 	// keywords that are not bookkeeping ones become exactly these.
 	Categories []string
+	// Draft is the ApplicationData of an Add (a 16.x draft), nil when
+	// absent or not convertible (the Add gets Status 6).
+	Draft *mailitem.Draft
 }
 
 // Options are the collection's sync options.
@@ -103,6 +106,9 @@ type Options struct {
 	// heard of it. False is Conflict 1, the default: such a Change is
 	// refused with Status 7 and the server's version is sent instead.
 	ClientWins bool
+	// From is the user's address, the sender of drafts the phone adds;
+	// empty means the user name.
+	From string
 	// Item are the options items are built with (body preferences,
 	// MIMESupport, protocol version, Drafts). Its FileRef is replaced per
 	// message by FileRef below.

@@ -35,6 +35,11 @@ type state struct {
 	Retries int `json:"r,omitempty"`
 	// Window is the WindowSize this state's batch was cut to.
 	Window int `json:"w,omitempty"`
+	// Own are messages the phone itself added (drafts) that the next scan
+	// finds as new: they are tracked but not sent back.
+	Own backend.UIDSet `json:"o,omitempty"`
+	// Drafts are the most recent drafts the phone added, by ClientId.
+	Drafts []draftID `json:"dr,omitempty"`
 }
 
 // batch is the content of one response, by UID, and the answers to the
@@ -103,6 +108,8 @@ func (st *state) clone() *state {
 	c.DueDeleted = st.DueDeleted.Clone()
 	c.DueSoft = st.DueSoft.Clone()
 	c.Failed = st.Failed.Clone()
+	c.Own = st.Own.Clone()
+	c.Drafts = append([]draftID(nil), st.Drafts...)
 	c.Batch.Results = append([]result(nil), st.Batch.Results...)
 	return &c
 }
