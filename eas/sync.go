@@ -119,6 +119,12 @@ func parseCollection(c *wbxml.Element) (*syncCollection, error) {
 						st := f.ChildText(wbxml.EmailStatus)
 						mc.Flag = &st
 					}
+					// Content of a 16.x draft (digest §4.3): editing it
+					// is not supported, and must not look done.
+					for _, tag := range []wbxml.Tag{wbxml.EmailTo, wbxml.EmailCc, wbxml.Email2Bcc, wbxml.EmailSubject,
+						wbxml.EmailImportance, wbxml.AirSyncBaseBody, wbxml.AirSyncBaseAttachments, wbxml.Email2Send} {
+						mc.EditsContent = mc.EditsContent || ad.Has(tag)
+					}
 					if cats := ad.Child(wbxml.EmailCategories); cats != nil {
 						mc.Categories = []string{}
 						for _, cat := range cats.ChildrenOf(wbxml.EmailCategory) {

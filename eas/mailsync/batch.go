@@ -297,6 +297,10 @@ func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Com
 	}
 	switch c.Kind {
 	case CmdChange:
+		if c.EditsContent {
+			r.Status = StatusConversionError
+			return r, nil, nil
+		}
 		if server != nil && conflicts(cur, uid, server) {
 			r.Status = StatusConflict
 			return r, nil, nil

@@ -169,3 +169,27 @@ func containsFold(flags []imap.Flag, f imap.Flag) bool {
 	}
 	return false
 }
+
+// TestDraftContentChange: a Change that edits a draft's content is
+// refused with Status 6 and leaves IMAP as it was (a flag Change in the
+// same request is still applied).
+func TestDraftContentChange(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		e.appendMsg("INBOX", 1, day0)
+		e.appendMsg("INBOX", 2, day0)
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		p.apply(e.sync(e.request("1", inbox, "0", 50)))
+		e.syncAll(p, inbox, 50)
+		yes := true
+		r := e.sync(e.request("1", inbox, p.key, 50,
+			mailsync.Command{Kind: mailsync.CmdChange, ServerID: "1:1", EditsContent: true, Read: &yes},
+			mailsync.Command{Kind: mailsync.CmdChange, ServerID: "1:2", Read: &yes}))
+		if len(r.Responses) != 1 || r.Responses[0].ServerID != "1:1" || r.Responses[0].Status != mailsync.StatusConversionError {
+			t.Fatalf("responses %+v, want Change 1:1 Status 6", r.Responses)
+		}
+		p.apply(r)
+		p.items["1:2"] = flagView(true, false)
+		p.matches(e.imapView("INBOX"))
+	})
+}

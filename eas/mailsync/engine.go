@@ -86,6 +86,10 @@ type Command struct {
 	// Categories of a Change (14.0+), nil when absent: the message's
 	// keywords that are not bookkeeping ones become exactly these.
 	Categories []string
+	// EditsContent marks a Change that edits a draft's content (To,
+	// Subject, Body...): not supported, answered with Status 6 and
+	// nothing changed.
+	EditsContent bool
 	// Draft is the ApplicationData of an Add (a 16.x draft), nil when
 	// absent or not convertible (the Add gets Status 6).
 	Draft *mailitem.Draft
