@@ -20,8 +20,8 @@ func TestLargeFolder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the 10,000-message folder takes a while")
 	}
-	start := time.Now()
 	forEachServer(t, func(t *testing.T, e *env) {
+		start := time.Now()
 		cmds := make([]*imapclient.AppendCommand, 0, largeFolder)
 		for i := 1; i <= largeFolder; i++ {
 			raw := message(i, day0)
