@@ -114,6 +114,7 @@ type Server struct {
 	versions []string
 	registry *prometheus.Registry // nil when Config.Registerer was given
 	metrics  *Metrics
+	reg      prometheus.Registerer // where commands register their metrics
 	cache    *authCache
 	failures *failureTracker
 	handlers map[string]Handler // by command name as in commands
@@ -170,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 		s.registry = prometheus.NewRegistry()
 		reg = s.registry
 	}
+	s.reg = reg
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("eas: registering metrics: %w", err)

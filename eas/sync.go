@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/eas/hierarchy"
@@ -32,6 +34,15 @@ func (s *Server) registerMailSync() {
 		return
 	}
 	m := &mailSync{s: s, eng: &mailsync.Engine{Store: s.cfg.Devices, Logger: s.log, Now: s.cfg.Now}}
+	// Items that could not be converted are logged by the engine, listed
+	// by the admin API's sync report, and counted here.
+	failed := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "easgate_sync_items_failed_total",
+		Help: "Messages that could not be converted into an EAS item (Sync Add or Fetch); each is retried on later Syncs.",
+	}, func() float64 { return float64(m.eng.BuildFailures()) })
+	if err := s.reg.Register(failed); err != nil {
+		s.log.Error("registering the Sync metrics", "err", err)
+	}
 	s.mustHandle("Sync", m.sync)
 	s.mustHandle("GetItemEstimate", m.getItemEstimate)
 	s.mustHandle("MoveItems", m.moveItems)

@@ -98,4 +98,18 @@ func TestSyncDraftAddHTTP(t *testing.T) {
 	if html != "<p>At noon?</p>" || !bytes.Equal(att, content) {
 		t.Errorf("stored body %q, attachment %q", html, att)
 	}
+	// Nothing failed to convert, and the counter says so.
+	mfs, err := e.srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "easgate_sync_items_failed_total" {
+			found = len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetCounter().GetValue() == 0
+		}
+	}
+	if !found {
+		t.Error("easgate_sync_items_failed_total missing or not 0")
+	}
 }

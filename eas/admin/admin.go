@@ -120,6 +120,7 @@ func New(o Options) (*API, error) {
 		}
 		r.Get("/api/v1/devices", a.listDevices)
 		r.Get("/api/v1/devices/{user}/{device}", a.getDevice)
+		r.Get("/api/v1/devices/{user}/{device}/sync", a.syncReport)
 		r.Delete("/api/v1/devices/{user}/{device}", a.deleteDevice)
 		r.Post("/api/v1/devices/{user}/{device}/{action}", a.deviceAction)
 	})

@@ -126,3 +126,48 @@ func (st *state) forget(uid backend.UID) {
 	st.DueSoft.RemoveUID(uid)
 	st.Failed.RemoveUID(uid)
 }
+
+// Report is what an operator can see of a collection's stored state (the
+// admin API's sync report): how much the phone has and what is owed to
+// it, and the messages that could not be built.
+type Report struct {
+	// FilterType the state was synced with.
+	FilterType int `json:"filterType"`
+	// Tracked is how many messages the phone has been sent (0 before the
+	// first Sync after priming).
+	Tracked int `json:"tracked"`
+	// DueChanges, DueDeletes and DueSoftDeletes are changes found but not
+	// sent yet (window, time budget).
+	DueChanges     int `json:"dueChanges"`
+	DueDeletes     int `json:"dueDeletes"`
+	DueSoftDeletes int `json:"dueSoftDeletes"`
+	// Failed are the UIDs of messages that could not be converted; they
+	// are retried after the others on every Sync.
+	Failed []uint32 `json:"failed"`
+	// Retries is how often the phone repeated its last key.
+	Retries int `json:"retries"`
+}
+
+// ReportState describes a stored state: data is a devices.SyncState.Data
+// this package wrote.
+func ReportState(data []byte) (Report, error) {
+	st, err := decodeState(data)
+	if err != nil {
+		return Report{}, err
+	}
+	r := Report{
+		FilterType:     st.Filter,
+		DueChanges:     st.DueChanged.Len(),
+		DueDeletes:     st.DueDeleted.Len(),
+		DueSoftDeletes: st.DueSoft.Len(),
+		Failed:         []uint32{},
+		Retries:        st.Retries,
+	}
+	if st.Snap != nil {
+		r.Tracked = st.Snap.UIDs.Len()
+	}
+	for uid := range st.Failed.All() {
+		r.Failed = append(r.Failed, uint32(uid))
+	}
+	return r, nil
+}

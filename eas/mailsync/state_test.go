@@ -36,3 +36,25 @@ func TestStateEncoding(t *testing.T) {
 		t.Error("corrupt state accepted")
 	}
 }
+
+// TestReportState: the operator's report of a state counts what the phone
+// has and is owed, and lists the messages that failed.
+func TestReportState(t *testing.T) {
+	st := &state{Snap: &backend.FolderState{UIDs: backend.NewUIDSet(1, 2, 3, 4)}, Filter: 2,
+		DueChanged: backend.NewUIDSet(2), DueDeleted: backend.NewUIDSet(8, 9), Failed: backend.NewUIDSet(5, 7), Retries: 1}
+	data, err := encodeState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReportState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Report{FilterType: 2, Tracked: 4, DueChanges: 1, DueDeletes: 2, Failed: []uint32{5, 7}, Retries: 1}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("report %+v, want %+v", got, want)
+	}
+	if _, err := ReportState([]byte("{")); err == nil {
+		t.Error("corrupt state reported")
+	}
+}
