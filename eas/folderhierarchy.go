@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/wbxml"
 )
@@ -82,4 +83,46 @@ func folderElement(tag wbxml.Tag, f hierarchy.Folder) *wbxml.Element {
 		wbxml.T(wbxml.FolderHierarchyParentId, f.ParentID),
 		wbxml.T(wbxml.FolderHierarchyDisplayName, f.DisplayName),
 		wbxml.T(wbxml.FolderHierarchyType, strconv.Itoa(f.Type)))
+}
+
+// folderCommand runs what FolderCreate, FolderUpdate and FolderDelete
+// share (MS-ASCMD 2.2.1.2-4): the body must hold a SyncKey and every
+// element in need (else Status 10 or 9, per the hierarchy statuses); op
+// gets the key and those elements, in need's order, with the user's
+// mailbox; a refusal is logged and answered with its status alone; success
+// is Status, SyncKey and, when op made one, the new folder's ServerId.
+func (s *Server) folderCommand(ctx context.Context, req *Request, body *wbxml.Element, root wbxml.Tag, need []wbxml.Tag,
+	op func(sess backend.Session, key uint64, el []*wbxml.Element) (hierarchy.Result, error)) (Response, error) {
+	if body == nil {
+		return hierarchyStatus(root, hierarchy.StatusMalformed), nil
+	}
+	key, st := hierarchySyncKey(body)
+	if st != 0 {
+		return hierarchyStatus(root, st), nil
+	}
+	el := make([]*wbxml.Element, len(need))
+	for i, tag := range need {
+		if el[i] = body.Child(tag); el[i] == nil {
+			return hierarchyStatus(root, hierarchy.StatusMalformed), nil
+		}
+	}
+	sess, err := req.Mailbox(ctx)
+	if err != nil {
+		return Response{}, err
+	}
+	r, err := op(sess, key, el)
+	if err != nil {
+		return Response{}, err
+	}
+	if r.Status != hierarchy.StatusOK {
+		s.logHierarchyFailure(ctx, req, r)
+		return hierarchyStatus(root, r.Status), nil
+	}
+	resp := wbxml.E(root,
+		wbxml.T(wbxml.FolderHierarchyStatus, strconv.Itoa(hierarchy.StatusOK)),
+		wbxml.T(wbxml.FolderHierarchySyncKey, strconv.FormatUint(r.SyncKey, 10)))
+	if r.ServerID != "" {
+		resp.Add(wbxml.T(wbxml.FolderHierarchyServerId, r.ServerID))
+	}
+	return Response{Element: resp}, nil
 }
