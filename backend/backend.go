@@ -179,17 +179,21 @@ type Deleted struct {
 	UID UID
 }
 
-// Watcher is a Session that can wait for a folder to change without
-// polling (IMAP IDLE). Ping (MS-ASCMD 2.2.1.13) and Sync with Wait or
-// HeartbeatInterval use it; for a Session without it the gateway polls
-// Changes, which is one STATUS per folder with CONDSTORE.
+// Watcher is a Session that can be told of changes to a folder without
+// polling (IMAP IDLE). The gateway's shared per-user watcher (eas/push.Hub)
+// uses it for the Inbox, on behalf of every Ping (MS-ASCMD 2.2.1.13) and
+// hanging Sync (2.2.3.88) of the user; for a Session without it, or while
+// it is down, the watcher polls the folders' change marks (Folders).
 type Watcher interface {
-	// Watch returns nil as soon as the folder differs from since (nil:
-	// from when Watch started): a message arrived or was expunged, or,
-	// when the server has CONDSTORE or reports it while waiting, flags
-	// changed. It returns ctx's error, wrapped, when ctx ends first (the
-	// heartbeat expired: Ping Status 1). Errors: ErrFolderNotFound,
-	// ErrUIDValidityChanged, ErrUnavailable. Each Watch holds its own
-	// connection for its whole duration, outside the per-user pool bound.
-	Watch(ctx context.Context, id FolderID, since *FolderState) error
+	// Watch holds a connection of its own on the folder, outside the
+	// per-user pool bound, until ctx ends or the connection fails. It
+	// calls ready once the server is waiting (a change made after ready
+	// is reported) and changed, from any goroutine, each time the server
+	// reports that the folder changed: a message arrived or was expunged,
+	// or flags changed (any client's, the gateway's own included). Neither
+	// callback may block or call the Session. Watch returns ctx's error,
+	// wrapped, when ctx ends; otherwise ErrFolderNotFound,
+	// ErrUIDValidityChanged, or ErrUnavailable when the connection failed
+	// (the caller tries again later).
+	Watch(ctx context.Context, id FolderID, ready, changed func()) error
 }

@@ -13,27 +13,26 @@ import (
 
 var _ backend.Watcher = (*session)(nil)
 
-// Watch implements backend.Watcher with IMAP IDLE on a connection of its
-// own (a watch lasts up to an hour; holding a pooled connection that long
-// would starve the user's other requests). It first compares the
-// folder's change marks at SELECT with since, which covers changes made
-// before the IDLE started; Dovecot reports anything between SELECT and
-// IDLE when IDLE begins.
+// Watch implements backend.Watcher with IMAP IDLE (RFC 2177) on a
+// connection of its own: a watch lasts as long as anyone waits, and
+// holding a pooled connection that long would starve the user's other
+// requests. The connection is counted in PoolStats.Watching and closed by
+// Store.Close. The client re-issues IDLE before the server's 30-minute
+// limit by itself.
 //
-// The unilateral-data handlers only signal a channel: they run in the
-// client's reader goroutine, where calling the client would deadlock.
-func (s *session) Watch(ctx context.Context, id backend.FolderID, since *backend.FolderState) error {
+// Changes between SELECT and IDLE are reported by the server when IDLE
+// begins (untagged EXISTS, EXPUNGE, FETCH), so they reach changed too.
+// The unilateral-data handlers only call changed: they run in the client's
+// reader goroutine, where calling the client would deadlock (go-imap
+// v2.0.0-beta.8).
+func (s *session) Watch(ctx context.Context, id backend.FolderID, ready, changed func()) error {
 	if s.closed.Load() {
 		return backend.ErrClosed
 	}
 	var armed atomic.Bool
-	changed := make(chan struct{}, 1)
 	signal := func() {
 		if armed.Load() {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
+			changed()
 		}
 	}
 	handler := &imapclient.UnilateralDataHandler{
@@ -61,42 +60,34 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, since *backend
 	stop := context.AfterFunc(ctx, func() { c.close() })
 	defer stop()
 
-	_, sel, err := selectFolder(c, id)
-	if err != nil {
+	if _, _, err := selectFolder(c, id); err != nil {
 		if c.broken(err) {
 			return s.watchEnd(ctx, err)
 		}
 		return err
 	}
-	if since != nil {
-		if sel.UIDValidity != since.UIDValidity {
-			return fmt.Errorf("%w: UIDVALIDITY %d, state has %d", backend.ErrUIDValidityChanged, sel.UIDValidity, since.UIDValidity)
-		}
-		if backend.UID(sel.UIDNext) != since.UIDNext || sel.NumMessages != since.Messages ||
-			(since.HighestModSeq != 0 && sel.HighestModSeq != since.HighestModSeq) {
-			return nil
-		}
-	}
 	if !c.has(imap.CapIdle) && !c.has(imap.CapIMAP4rev2) {
 		return fmt.Errorf("%w: the IMAP server has no IDLE", backend.ErrUnavailable)
 	}
+	// Armed before IDLE: what the server reports as IDLE begins happened
+	// after SELECT, so it is news.
 	armed.Store(true)
 	idle, err := c.client.Idle()
 	if err != nil {
 		return s.watchEnd(ctx, err)
 	}
+	ready()
 	select {
-	case <-changed:
 	case <-ctx.Done():
-		return s.watchEnd(ctx, ctx.Err())
 	case <-c.client.Closed():
 		return s.watchEnd(ctx, fmt.Errorf("connection closed during IDLE"))
 	}
-	// Leave IDLE politely; the connection is closed either way.
+	// Leave IDLE politely when the connection still works; it is closed
+	// either way.
 	if err := idle.Close(); err == nil {
 		idle.Wait()
 	}
-	return nil
+	return s.watchEnd(ctx, ctx.Err())
 }
 
 // watchEnd turns the end of a watch into its error: ctx's when ctx ended,

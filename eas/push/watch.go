@@ -1,0 +1,557 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/easgate/easgate/backend"
+)
+
+// Defaults of Hub.
+const (
+	DefaultPollInterval = 30 * time.Second
+	DefaultLinger       = 10 * time.Second
+	DefaultMinBackoff   = time.Second
+	DefaultMaxBackoff   = time.Minute
+)
+
+// Opener opens a mail session for the watcher of a user, with the
+// credentials of a request that waits (backend.Store.Open).
+type Opener func(ctx context.Context) (backend.Session, error)
+
+// Hub runs one watcher per user, shared by all of that user's waiting
+// requests (every device's Ping and hanging Sync): IMAP IDLE on the Inbox
+// (backend.Watcher) and a poll of the change marks (UIDNEXT, MESSAGES,
+// HIGHESTMODSEQ; one LIST-STATUS) of the other watched folders every
+// PollInterval. A user's watcher starts with the first Watch and stops
+// Linger after the last Subscription closed, so a user holds at most one
+// IDLE connection plus the pool's connections however many devices wait.
+//
+// The watcher only says that a folder may have changed; each waiter
+// decides with its own device's sync state whether that is news to it
+// (a device's own flag change moves the folder's marks but is not news
+// to that device).
+//
+// Set the fields before the first Watch; the zero value uses the
+// defaults. A Hub is safe for concurrent use.
+type Hub struct {
+	// PollInterval is how often the watched folders' marks are read;
+	// DefaultPollInterval when zero. The Inbox is left to IDLE while
+	// IDLE runs.
+	PollInterval time.Duration
+	// Linger keeps a watcher nobody waits on for this long, so that a
+	// phone's next Ping, sent right after the last answer, finds it
+	// running; DefaultLinger when zero, negative for none.
+	Linger time.Duration
+	// MinBackoff and MaxBackoff bound the wait before IDLE is tried
+	// again after its connection failed (doubling from MinBackoff);
+	// defaults DefaultMinBackoff and DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives watcher failures; nil means slog.Default().
+	Logger *slog.Logger
+	// Ticker replaces time.NewTicker for the poll (tests).
+	Ticker func(d time.Duration) (<-chan time.Time, func())
+
+	mu     sync.Mutex
+	users  map[string]*userWatch
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// ErrHubClosed is returned by Watch after Close.
+var ErrHubClosed = errors.New("push: watcher hub closed")
+
+// Watch subscribes to changes of folders (of user's mailbox), starting
+// the user's watcher if none runs. open is how the watcher logs in if it
+// must (the latest caller's wins, so a changed password heals). Watch
+// returns once the watcher has read the folders' marks, so any change
+// after Watch returns is reported on the Subscription: a caller checks
+// its own state after Watch, then waits on Changed. The caller must Close
+// the Subscription.
+func (h *Hub) Watch(ctx context.Context, user string, open Opener, folders []backend.FolderID) (*Subscription, error) {
+	sub := &Subscription{folders: make(map[backend.FolderID]bool, len(folders)),
+		pending: make(map[backend.FolderID]bool), c: make(chan struct{}, 1)}
+	for _, f := range folders {
+		sub.folders[f] = true
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrHubClosed
+	}
+	if h.users == nil {
+		h.users = make(map[string]*userWatch)
+	}
+	w := h.users[user]
+	if w == nil {
+		w = h.newUserWatch(user)
+		h.users[user] = w
+	}
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	w.open = open
+	w.subs[sub] = true
+	sub.w = w
+	h.mu.Unlock()
+
+	// The watcher reads the marks now; the new subscriber is left out of
+	// what that poll finds (it is about to check everything itself).
+	req := pollRequest{sub: sub, done: make(chan error, 1)}
+	select {
+	case w.polls <- req:
+	case <-w.ctx.Done():
+		sub.Close()
+		return nil, ErrHubClosed
+	case <-ctx.Done():
+		sub.Close()
+		return nil, ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		if err != nil {
+			sub.Close()
+			return nil, err
+		}
+	case <-ctx.Done():
+		sub.Close()
+		return nil, ctx.Err()
+	}
+	return sub, nil
+}
+
+// Watchers returns how many users have a watcher running.
+func (h *Hub) Watchers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.users)
+}
+
+// Close stops every watcher and waits for them; Watch fails afterwards.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	for user, w := range h.users {
+		w.stop()
+		delete(h.users, user)
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// Subscription is one waiting request's interest in some folders.
+type Subscription struct {
+	w       *userWatch
+	folders map[backend.FolderID]bool // fixed at Watch
+
+	mu      sync.Mutex
+	pending map[backend.FolderID]bool
+	c       chan struct{}
+	closed  bool
+}
+
+// Changed receives a value when some of the folders may have changed
+// since the last Take.
+func (s *Subscription) Changed() <-chan struct{} { return s.c }
+
+// Take returns the folders that may have changed since the last Take and
+// forgets them.
+func (s *Subscription) Take() []backend.FolderID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]backend.FolderID, 0, len(s.pending))
+	for f := range s.pending {
+		out = append(out, f)
+	}
+	clear(s.pending)
+	return out
+}
+
+// notify records that f may have changed, if the subscription watches it.
+func (s *Subscription) notify(f backend.FolderID) {
+	if !s.folders[f] {
+		return
+	}
+	s.mu.Lock()
+	s.pending[f] = true
+	s.mu.Unlock()
+	select {
+	case s.c <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the subscription; the user's watcher stops when it was the
+// last one (after Linger). Calling it again does nothing.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.w.unsubscribe(s)
+}
+
+// pollRequest asks a watcher to read the marks now, for a new
+// subscriber.
+type pollRequest struct {
+	sub  *Subscription
+	done chan error
+}
+
+// marks are a folder's change marks as STATUS reports them.
+type marks struct {
+	uidValidity   uint32
+	uidNext       backend.UID
+	messages      uint32
+	highestModSeq uint64
+}
+
+// userWatch is one user's watcher: a goroutine (run) owning a mail
+// session and, while the Inbox is watched, an IDLE on it.
+type userWatch struct {
+	h      *Hub
+	user   string
+	ctx    context.Context // ends when the watcher stops
+	cancel context.CancelFunc
+	polls  chan pollRequest
+	ready  chan struct{} // IDLE is waiting
+	moved  chan struct{} // IDLE reported a change
+
+	// Guarded by h.mu.
+	open   Opener
+	subs   map[*Subscription]bool
+	linger *time.Timer
+}
+
+func (h *Hub) newUserWatch(user string) *userWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &userWatch{h: h, user: user, ctx: ctx, cancel: cancel, polls: make(chan pollRequest),
+		ready: make(chan struct{}, 1), moved: make(chan struct{}, 1),
+		subs: make(map[*Subscription]bool)}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		w.run(ctx)
+	}()
+	return w
+}
+
+// stop ends the watcher's goroutine. h.mu is held.
+func (w *userWatch) stop() {
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	w.cancel()
+}
+
+// unsubscribe removes sub; the last one out schedules the watcher's end.
+func (w *userWatch) unsubscribe(sub *Subscription) {
+	h := w.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(w.subs, sub)
+	if len(w.subs) > 0 || h.users[w.user] != w {
+		return
+	}
+	linger := h.Linger
+	if linger == 0 {
+		linger = DefaultLinger
+	}
+	if linger < 0 {
+		delete(h.users, w.user)
+		w.stop()
+		return
+	}
+	if w.linger == nil {
+		w.linger = time.AfterFunc(linger, func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if len(w.subs) == 0 && h.users[w.user] == w {
+				delete(h.users, w.user)
+				w.stop()
+			}
+		})
+	}
+}
+
+// watched returns the union of the subscribers' folders and the
+// subscribers.
+func (w *userWatch) watched() (map[backend.FolderID]bool, []*Subscription, Opener) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	fs := make(map[backend.FolderID]bool)
+	subs := make([]*Subscription, 0, len(w.subs))
+	for s := range w.subs {
+		subs = append(subs, s)
+		for f := range s.folders {
+			fs[f] = true
+		}
+	}
+	return fs, subs, w.open
+}
+
+// watchState is what the watcher's goroutine owns.
+type watchState struct {
+	sess  backend.Session
+	base  map[backend.FolderID]marks // marks at the last poll, watched folders only
+	inbox backend.FolderID           // "" until known
+
+	idleCancel context.CancelFunc // nil when IDLE is not running
+	idleDone   chan error
+	idleGen    int  // changes whenever IDLE starts or stops waiting
+	idleArmed  bool // IDLE is waiting now
+	backoff    time.Duration
+	retry      *time.Timer // pending IDLE restart
+}
+
+// run is the watcher's goroutine: polls, IDLE events and new subscribers
+// are handled one at a time.
+func (w *userWatch) run(ctx context.Context) {
+	h := w.h
+	st := &watchState{base: make(map[backend.FolderID]marks)}
+	defer func() {
+		w.stopIdle(st)
+		if st.retry != nil {
+			st.retry.Stop()
+		}
+		if st.sess != nil {
+			st.sess.Close()
+		}
+	}()
+	interval := h.PollInterval
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	newTicker := h.Ticker
+	if newTicker == nil {
+		newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	ticks, stopTicks := newTicker(interval)
+	defer stopTicks()
+	var retry <-chan time.Time
+
+	for {
+		var idleDone <-chan error
+		if st.idleCancel != nil {
+			idleDone = st.idleDone
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-w.polls:
+			// Answer every subscriber that asked meanwhile with one
+			// poll.
+			reqs := []pollRequest{req}
+			for more := true; more; {
+				select {
+				case r := <-w.polls:
+					reqs = append(reqs, r)
+				default:
+					more = false
+				}
+			}
+			except := make(map[*Subscription]bool, len(reqs))
+			for _, r := range reqs {
+				except[r.sub] = true
+			}
+			err := w.poll(ctx, st, except)
+			for _, r := range reqs {
+				r.done <- err
+			}
+		case <-ticks:
+			if err := w.poll(ctx, st, nil); err != nil && ctx.Err() == nil {
+				h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
+			}
+		case <-w.ready:
+			if st.idleCancel == nil {
+				continue // of an IDLE that has ended since
+			}
+			// Whatever happened while IDLE was not waiting, the Inbox
+			// included; from now on IDLE covers the Inbox.
+			if err := w.poll(ctx, st, nil); err != nil && ctx.Err() == nil {
+				h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
+			}
+			if st.idleCancel != nil {
+				st.idleArmed = true
+				st.idleGen++
+				st.backoff = 0
+			}
+		case <-w.moved:
+			_, subs, _ := w.watched()
+			for _, s := range subs {
+				s.notify(st.inbox)
+			}
+		case err := <-idleDone:
+			select {
+			case <-w.ready: // it had been waiting before it ended
+			default:
+			}
+			st.idleCancel = nil
+			st.idleArmed = false
+			st.idleGen++
+			if ctx.Err() != nil {
+				return
+			}
+			st.backoff = nextBackoff(st.backoff, h.MinBackoff, h.MaxBackoff)
+			h.logger().Warn("push: IMAP IDLE ended; polling until it is back",
+				"user", w.user, "err", err, "retry_in", st.backoff)
+			if errors.Is(err, backend.ErrFolderNotFound) || errors.Is(err, backend.ErrUIDValidityChanged) {
+				// The Inbox is not what it was: learn it anew.
+				delete(st.base, st.inbox)
+				st.inbox = ""
+			}
+			st.retry = time.NewTimer(st.backoff)
+			retry = st.retry.C
+		case <-retry:
+			st.retry, retry = nil, nil
+			if err := w.poll(ctx, st, nil); err != nil && ctx.Err() == nil {
+				h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
+			}
+		}
+	}
+}
+
+// poll reads the marks of the watched folders and tells the subscribers
+// (other than except) of each folder whose marks moved or that is gone.
+// A folder newly watched only gets its baseline. While IDLE waits the
+// whole time of the poll, the Inbox is left to it. It (re)starts IDLE
+// when the Inbox is watched.
+func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscription]bool) error {
+	union, subs, open := w.watched()
+	if st.sess == nil {
+		if open == nil {
+			return fmt.Errorf("push: no way to open the mailbox of %s", w.user)
+		}
+		sess, err := open(ctx)
+		if err != nil {
+			return err
+		}
+		st.sess = sess
+	}
+	gen, armed := st.idleGen, st.idleArmed
+	fs, err := st.sess.Folders(ctx)
+	if err != nil {
+		// Start afresh next time: the session may be the trouble (a
+		// password changed since).
+		w.stopIdle(st)
+		st.sess.Close()
+		st.sess = nil
+		return err
+	}
+	idleCovered := armed && st.idleGen == gen && st.idleArmed
+	now := make(map[backend.FolderID]marks, len(fs))
+	for _, f := range fs {
+		now[f.ID] = marks{f.UIDValidity, f.UIDNext, f.Messages, f.HighestModSeq}
+		if f.Role == backend.RoleInbox && st.inbox == "" {
+			st.inbox = f.ID
+		}
+	}
+	var moved []backend.FolderID
+	for f := range union {
+		m, ok := now[f]
+		b, had := st.base[f]
+		switch {
+		case !ok:
+			moved = append(moved, f)
+			delete(st.base, f)
+		case !had:
+			st.base[f] = m
+		case m != b:
+			st.base[f] = m
+			if !(idleCovered && f == st.inbox) {
+				moved = append(moved, f)
+			}
+		}
+	}
+	for f := range st.base {
+		if !union[f] {
+			delete(st.base, f)
+		}
+	}
+	for _, s := range subs {
+		if except[s] {
+			continue
+		}
+		for _, f := range moved {
+			s.notify(f)
+		}
+	}
+	if st.inbox != "" && union[st.inbox] && st.idleCancel == nil && st.retry == nil {
+		w.startIdle(st)
+	}
+	return nil
+}
+
+// startIdle runs IDLE on the Inbox in a goroutine of its own, when the
+// session can.
+func (w *userWatch) startIdle(st *watchState) {
+	watcher, ok := st.sess.(backend.Watcher)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	st.idleCancel, st.idleDone = cancel, done
+	inbox := st.inbox
+	go func() {
+		done <- watcher.Watch(ctx, inbox, func() {
+			select {
+			case w.ready <- struct{}{}:
+			default:
+			}
+		}, func() {
+			select {
+			case w.moved <- struct{}{}:
+			default:
+			}
+		})
+	}()
+}
+
+// stopIdle ends IDLE and waits until its connection is closed.
+func (w *userWatch) stopIdle(st *watchState) {
+	if st.idleCancel == nil {
+		return
+	}
+	st.idleCancel()
+	<-st.idleDone
+	st.idleCancel = nil
+	st.idleArmed = false
+	st.idleGen++
+	// A ready signal of the IDLE just ended must not count for the next.
+	select {
+	case <-w.ready:
+	default:
+	}
+}
+
+// nextBackoff doubles d within [lo, hi].
+func nextBackoff(d, lo, hi time.Duration) time.Duration {
+	if lo <= 0 {
+		lo = DefaultMinBackoff
+	}
+	if hi <= 0 {
+		hi = DefaultMaxBackoff
+	}
+	d *= 2
+	return min(max(d, lo), hi)
+}
+
+func (h *Hub) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
