@@ -185,15 +185,30 @@ type Deleted struct {
 // hanging Sync (2.2.3.88) of the user; for a Session without it, or while
 // it is down, the watcher polls the folders' change marks (Folders).
 type Watcher interface {
-	// Watch holds a connection of its own on the folder, outside the
-	// per-user pool bound, until ctx ends or the connection fails. It
-	// calls ready once the server is waiting (a change made after ready
-	// is reported) and changed, from any goroutine, each time the server
-	// reports that the folder changed: a message arrived or was expunged,
-	// or flags changed (any client's, the gateway's own included). Neither
-	// callback may block or call the Session. Watch returns ctx's error,
-	// wrapped, when ctx ends; otherwise ErrFolderNotFound,
-	// ErrUIDValidityChanged, or ErrUnavailable when the connection failed
-	// (the caller tries again later).
-	Watch(ctx context.Context, id FolderID, ready, changed func()) error
+	// Watch opens a connection of its own, outside the per-user pool
+	// bound, waits on the folder there (IDLE), and returns once the
+	// server waits: a change made after Watch returned is reported by a
+	// call of changed, from any goroutine, each time the server reports
+	// that the folder changed (a message arrived or was expunged, or
+	// flags changed: any client's, the gateway's own included). changed
+	// must not block or call the Session. The Watch lasts until Close,
+	// the end of ctx, or the connection's failure. Errors:
+	// ErrFolderNotFound, ErrUIDValidityChanged, ErrUnavailable.
+	Watch(ctx context.Context, id FolderID, changed func()) (Watch, error)
+}
+
+// Watch is a running Watcher.Watch.
+type Watch interface {
+	// Folders is Session.Folders on the watch's connection: the wait
+	// pauses for it (changes meanwhile are still reported), so that a
+	// user's watcher needs no other connection.
+	Folders(ctx context.Context) ([]Folder, error)
+	// Done is closed when the watch has ended; Err then says why: nil
+	// after Close, ctx's error (wrapped) after its end, ErrUnavailable
+	// when the connection failed.
+	Done() <-chan struct{}
+	Err() error
+	// Close ends the watch and closes its connection. Calling it again
+	// does nothing.
+	Close() error
 }

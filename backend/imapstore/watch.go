@@ -2,7 +2,9 @@ package imapstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
@@ -25,9 +27,9 @@ var _ backend.Watcher = (*session)(nil)
 // The unilateral-data handlers only call changed: they run in the client's
 // reader goroutine, where calling the client would deadlock (go-imap
 // v2.0.0-beta.8).
-func (s *session) Watch(ctx context.Context, id backend.FolderID, ready, changed func()) error {
+func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()) (backend.Watch, error) {
 	if s.closed.Load() {
-		return backend.ErrClosed
+		return nil, backend.ErrClosed
 	}
 	var armed atomic.Bool
 	signal := func() {
@@ -50,51 +52,140 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, ready, changed
 	}
 	c, err := s.pool.dial(ctx, s.key, s.password, handler)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer c.close()
 	if !s.pool.watch(c) {
-		return fmt.Errorf("%w: store closed", backend.ErrUnavailable)
+		c.close()
+		return nil, fmt.Errorf("%w: store closed", backend.ErrUnavailable)
 	}
-	defer s.pool.unwatch(c)
-	stop := context.AfterFunc(ctx, func() { c.close() })
-	defer stop()
-
-	if _, _, err := selectFolder(c, id); err != nil {
-		if c.broken(err) {
-			return s.watchEnd(ctx, err)
+	w := &watch{pool: s.pool, c: c, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			w.end(nil)
 		}
-		return err
+	}()
+	// Until IDLE runs, the caller's cancellation aborts by closing.
+	stop := context.AfterFunc(ctx, func() { c.close() })
+	if _, _, err := selectFolder(c, id); err != nil {
+		stop()
+		if c.broken(err) {
+			return nil, watchError(ctx, err)
+		}
+		return nil, err
 	}
 	if !c.has(imap.CapIdle) && !c.has(imap.CapIMAP4rev2) {
-		return fmt.Errorf("%w: the IMAP server has no IDLE", backend.ErrUnavailable)
+		stop()
+		return nil, fmt.Errorf("%w: the IMAP server has no IDLE", backend.ErrUnavailable)
 	}
 	// Armed before IDLE: what the server reports as IDLE begins happened
 	// after SELECT, so it is news.
 	armed.Store(true)
 	idle, err := c.client.Idle()
-	if err != nil {
-		return s.watchEnd(ctx, err)
+	if !stop() || err != nil {
+		return nil, watchError(ctx, err)
 	}
-	ready()
-	select {
-	case <-ctx.Done():
-	case <-c.client.Closed():
-		return s.watchEnd(ctx, fmt.Errorf("connection closed during IDLE"))
-	}
-	// Leave IDLE politely when the connection still works; it is closed
-	// either way.
-	if err := idle.Close(); err == nil {
-		idle.Wait()
-	}
-	return s.watchEnd(ctx, ctx.Err())
+	w.idle = idle
+	w.stop = context.AfterFunc(ctx, func() { w.end(fmt.Errorf("watch ended: %w", ctx.Err())) })
+	go func() {
+		select {
+		case <-c.client.Closed():
+			w.end(fmt.Errorf("%w: connection closed while watching", backend.ErrUnavailable))
+		case <-w.done:
+		}
+	}()
+	ok = true
+	return w, nil
 }
 
-// watchEnd turns the end of a watch into its error: ctx's when ctx ended,
-// else ErrUnavailable.
-func (s *session) watchEnd(ctx context.Context, err error) error {
+// watch is a running Watch: a connection in IDLE, paused for Folders.
+type watch struct {
+	pool *userPool
+	c    *conn
+	stop func() bool // stops the AfterFunc of the caller's context
+
+	mu   sync.Mutex // serialises Folders
+	idle *imapclient.IdleCommand
+
+	once sync.Once
+	done chan struct{}
+	err  error // set before done closes
+}
+
+// end closes the connection and records why, once.
+func (w *watch) end(err error) {
+	w.once.Do(func() {
+		w.err = err
+		w.c.close()
+		w.pool.unwatch(w.c)
+		close(w.done)
+	})
+}
+
+func (w *watch) Done() <-chan struct{} { return w.done }
+
+func (w *watch) Err() error {
+	select {
+	case <-w.done:
+		return w.err
+	default:
+		return nil
+	}
+}
+
+func (w *watch) Close() error {
+	if w.stop != nil {
+		w.stop()
+	}
+	w.end(nil)
+	return nil
+}
+
+// Folders leaves IDLE (DONE), lists the folders with their marks, and
+// starts IDLE again. A failure ends the watch.
+func (w *watch) Folders(ctx context.Context) ([]backend.Folder, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil, fmt.Errorf("%w: the watch has ended", backend.ErrUnavailable)
+	default:
+	}
+	// Any command would wait for the server's answer; the caller's
+	// cancellation ends the watch instead.
+	stop := context.AfterFunc(ctx, func() { w.end(fmt.Errorf("watch ended: %w", ctx.Err())) })
+	defer stop()
+	fail := func(what string, err error) ([]backend.Folder, error) {
+		err = fmt.Errorf("%w: %s on the watch connection: %w", backend.ErrUnavailable, what, err)
+		w.end(err)
+		return nil, err
+	}
+	if err := w.idle.Close(); err != nil {
+		return fail("leaving IDLE", err)
+	}
+	if err := w.idle.Wait(); err != nil {
+		return fail("leaving IDLE", err)
+	}
+	folders, err := listFolders(w.c)
+	if err != nil {
+		return fail("LIST", err)
+	}
+	idle, err := w.c.client.Idle()
+	if err != nil {
+		return fail("IDLE", err)
+	}
+	w.idle = idle
+	return folders, nil
+}
+
+// watchError turns the failure of a watch being set up into its error:
+// ctx's when ctx ended, else ErrUnavailable.
+func watchError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("watch ended: %w", ctx.Err())
+	}
+	if err == nil {
+		err = errors.New("connection closed")
 	}
 	return fmt.Errorf("%w: watching: %w", backend.ErrUnavailable, err)
 }

@@ -13,8 +13,9 @@ import (
 
 // TestWatch: one IDLE-based Watch on Dovecot reports an arrival, a flag
 // change and an expunge made elsewhere, one after the other on the same
-// connection, ends with its context, refuses a missing folder, and ends
-// with ErrUnavailable when the store closes.
+// connection, lists the folders on that connection in between, ends with
+// its context or Close, refuses a missing folder, and ends with
+// ErrUnavailable when the store closes.
 func TestWatch(t *testing.T) {
 	d := testsrv.StartDovecot(t, nil)
 	s := newStore(t, imapstore.Options{Addr: d.Addr})
@@ -40,21 +41,15 @@ func TestWatch(t *testing.T) {
 	}
 
 	wctx, stop := context.WithCancel(ctx)
-	ready := make(chan struct{}, 1)
 	changed := make(chan struct{}, 16)
-	done := make(chan error, 1)
-	go func() {
-		done <- w.Watch(wctx, f.ID, func() { ready <- struct{}{} }, func() {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		})
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Watch ended before IDLE: %v", err)
+	wt, err := w.Watch(wctx, f.ID, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if st := s.Stats("alice"); st.Watching != 1 {
 		t.Fatalf("stats while watching %+v", st)
@@ -71,8 +66,17 @@ func TestWatch(t *testing.T) {
 		ch.change()
 		select {
 		case <-changed:
-		case err := <-done:
-			t.Fatalf("%s: Watch ended: %v", ch.name, err)
+		case <-wt.Done():
+			t.Fatalf("%s: watch ended: %v", ch.name, wt.Err())
+		}
+		// Folders on the watch connection, between changes: the marks
+		// are there and the watch goes on.
+		fs, err := wt.Folders(ctx)
+		if err != nil {
+			t.Fatalf("%s: Folders on the watch: %v", ch.name, err)
+		}
+		if len(fs) != len(folders) {
+			t.Fatalf("%s: Folders on the watch lists %d folders, the session %d", ch.name, len(fs), len(folders))
 		}
 		// Dovecot may report one change in several responses: wait
 		// until it is quiet before the next change.
@@ -84,13 +88,26 @@ func TestWatch(t *testing.T) {
 			}
 		}
 	}
+	if st := s.Stats("alice"); st.Watching != 1 || st.Open > 1 {
+		t.Fatalf("Folders on the watch used another connection: %+v", st)
+	}
 	stop()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Watch after cancel: %v, want context.Canceled", err)
+	<-wt.Done()
+	if err := wt.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("watch after cancel: %v, want context.Canceled", err)
+	}
+	wt2, err := w.Watch(ctx, f.ID, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt2.Close()
+	wt2.Close()
+	if err := wt2.Err(); err != nil {
+		t.Fatalf("watch after Close: %v", err)
 	}
 
 	t.Run("missing", func(t *testing.T) {
-		err := w.Watch(ctx, "1.NoSuchFolder", func() {}, func() {})
+		_, err := w.Watch(ctx, "1.NoSuchFolder", func() {})
 		if !errors.Is(err, backend.ErrFolderNotFound) {
 			t.Fatalf("Watch of a missing folder: %v", err)
 		}
@@ -99,13 +116,14 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watches left connections behind: %+v", st)
 	}
 	t.Run("store closed", func(t *testing.T) {
-		ready := make(chan struct{}, 1)
-		done := make(chan error, 1)
-		go func() { done <- w.Watch(ctx, f.ID, func() { ready <- struct{}{} }, func() {}) }()
-		<-ready
+		wt, err := w.Watch(ctx, f.ID, func() {})
+		if err != nil {
+			t.Fatal(err)
+		}
 		s.Close()
-		if err := <-done; !errors.Is(err, backend.ErrUnavailable) {
-			t.Fatalf("Watch when the store closed: %v, want ErrUnavailable", err)
+		<-wt.Done()
+		if err := wt.Err(); !errors.Is(err, backend.ErrUnavailable) {
+			t.Fatalf("watch when the store closed: %v, want ErrUnavailable", err)
 		}
 	})
 }

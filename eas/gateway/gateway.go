@@ -99,6 +99,13 @@ type Config struct {
 	// Authenticator is set.
 	IMAP         string
 	IMAPSecurity Security
+	// IMAPMaxConnsPerUser bounds each user's pooled IMAP connections
+	// (imapstore.Options.MaxConnsPerUser, default 4); a user's watcher
+	// adds one IDLE connection. IMAPIdleTimeout closes pooled
+	// connections unused this long (default 5 minutes): with every device
+	// of a user waiting, the IDLE connection is then the only one.
+	IMAPMaxConnsPerUser int
+	IMAPIdleTimeout     time.Duration
 	// SMTP is the submission server, host:port, and SMTPSecurity how to
 	// reach it. Mail is to be submitted with the phone user's own
 	// credentials; nothing uses it until the send commands are wired.
@@ -202,10 +209,12 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	auth := cfg.Authenticator
 	if auth == nil {
 		if g.mail, err = imapstore.New(imapstore.Options{
-			Addr:      cfg.IMAP,
-			Security:  imapSecurity[cfg.IMAPSecurity],
-			TLSConfig: cfg.TLSConfig,
-			Logger:    log.With("component", "imap"),
+			Addr:            cfg.IMAP,
+			Security:        imapSecurity[cfg.IMAPSecurity],
+			TLSConfig:       cfg.TLSConfig,
+			MaxConnsPerUser: cfg.IMAPMaxConnsPerUser,
+			IdleTimeout:     cfg.IMAPIdleTimeout,
+			Logger:          log.With("component", "imap"),
 		}); err != nil {
 			return nil, fmt.Errorf("gateway: IMAP backend: %w", err)
 		}

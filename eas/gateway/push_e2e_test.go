@@ -260,11 +260,12 @@ func (e *pushEnv) appendMail(user string) {
 
 // TestE2EPushOneIDLEPerUser: six devices of one user wait in Pings on one
 // gateway; Dovecot counts one IDLE session for them (plus at most the
-// pool's connections, fewer than the devices), and an APPEND from another
-// IMAP client wakes every one of them with the Inbox.
+// pool's connections, fewer than the devices), and only the IDLE one once
+// the pool's idle connections are closed; an APPEND from another IMAP
+// client wakes every one of them with the Inbox.
 func TestE2EPushOneIDLEPerUser(t *testing.T) {
 	e := newPushEnv(t)
-	g := e.start(nil)
+	g := e.start(func(c *gateway.Config) { c.IMAPIdleTimeout = 500 * time.Millisecond })
 	var devs []*device
 	for i := range 6 {
 		devs = append(devs, e.newDevice(g, "alice", fmt.Sprintf("ApplIDLE%d", i)))
@@ -287,6 +288,10 @@ func TestE2EPushOneIDLEPerUser(t *testing.T) {
 	if st.Watching != 1 || n != st.Watching+st.Open || n > 1+imapstore.DefaultMaxConnsPerUser {
 		t.Fatalf("Dovecot counts %d sessions of alice for 6 waiting devices; pool %+v", n, st)
 	}
+	until(t, "the IDLE connection alice's only one", func() bool {
+		n, err := e.dovecot.ConnectionCount("alice")
+		return err == nil && n == 1 && store.Stats("alice").Open == 0
+	})
 
 	e.appendMail("alice")
 	for i, ch := range pings {

@@ -222,7 +222,6 @@ type userWatch struct {
 	ctx    context.Context // ends when the watcher stops
 	cancel context.CancelFunc
 	polls  chan pollRequest
-	ready  chan struct{} // IDLE is waiting
 	moved  chan struct{} // IDLE reported a change
 
 	// Guarded by h.mu.
@@ -234,8 +233,8 @@ type userWatch struct {
 func (h *Hub) newUserWatch(user string) *userWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &userWatch{h: h, user: user, ctx: ctx, cancel: cancel, polls: make(chan pollRequest),
-		ready: make(chan struct{}, 1), moved: make(chan struct{}, 1),
-		subs: make(map[*Subscription]bool)}
+		moved: make(chan struct{}, 1),
+		subs:  make(map[*Subscription]bool)}
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -305,12 +304,19 @@ type watchState struct {
 	base  map[backend.FolderID]marks // marks at the last poll, watched folders only
 	inbox backend.FolderID           // "" until known
 
-	idleCancel context.CancelFunc // nil when IDLE is not running
-	idleDone   chan error
-	idleGen    int  // changes whenever IDLE starts or stops waiting
-	idleArmed  bool // IDLE is waiting now
-	backoff    time.Duration
-	retry      *time.Timer // pending IDLE restart
+	watch    backend.Watch      // the running IDLE; nil when none
+	starting context.CancelFunc // a Watch being set up; nil when none
+	started  chan startResult   // its outcome
+	idleGen  int                // changes whenever IDLE starts or stops covering the Inbox
+	armed    bool               // IDLE covers the Inbox now
+	backoff  time.Duration
+	retry    *time.Timer // pending IDLE restart
+}
+
+// startResult is the outcome of setting up IDLE.
+type startResult struct {
+	watch backend.Watch
+	err   error
 }
 
 // run is the watcher's goroutine: polls, IDLE events and new subscribers
@@ -340,12 +346,20 @@ func (w *userWatch) run(ctx context.Context) {
 	}
 	ticks, stopTicks := newTicker(interval)
 	defer stopTicks()
-	var retry <-chan time.Time
+	logPoll := func(err error) {
+		if err != nil && ctx.Err() == nil {
+			h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
+		}
+	}
 
 	for {
-		var idleDone <-chan error
-		if st.idleCancel != nil {
-			idleDone = st.idleDone
+		var idleDone <-chan struct{}
+		if st.watch != nil {
+			idleDone = st.watch.Done()
+		}
+		var retry <-chan time.Time
+		if st.retry != nil {
+			retry = st.retry.C
 		}
 		select {
 		case <-ctx.Done():
@@ -371,20 +385,19 @@ func (w *userWatch) run(ctx context.Context) {
 				r.done <- err
 			}
 		case <-ticks:
-			if err := w.poll(ctx, st, nil); err != nil && ctx.Err() == nil {
-				h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
+			logPoll(w.poll(ctx, st, nil))
+		case res := <-st.started:
+			st.starting, st.started = nil, nil
+			if res.err != nil {
+				w.idleFailed(ctx, st, res.err)
+				continue
 			}
-		case <-w.ready:
-			if st.idleCancel == nil {
-				continue // of an IDLE that has ended since
-			}
+			st.watch = res.watch
 			// Whatever happened while IDLE was not waiting, the Inbox
 			// included; from now on IDLE covers the Inbox.
-			if err := w.poll(ctx, st, nil); err != nil && ctx.Err() == nil {
-				h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
-			}
-			if st.idleCancel != nil {
-				st.idleArmed = true
+			logPoll(w.poll(ctx, st, nil))
+			if st.watch != nil {
+				st.armed = true
 				st.idleGen++
 				st.backoff = 0
 			}
@@ -393,64 +406,74 @@ func (w *userWatch) run(ctx context.Context) {
 			for _, s := range subs {
 				s.notify(st.inbox)
 			}
-		case err := <-idleDone:
-			select {
-			case <-w.ready: // it had been waiting before it ended
-			default:
-			}
-			st.idleCancel = nil
-			st.idleArmed = false
+		case <-idleDone:
+			err := st.watch.Err()
+			st.watch = nil
+			st.armed = false
 			st.idleGen++
-			if ctx.Err() != nil {
-				return
-			}
-			st.backoff = nextBackoff(st.backoff, h.MinBackoff, h.MaxBackoff)
-			h.logger().Warn("push: IMAP IDLE ended; polling until it is back",
-				"user", w.user, "err", err, "retry_in", st.backoff)
-			if errors.Is(err, backend.ErrFolderNotFound) || errors.Is(err, backend.ErrUIDValidityChanged) {
-				// The Inbox is not what it was: learn it anew.
-				delete(st.base, st.inbox)
-				st.inbox = ""
-			}
-			st.retry = time.NewTimer(st.backoff)
-			retry = st.retry.C
+			w.idleFailed(ctx, st, err)
 		case <-retry:
-			st.retry, retry = nil, nil
-			if err := w.poll(ctx, st, nil); err != nil && ctx.Err() == nil {
-				h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
-			}
+			st.retry = nil
+			logPoll(w.poll(ctx, st, nil))
 		}
 	}
 }
 
-// poll reads the marks of the watched folders and tells the subscribers
-// (other than except) of each folder whose marks moved or that is gone.
-// A folder newly watched only gets its baseline. While IDLE waits the
-// whole time of the poll, the Inbox is left to it. It (re)starts IDLE
-// when the Inbox is watched.
+// idleFailed schedules the next attempt at IDLE, after a backoff.
+func (w *userWatch) idleFailed(ctx context.Context, st *watchState, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	h := w.h
+	st.backoff = nextBackoff(st.backoff, h.MinBackoff, h.MaxBackoff)
+	h.logger().Warn("push: IMAP IDLE ended; polling until it is back",
+		"user", w.user, "err", err, "retry_in", st.backoff)
+	if errors.Is(err, backend.ErrFolderNotFound) || errors.Is(err, backend.ErrUIDValidityChanged) {
+		// The Inbox is not what it was: learn it anew.
+		delete(st.base, st.inbox)
+		st.inbox = ""
+	}
+	st.retry = time.NewTimer(st.backoff)
+}
+
+// poll reads the marks of the watched folders (on the IDLE connection
+// when IDLE runs, else on the session's pooled connections) and tells the
+// subscribers (other than except) of each folder whose marks moved or
+// that is gone. A folder newly watched only gets its baseline. While IDLE
+// covers the Inbox the whole time of the poll, the Inbox is left to it.
+// It starts IDLE when the Inbox is watched and IDLE neither runs nor waits
+// for its retry.
 func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscription]bool) error {
 	union, subs, open := w.watched()
-	if st.sess == nil {
-		if open == nil {
-			return fmt.Errorf("push: no way to open the mailbox of %s", w.user)
+	gen, armed := st.idleGen, st.armed
+	var fs []backend.Folder
+	var err error
+	if st.watch != nil {
+		fs, err = st.watch.Folders(ctx)
+		// On failure the watch has ended (its Done follows): the
+		// session answers this time.
+	}
+	if st.watch == nil || err != nil {
+		if st.sess == nil {
+			if open == nil {
+				return fmt.Errorf("push: no way to open the mailbox of %s", w.user)
+			}
+			sess, err := open(ctx)
+			if err != nil {
+				return err
+			}
+			st.sess = sess
 		}
-		sess, err := open(ctx)
+		fs, err = st.sess.Folders(ctx)
 		if err != nil {
+			// Start afresh next time: the session may be the trouble
+			// (a password changed since).
+			st.sess.Close()
+			st.sess = nil
 			return err
 		}
-		st.sess = sess
 	}
-	gen, armed := st.idleGen, st.idleArmed
-	fs, err := st.sess.Folders(ctx)
-	if err != nil {
-		// Start afresh next time: the session may be the trouble (a
-		// password changed since).
-		w.stopIdle(st)
-		st.sess.Close()
-		st.sess = nil
-		return err
-	}
-	idleCovered := armed && st.idleGen == gen && st.idleArmed
+	covered := armed && st.idleGen == gen && st.armed
 	now := make(map[backend.FolderID]marks, len(fs))
 	for _, f := range fs {
 		now[f.ID] = marks{f.UIDValidity, f.UIDNext, f.Messages, f.HighestModSeq}
@@ -470,7 +493,7 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			st.base[f] = m
 		case m != b:
 			st.base[f] = m
-			if !(idleCovered && f == st.inbox) {
+			if !(covered && f == st.inbox) {
 				moved = append(moved, f)
 			}
 		}
@@ -488,53 +511,49 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			s.notify(f)
 		}
 	}
-	if st.inbox != "" && union[st.inbox] && st.idleCancel == nil && st.retry == nil {
+	if st.inbox != "" && union[st.inbox] && st.watch == nil && st.starting == nil && st.retry == nil {
 		w.startIdle(st)
 	}
 	return nil
 }
 
-// startIdle runs IDLE on the Inbox in a goroutine of its own, when the
-// session can.
+// startIdle sets up IDLE on the Inbox in a goroutine of its own, when the
+// session can; the outcome arrives on st.started.
 func (w *userWatch) startIdle(st *watchState) {
 	watcher, ok := st.sess.(backend.Watcher)
 	if !ok {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	st.idleCancel, st.idleDone = cancel, done
+	started := make(chan startResult, 1)
+	st.starting, st.started = cancel, started
 	inbox := st.inbox
 	go func() {
-		done <- watcher.Watch(ctx, inbox, func() {
-			select {
-			case w.ready <- struct{}{}:
-			default:
-			}
-		}, func() {
+		wt, err := watcher.Watch(ctx, inbox, func() {
 			select {
 			case w.moved <- struct{}{}:
 			default:
 			}
 		})
+		started <- startResult{wt, err}
 	}()
 }
 
-// stopIdle ends IDLE and waits until its connection is closed.
+// stopIdle ends IDLE, or its set-up, and closes its connection.
 func (w *userWatch) stopIdle(st *watchState) {
-	if st.idleCancel == nil {
-		return
+	if st.starting != nil {
+		st.starting()
+		if res := <-st.started; res.watch != nil {
+			res.watch.Close()
+		}
+		st.starting, st.started = nil, nil
 	}
-	st.idleCancel()
-	<-st.idleDone
-	st.idleCancel = nil
-	st.idleArmed = false
+	if st.watch != nil {
+		st.watch.Close()
+		st.watch = nil
+	}
+	st.armed = false
 	st.idleGen++
-	// A ready signal of the IDLE just ended must not count for the next.
-	select {
-	case <-w.ready:
-	default:
-	}
 }
 
 // nextBackoff doubles d within [lo, hi].
