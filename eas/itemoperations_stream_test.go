@@ -370,13 +370,19 @@ func BenchmarkItemOperations50MB(b *testing.B) {
 // that has done its FolderSync, appends attachmentMessage(bin, "x") to
 // the INBOX and returns the server and the FileReference of bin.
 func newAttachmentServer(tb testing.TB, bin []byte) (http.Handler, string) {
+	return newAttachmentServerWith(tb, bin, func(s backend.Store) backend.Store { return s })
+}
+
+// newAttachmentServerWith is newAttachmentServer with the server's mail
+// store wrapped by wrap.
+func newAttachmentServerWith(tb testing.TB, bin []byte, wrap func(backend.Store) backend.Store) (http.Handler, string) {
 	d := testsrv.StartDovecot(tb, map[string]string{testUser: testPassword})
 	ms, err := imapstore.New(imapstore.Options{Addr: d.Addr})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ms.Close() })
-	e := newEnv(tb, withStore(tb), withPolicy(tb, noProvisioning), func(c *Config) { c.Mail = ms })
+	e := newEnv(tb, withStore(tb), withPolicy(tb, noProvisioning), func(c *Config) { c.Mail = wrap(ms) })
 	ctx := context.Background()
 	sess, err := ms.Open(ctx, testUser, testPassword)
 	if err != nil {
@@ -443,4 +449,119 @@ func checkAttachmentResponse(body, want []byte, multipart bool) error {
 		return fmt.Errorf("%d bytes received differ from the %d-byte attachment", len(data), len(want))
 	}
 	return nil
+}
+
+// unsizedStore hands out sessions whose part readers do not know their
+// size, as the backend's are on a server without IMAP BINARY.
+type unsizedStore struct{ backend.Store }
+
+func (s unsizedStore) Open(ctx context.Context, user, password string) (backend.Session, error) {
+	sess, err := s.Store.Open(ctx, user, password)
+	if err != nil {
+		return nil, err
+	}
+	return unsizedSession{sess}, nil
+}
+
+type unsizedSession struct{ backend.Session }
+
+func (s unsizedSession) OpenPart(ctx context.Context, id backend.FolderID, uid backend.UID, part string, opts backend.PartOptions) (backend.PartReader, error) {
+	r, err := s.Session.OpenPart(ctx, id, uid, part, opts)
+	if err != nil {
+		return nil, err
+	}
+	return unsizedReader{r}, nil
+}
+
+type unsizedReader struct{ backend.PartReader }
+
+func (unsizedReader) Size() int64  { return -1 }
+func (unsizedReader) Total() int64 { return -1 }
+
+// TestItemOperationsUnsizedAttachment fetches an attachment whose size the
+// backend cannot tell before reading it (a server without BINARY): the
+// gateway spools it to learn the size, for the Range and Total and for
+// the multipart header.
+func TestItemOperationsUnsizedAttachment(t *testing.T) {
+	bin := attachmentBytes(5<<20 + 7)
+	srv, ref := newAttachmentServerWith(t, bin, func(s backend.Store) backend.Store { return unsizedStore{s} })
+	n := int64(len(bin))
+	for _, multipart := range []bool{false, true} {
+		for _, rng := range []struct {
+			text, want, total string
+			from, to          int64
+			status            string
+		}{
+			{text: "", from: 0, to: n, status: "1"},
+			{text: "100-199", want: "100-199", total: fmt.Sprint(n), from: 100, to: 200, status: "1"},
+			{text: fmt.Sprintf("%d-%d", n-3, n+3), want: fmt.Sprintf("%d-%d", n-3, n-1), total: fmt.Sprint(n), from: n - 3, to: n, status: "1"},
+			{text: fmt.Sprintf("%d-%d", n, n+3), status: "8"},
+		} {
+			var opts []*wbxml.Element
+			if rng.text != "" {
+				opts = append(opts, wbxml.T(wbxml.ItemOperationsRange, rng.text))
+			}
+			body := fetchToFile(t, srv, ref, opts, multipart).body(t)
+			doc, data := body, []byte(nil)
+			if multipart {
+				parts := parseMultipart(t, body)
+				doc = parts[0]
+				if len(parts) > 1 {
+					data = parts[1]
+				}
+			}
+			d, err := wbxml.Parse(bytes.NewReader(doc), wbxml.DefaultLimits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs := ioFetches(t, d)
+			if len(fs) != 1 || fs[0].ChildText(wbxml.ItemOperationsStatus) != rng.status {
+				t.Fatalf("multipart=%v range %q: Fetch answers %v, want Status %s", multipart, rng.text, fs, rng.status)
+			}
+			if rng.status != "1" {
+				continue
+			}
+			p := fs[0].Child(wbxml.ItemOperationsProperties)
+			if !multipart {
+				if data, err = base64.StdEncoding.DecodeString(p.ChildText(wbxml.ItemOperationsData)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(data, bin[rng.from:rng.to]) {
+				t.Errorf("multipart=%v range %q: %d bytes differ from bytes %d-%d", multipart, rng.text, len(data), rng.from, rng.to-1)
+			}
+			if p.ChildText(wbxml.ItemOperationsRange) != rng.want || p.ChildText(wbxml.ItemOperationsTotal) != rng.total {
+				t.Errorf("multipart=%v range %q: Range %q Total %q, want %q %q", multipart, rng.text,
+					p.ChildText(wbxml.ItemOperationsRange), p.ChildText(wbxml.ItemOperationsTotal), rng.want, rng.total)
+			}
+		}
+	}
+}
+
+// TestItemOperationsInlineSeveral fetches two attachments and an unknown
+// one in one request as base64 Data: each is streamed in its turn.
+func TestItemOperationsInlineSeveral(t *testing.T) {
+	e := newIOEnv(t, 200_000)
+	_, doc := e.post(t, "ItemOperations", "ItemOperationsResponse", ioReq(
+		fetchRef(fileReference(e.inbox, e.uid, []int{2})),
+		fetchRef("bogus"),
+		fetchRef(fileReference(e.inbox, e.uid, []int{3}), wbxml.T(wbxml.ItemOperationsRange, "0-4")),
+	))
+	fs := ioFetches(t, doc)
+	if len(fs) != 3 {
+		t.Fatalf("%d Fetch answers, want 3", len(fs))
+	}
+	want := [][]byte{e.bin, nil, []byte(e.qp[:5])}
+	for i, status := range []string{"1", "15", "1"} {
+		if got := fs[i].ChildText(wbxml.ItemOperationsStatus); got != status {
+			t.Errorf("Fetch %d: Status %s, want %s", i, got, status)
+		}
+		if want[i] == nil {
+			continue
+		}
+		data, err := base64.StdEncoding.DecodeString(fs[i].Child(wbxml.ItemOperationsProperties).ChildText(wbxml.ItemOperationsData))
+		if err != nil || !bytes.Equal(data, want[i]) {
+			t.Errorf("Fetch %d: %d bytes (%v), want %d", i, len(data), err, len(want[i]))
+		}
+	}
 }
