@@ -265,7 +265,7 @@ func (s *Server) openAttachment(ctx context.Context, req *Request, a *ioAttachme
 			pr, err = sess.OpenPart(ctx, a.folder, a.uid, a.path, backend.PartOptions{})
 		}
 		if err == nil {
-			return s.spooledAttachment(pr, a, fail, refEl)
+			return s.spooledAttachment(req, pr, a, fail, refEl)
 		}
 	}
 	if err != nil {
@@ -285,15 +285,21 @@ func (s *Server) openAttachment(ctx context.Context, req *Request, a *ioAttachme
 }
 
 // spooledAttachment reads a part of unknown size into a temporary file
-// and answers from there.
-func (s *Server) spooledAttachment(pr backend.PartReader, a *ioAttachment, fail func(int) *wbxml.Element, refEl *wbxml.Element) (*attachmentBody, *wbxml.Element, error) {
+// and answers from there. A part that cannot be decoded (invalid base64)
+// fails its Fetch with Status 3, as it does when the server decodes it.
+func (s *Server) spooledAttachment(req *Request, pr backend.PartReader, a *ioAttachment, fail func(int) *wbxml.Element, refEl *wbxml.Element) (*attachmentBody, *wbxml.Element, error) {
 	body, err := spoolAttachment(pr, pr.Size())
 	if cerr := pr.Close(); err == nil && cerr != nil {
 		body.close()
 		err = cerr
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading attachment %s: %w", a.ref, err)
+		st, ferr := backendFailure(err, ioInvalidAttachment)
+		if ferr != nil {
+			return nil, nil, ferr
+		}
+		s.log.Warn("ItemOperations Fetch: attachment not read", "user", req.User, "ref", a.ref, "status", st, "err", err)
+		return nil, fail(st), nil
 	}
 	total := body.size
 	if !a.ranged {

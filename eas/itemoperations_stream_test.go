@@ -565,3 +565,40 @@ func TestItemOperationsInlineSeveral(t *testing.T) {
 		}
 	}
 }
+
+// TestItemOperationsCorruptAttachment fetches an attachment whose base64
+// is invalid: Dovecot refuses to decode it (NO [PARSE]), the Fetch gets
+// Status 3 and the request's other Fetches are answered as usual.
+func TestItemOperationsCorruptAttachment(t *testing.T) {
+	e := newIOEnv(t, 1000)
+	raw := "From: s@example.com\r\nSubject: corrupt\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n" +
+		"--B\r\nContent-Type: text/plain\r\n\r\nbody\r\n" +
+		"--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC!!AwQFBgcICQ\r\n--B--\r\n"
+	uid, err := e.sess.Append(t.Context(), e.folders[e.inbox], backend.AppendMessage{Size: int64(len(raw)), Body: strings.NewReader(raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := ioReq(fetchRef(fileReference(e.inbox, uid, []int{2})), fetchRef(fileReference(e.inbox, e.uid, []int{2})))
+	for _, multipart := range []bool{false, true} {
+		body := postToFile(t, e.srv, req, multipart, false).body(t)
+		doc := body
+		if multipart {
+			parts := parseMultipart(t, body)
+			if len(parts) != 2 || !bytes.Equal(parts[1], e.bin) {
+				t.Fatalf("multipart: %d parts, want the WBXML and the good attachment", len(parts))
+			}
+			doc = parts[0]
+		}
+		d, err := wbxml.Parse(bytes.NewReader(doc), wbxml.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := ioFetches(t, d)
+		if len(fs) != 2 || fs[0].ChildText(wbxml.ItemOperationsStatus) != "3" || fs[1].ChildText(wbxml.ItemOperationsStatus) != "1" {
+			t.Fatalf("multipart=%v: Fetch answers %v, want Status 3 then 1", multipart, fs)
+		}
+		if fs[0].Has(wbxml.ItemOperationsProperties) {
+			t.Errorf("multipart=%v: Properties in the failed Fetch", multipart)
+		}
+	}
+}

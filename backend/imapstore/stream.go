@@ -35,6 +35,9 @@ const drainMax = 1 << 20
 // it is not asked; and the client cannot parse Dovecot's answer to a
 // partial BINARY fetch ("BINARY[2]<3> ~{4}" kills the connection), so
 // Offset and Limit are applied here to the whole BINARY.PEEK[part].
+// Dovecot refuses BINARY of a part whose content is not valid in its
+// encoding (NO [PARSE] for "AA!!" in base64 or "=ZZ" in quoted-printable);
+// that is an error here too, not a fallback to the raw bytes.
 func (s *session) OpenPart(ctx context.Context, id backend.FolderID, uid backend.UID, part string, opts backend.PartOptions) (backend.PartReader, error) {
 	if uid == 0 {
 		return nil, fmt.Errorf("%w: UID 0", backend.ErrMessageNotFound)
