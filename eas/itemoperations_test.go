@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"mime/quotedprintable"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -63,8 +62,13 @@ type ioEnv struct {
 }
 
 func newIOEnv(t *testing.T, binSize int) *ioEnv {
+	return newIOEnvWith(t, attachmentBytes(binSize), "Grüße = 100 % \nline two\n")
+}
+
+// newIOEnvWith appends attachmentMessage(bin, qp) to the INBOX.
+func newIOEnvWith(t *testing.T, bin []byte, qp string) *ioEnv {
 	e := newSyncEnv(t)
-	ie := &ioEnv{syncEnv: e, inbox: e.ids["INBOX"], bin: attachmentBytes(binSize), qp: "Grüße = 100 % \nline two\n"}
+	ie := &ioEnv{syncEnv: e, inbox: e.ids["INBOX"], bin: bin, qp: qp}
 	raw := attachmentMessage(ie.bin, ie.qp)
 	uid, err := e.sess.Append(context.Background(), e.folders[ie.inbox], backend.AppendMessage{Size: int64(len(raw)), Body: strings.NewReader(raw), Date: time.Now()})
 	if err != nil {
@@ -360,68 +364,6 @@ func TestParseFileReference(t *testing.T) {
 	}
 	if got := fileReference("5", 12, []int{2, 1}); got != "5:12:2.1" {
 		t.Errorf("fileReference = %q", got)
-	}
-}
-
-// TestItemOperationsLargeAttachment fetches a 20 MB attachment, larger
-// than the response spool keeps in memory, in both response forms and
-// compares it byte for byte. It logs the bytes allocated and the highest
-// heap seen while serving (go test -v -run LargeAttachment).
-func TestItemOperationsLargeAttachment(t *testing.T) {
-	const size = 20 << 20
-	e := newIOEnv(t, size)
-	ref := fileReference(e.inbox, e.uid, []int{2})
-	for _, multipart := range []bool{true, false} {
-		r := post("ItemOperations", "14.1", mustMarshal(t, ioReq(fetchRef(ref))))
-		if multipart {
-			r.Header.Set("MS-ASAcceptMultiPart", "T")
-		}
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		peak := before.HeapAlloc
-		stop, done := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			var m runtime.MemStats
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(2 * time.Millisecond):
-					runtime.ReadMemStats(&m)
-					peak = max(peak, m.HeapAlloc)
-				}
-			}
-		}()
-		w := e.do(r)
-		close(stop)
-		<-done
-		runtime.ReadMemStats(&after)
-		t.Logf("multipart=%v: %d MB attachment, %d MB allocated, heap peak %d MB above the start (sampled), response %d bytes",
-			multipart, size>>20, (after.TotalAlloc-before.TotalAlloc)>>20, (peak-before.HeapAlloc)>>20, w.Body.Len())
-		if w.Code != 200 {
-			t.Fatalf("HTTP %d", w.Code)
-		}
-		var got []byte
-		if multipart {
-			parts := parseMultipart(t, w.Body.Bytes())
-			if len(parts) != 2 {
-				t.Fatalf("%d parts", len(parts))
-			}
-			got = parts[1]
-		} else {
-			doc := decode(t, w)
-			fs := ioFetches(t, doc)
-			var err error
-			got, err = base64.StdEncoding.DecodeString(fs[0].Child(wbxml.ItemOperationsProperties).ChildText(wbxml.ItemOperationsData))
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !bytes.Equal(got, e.bin) {
-			t.Fatalf("multipart=%v: %d bytes received differ from the %d-byte attachment", multipart, len(got), len(e.bin))
-		}
 	}
 }
 
