@@ -574,9 +574,32 @@ func (s *Server) ioFetchOne(ctx context.Context, req *Request, f *wbxml.Element,
 		return s.fetchAttachment(ctx, req, f.ChildText(wbxml.AirSyncBaseFileReference), opts, lookup, fail)
 	}
 	if f.Child(wbxml.AirSyncServerId) != nil {
-		return s.fetchItem(ctx, req, f.ChildText(wbxml.AirSyncCollectionId), f.ChildText(wbxml.AirSyncServerId), opts, lookup, fail)
+		coll, sid := f.ChildText(wbxml.AirSyncCollectionId), f.ChildText(wbxml.AirSyncServerId)
+		ids := []*wbxml.Element{wbxml.T(wbxml.AirSyncCollectionId, coll), wbxml.T(wbxml.AirSyncServerId, sid)}
+		return s.fetchItem(ctx, req, coll, sid, ids, opts, lookup, fail)
+	}
+	if f.Child(wbxml.SearchLongId) != nil {
+		long := f.ChildText(wbxml.SearchLongId)
+		coll, _ := parseLongID(long)
+		return s.fetchItem(ctx, req, coll, long, []*wbxml.Element{wbxml.T(wbxml.SearchLongId, long)}, opts, lookup, fail)
 	}
 	return fail(ioProtocolError), nil
+}
+
+// A LongId (MS-ASCMD 2.2.3.93) names a Search result for ItemOperations
+// Fetch (and SmartReply/SmartForward). easgate's LongIds are the message's
+// ServerId, CollectionId:UID: it names the folder as well as the message,
+// stays valid as long as the ServerId does, and reaches only folders of the
+// device's own hierarchy, as a ServerId does. Search hands them out.
+
+// parseLongID returns the CollectionId a LongId names; ok is false when it
+// has none.
+func parseLongID(long string) (collection string, ok bool) {
+	i := strings.LastIndexByte(long, ':')
+	if i <= 0 {
+		return "", false
+	}
+	return long[:i], true
 }
 
 // fetchAttachment answers a Fetch by FileReference (MS-ASCMD 2.2.3.69.1)
@@ -616,11 +639,12 @@ func (s *Server) fetchAttachment(ctx context.Context, req *Request, ref string, 
 	return ioFetch{att: a}, nil
 }
 
-// fetchItem answers a Fetch by CollectionId and ServerId (MS-ASCMD
-// 2.2.3.69.1): the whole message converted with the Fetch's
+// fetchItem answers a Fetch by CollectionId and ServerId, or by LongId
+// (MS-ASCMD 2.2.3.69.1): the whole message converted with the Fetch's
 // BodyPreference and MIMESupport, as Sync would add it.
-func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, opts *wbxml.Element, lookup func(string) (hierarchy.Folder, bool), fail func(int, ...*wbxml.Element) ioFetch) (ioFetch, error) {
-	ids := []*wbxml.Element{wbxml.T(wbxml.AirSyncCollectionId, coll), wbxml.T(wbxml.AirSyncServerId, sid)}
+// ids are the elements naming the item in the answer (CollectionId and
+// ServerId, or LongId).
+func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, ids []*wbxml.Element, opts *wbxml.Element, lookup func(string) (hierarchy.Folder, bool), fail func(int, ...*wbxml.Element) ioFetch) (ioFetch, error) {
 	folder, known := lookup(coll)
 	uid := mailsync.ParseServerID(coll, sid)
 	if !known || uid == 0 {

@@ -400,3 +400,34 @@ func TestItemOperationsFileReferenceFromSync(t *testing.T) {
 		t.Errorf("attachment bytes differ (err %v, %d bytes, want %d)", err, len(got), len(e.bin))
 	}
 }
+
+// TestItemOperationsFetchLongID: a Fetch by LongId gets the same item as
+// by ServerId and echoes the LongId; a LongId of another folder that is
+// not in the device's hierarchy, or a malformed one, is not found.
+func TestItemOperationsFetchLongID(t *testing.T) {
+	e := newIOEnv(t, 100)
+	fetch := func(long string) *wbxml.Element {
+		return wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStore, "Mailbox"),
+			wbxml.T(wbxml.SearchLongId, long),
+			wbxml.E(wbxml.ItemOperationsOptions, wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "1"))))
+	}
+	long := mailsync.ServerID(e.inbox, e.uid)
+	_, doc := e.post(t, "ItemOperations", "ItemOperationsResponse", ioReq(
+		fetch(long), fetch("9999:"+fmt.Sprint(e.uid)), fetch("nonsense"), fetch(mailsync.ServerID(e.inbox, e.uid+50))))
+	fs := ioFetches(t, doc)
+	want := []string{"1", "6", "6", "6"}
+	if len(fs) != len(want) {
+		t.Fatalf("%d Fetch answers, want %d", len(fs), len(want))
+	}
+	for i, f := range fs {
+		if got := f.ChildText(wbxml.ItemOperationsStatus); got != want[i] {
+			t.Errorf("Fetch %d: Status %s, want %s", i, got, want[i])
+		}
+	}
+	if got := fs[0].ChildText(wbxml.SearchLongId); got != long || fs[0].Has(wbxml.AirSyncServerId) {
+		t.Errorf("answer names %v, want LongId %q only", fs[0], long)
+	}
+	if p := fs[0].Child(wbxml.ItemOperationsProperties); p == nil || p.ChildText(wbxml.EmailSubject) != "with attachments" {
+		t.Errorf("Properties %v", p)
+	}
+}
