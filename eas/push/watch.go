@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,11 +26,12 @@ type Opener func(ctx context.Context) (backend.Session, error)
 
 // Hub runs one watcher per user, shared by all of that user's waiting
 // requests (every device's Ping and hanging Sync): IMAP IDLE on the Inbox
-// (backend.Watcher) and a poll of the change marks (UIDNEXT, MESSAGES,
-// HIGHESTMODSEQ; one LIST-STATUS) of the other watched folders every
-// PollInterval. A user's watcher starts with the first Watch and stops
-// Linger after the last Subscription closed, so a user holds at most one
-// IDLE connection plus the pool's connections however many devices wait.
+// (backend.Watcher) and a poll of the watched folders' change marks
+// (UIDNEXT, MESSAGES, HIGHESTMODSEQ; one LIST-STATUS) every PollInterval,
+// on the IDLE connection, which pauses for it. A user's watcher starts
+// with the first Watch and stops Linger after the last Subscription
+// closed, so a user holds at most one IDLE connection plus the pool's
+// connections however many devices wait.
 //
 // The watcher only says that a folder may have changed; each waiter
 // decides with its own device's sync state whether that is news to it
@@ -40,8 +42,7 @@ type Opener func(ctx context.Context) (backend.Session, error)
 // defaults. A Hub is safe for concurrent use.
 type Hub struct {
 	// PollInterval is how often the watched folders' marks are read;
-	// DefaultPollInterval when zero. The Inbox is left to IDLE while
-	// IDLE runs.
+	// DefaultPollInterval when zero.
 	PollInterval time.Duration
 	// Linger keeps a watcher nobody waits on for this long, so that a
 	// phone's next Ping, sent right after the last answer, finds it
@@ -68,10 +69,10 @@ var ErrHubClosed = errors.New("push: watcher hub closed")
 // Watch subscribes to changes of folders (of user's mailbox), starting
 // the user's watcher if none runs. open is how the watcher logs in if it
 // must (the latest caller's wins, so a changed password heals). Watch
-// returns once the watcher has read the folders' marks, so any change
-// after Watch returns is reported on the Subscription: a caller checks
-// its own state after Watch, then waits on Changed. The caller must Close
-// the Subscription.
+// returns once the watcher has marks of every one of the folders (it
+// polls for those it has none of), so any change after Watch returns is
+// reported on the Subscription: a caller checks its own state after
+// Watch, then waits on Changed. The caller must Close the Subscription.
 func (h *Hub) Watch(ctx context.Context, user string, open Opener, folders []backend.FolderID) (*Subscription, error) {
 	sub := &Subscription{folders: make(map[backend.FolderID]bool, len(folders)),
 		pending: make(map[backend.FolderID]bool), c: make(chan struct{}, 1)}
@@ -307,10 +308,18 @@ type watchState struct {
 	watch    backend.Watch      // the running IDLE; nil when none
 	starting context.CancelFunc // a Watch being set up; nil when none
 	started  chan startResult   // its outcome
-	idleGen  int                // changes whenever IDLE starts or stops covering the Inbox
-	armed    bool               // IDLE covers the Inbox now
 	backoff  time.Duration
 	retry    *time.Timer // pending IDLE restart
+}
+
+// baselined reports whether every folder of sub has marks from a poll.
+func (st *watchState) baselined(sub *Subscription) bool {
+	for f := range sub.folders {
+		if _, ok := st.base[f]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // startResult is the outcome of setting up IDLE.
@@ -376,11 +385,17 @@ func (w *userWatch) run(ctx context.Context) {
 					more = false
 				}
 			}
-			except := make(map[*Subscription]bool, len(reqs))
-			for _, r := range reqs {
-				except[r.sub] = true
+			// A poll is needed only for a baseline: changes to folders
+			// that have one are found against it (or by IDLE), and the
+			// subscriber sees older ones itself.
+			var err error
+			if slices.ContainsFunc(reqs, func(r pollRequest) bool { return !st.baselined(r.sub) }) {
+				except := make(map[*Subscription]bool, len(reqs))
+				for _, r := range reqs {
+					except[r.sub] = true
+				}
+				err = w.poll(ctx, st, except)
 			}
-			err := w.poll(ctx, st, except)
 			for _, r := range reqs {
 				r.done <- err
 			}
@@ -393,14 +408,9 @@ func (w *userWatch) run(ctx context.Context) {
 				continue
 			}
 			st.watch = res.watch
-			// Whatever happened while IDLE was not waiting, the Inbox
-			// included; from now on IDLE covers the Inbox.
+			st.backoff = 0
+			// Whatever happened while IDLE was not waiting.
 			logPoll(w.poll(ctx, st, nil))
-			if st.watch != nil {
-				st.armed = true
-				st.idleGen++
-				st.backoff = 0
-			}
 		case <-w.moved:
 			_, subs, _ := w.watched()
 			for _, s := range subs {
@@ -409,8 +419,6 @@ func (w *userWatch) run(ctx context.Context) {
 		case <-idleDone:
 			err := st.watch.Err()
 			st.watch = nil
-			st.armed = false
-			st.idleGen++
 			w.idleFailed(ctx, st, err)
 		case <-retry:
 			st.retry = nil
@@ -439,13 +447,14 @@ func (w *userWatch) idleFailed(ctx context.Context, st *watchState, err error) {
 // poll reads the marks of the watched folders (on the IDLE connection
 // when IDLE runs, else on the session's pooled connections) and tells the
 // subscribers (other than except) of each folder whose marks moved or
-// that is gone. A folder newly watched only gets its baseline. While IDLE
-// covers the Inbox the whole time of the poll, the Inbox is left to it.
-// It starts IDLE when the Inbox is watched and IDLE neither runs nor waits
+// that is gone. A folder newly watched only gets its baseline. The Inbox
+// is compared too, although IDLE reports its changes at once: a change
+// IDLE missed (its connection was re-established, or the server did not
+// say) is then late by one poll interval, not lost; the cost is a second,
+// fruitless check by the waiters after an Inbox change. It starts IDLE when the Inbox is watched and IDLE neither runs nor waits
 // for its retry.
 func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscription]bool) error {
 	union, subs, open := w.watched()
-	gen, armed := st.idleGen, st.armed
 	var fs []backend.Folder
 	var err error
 	if st.watch != nil {
@@ -473,7 +482,6 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			return err
 		}
 	}
-	covered := armed && st.idleGen == gen && st.armed
 	now := make(map[backend.FolderID]marks, len(fs))
 	for _, f := range fs {
 		now[f.ID] = marks{f.UIDValidity, f.UIDNext, f.Messages, f.HighestModSeq}
@@ -493,9 +501,7 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			st.base[f] = m
 		case m != b:
 			st.base[f] = m
-			if !(covered && f == st.inbox) {
-				moved = append(moved, f)
-			}
+			moved = append(moved, f)
 		}
 	}
 	for f := range st.base {
@@ -552,8 +558,6 @@ func (w *userWatch) stopIdle(st *watchState) {
 		st.watch.Close()
 		st.watch = nil
 	}
-	st.armed = false
-	st.idleGen++
 }
 
 // nextBackoff doubles d within [lo, hi].
