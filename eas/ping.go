@@ -55,8 +55,9 @@ type pingFolder struct {
 }
 
 // pinger runs the Ping command. after makes the heartbeat timer
-// (time.NewTimer outside tests); waiting, when set, is called once a Ping
-// starts waiting.
+// (time.NewTimer outside tests); waiting, when set, is called each time a
+// Ping starts waiting: first, and again after a wake-up that was no news
+// to its device.
 type pinger struct {
 	s       *Server
 	eng     *mailsync.Engine
@@ -355,6 +356,9 @@ func (cw *changeWait) run(ctx context.Context, w push.Wait) (waitResult, error) 
 			}
 			if res, err := cw.check(ctx, fs); err != nil || res.gone || len(res.changed) > 0 {
 				return res, err
+			}
+			if cw.waiting != nil {
+				cw.waiting(req.User, req.DeviceID)
 			}
 		}
 	}

@@ -280,6 +280,33 @@ func TestPingWakeUps(t *testing.T) {
 	if changed, _, err := cw.changed(ctx, watch); err != nil || !changed {
 		t.Fatalf("after another client's change: changed %v err %v", changed, err)
 	}
+
+	// The same with a waiting Ping: the device's own flag change wakes
+	// the watcher (IDLE reports it) but not the Ping, which checks and
+	// waits on; another client's flag change answers it.
+	e.prime(t, in)
+	ch = e.startPing(ctx, nil)
+	e.waitFor(t, ctx)
+	_, doc = e.post(t, "Sync", "SyncResponse", syncReq(collReq(e.currentKey(t, in), in, 100,
+		wbxml.E(wbxml.AirSyncCommands, wbxml.E(wbxml.AirSyncChange,
+			wbxml.T(wbxml.AirSyncServerId, in+":1"),
+			wbxml.E(wbxml.AirSyncApplicationData, wbxml.T(wbxml.EmailRead, "0")))))))
+	if st := collection(t, doc, in).ChildText(wbxml.AirSyncStatus); st != "1" {
+		t.Fatalf("Sync Change: status %s", st)
+	}
+	e.waitFor(t, ctx) // woken, checked, waiting again
+	select {
+	case w := <-ch:
+		t.Fatalf("the device's own change answered its Ping: HTTP %d", w.Code)
+	default:
+	}
+	if _, err := e.sess.StoreFlags(ctx, e.folders[in], 1, nil, []string{backend.FlagFlagged}); err != nil {
+		t.Fatal(err)
+	}
+	doc = e.result(t, ctx, ch)
+	if doc.ChildText(wbxml.PingStatus) != "2" || !slices.Equal(pingFolders(doc), []string{in}) {
+		t.Fatalf("after another client's flag change: %v", doc)
+	}
 }
 
 // currentKey is the device's SyncKey of a collection.

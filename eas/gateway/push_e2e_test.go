@@ -365,3 +365,33 @@ func TestE2EShutdownAnswersPings(t *testing.T) {
 	}
 	expectPing(t, "Ping at shutdown", answer(t, "Ping", ch), 1)
 }
+
+// TestE2EPushBolt: with the embedded store (one instance) the in-process
+// broker does the same: a newer Ping ends the older, an admin wake and a
+// block reach the waiting Ping.
+func TestE2EPushBolt(t *testing.T) {
+	e := newPushEnv(t)
+	g := e.start(func(c *gateway.Config) {
+		c.Redis = ""
+		c.DataDir = t.TempDir()
+	})
+	d := e.newDevice(g, "alice", "ApplBOLT1")
+	env := &env{adminURL: g.adminURL}
+
+	older := d.ping(d.c, 3000)
+	until(t, "Ping waiting", func() bool { return e.metric(g, "easgate_push_waiting") == 1 })
+	newer := d.ping(d.c, 0)
+	expectPing(t, "older Ping after a newer one", answer(t, "older Ping", older), 1)
+	until(t, "newer Ping waiting", func() bool { return e.metric(g, "easgate_push_waiting") == 1 })
+	if code, body := env.admin(t, "POST", "/api/v1/devices/alice/ApplBOLT1/wake"); code != 200 {
+		t.Fatalf("wake: HTTP %d %s", code, body)
+	}
+	expectPing(t, "Ping after an admin wake", answer(t, "woken Ping", newer), 2, d.inbox)
+
+	held := d.ping(d.c, 0)
+	until(t, "Ping waiting", func() bool { return e.metric(g, "easgate_push_waiting") == 1 })
+	if code, body := env.admin(t, "POST", "/api/v1/devices/alice/ApplBOLT1/block"); code != 200 {
+		t.Fatalf("block: HTTP %d %s", code, body)
+	}
+	expectGate(t, "Ping after a block", "PingResponse", answer(t, "blocked Ping", held), 200, eas.StatusDeviceBlocked)
+}
