@@ -60,6 +60,9 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 	if err != nil || !emptySync(resp) {
 		return resp, err
 	}
+	if hb == 0 && body != nil && !body.Has(wbxml.AirSyncPartial) {
+		return resp, nil // a full request that asks for no wait
+	}
 	// The cached request is now this one (or, for an empty or Partial
 	// request, the one it stands for).
 	cache, err := hs.cachedRequest(ctx, req)

@@ -101,8 +101,9 @@ func (h *Hub) Watch(ctx context.Context, user string, open Opener, folders []bac
 	sub.w = w
 	h.mu.Unlock()
 
-	// The watcher reads the marks now; the new subscriber is left out of
-	// what that poll finds (it is about to check everything itself).
+	// The watcher reads the marks now if it lacks some; the new
+	// subscriber is left out of what that poll finds (it is about to
+	// check everything itself).
 	req := pollRequest{sub: sub, done: make(chan error, 1)}
 	select {
 	case w.polls <- req:
