@@ -309,6 +309,28 @@ func TestPingWakeUps(t *testing.T) {
 	}
 }
 
+// TestPingHierarchyChange: a folder created by another client while a
+// Ping waits answers it with Status 7 at the watcher's next poll.
+func TestPingHierarchyChange(t *testing.T) {
+	e := newPingEnv(t, 0)
+	ctx := guard(t)
+	in := e.ids["INBOX"]
+	e.prime(t, in)
+	ch := e.startPing(ctx, pingReq("480", in))
+	e.waitFor(t, ctx)
+	if _, err := e.sess.CreateFolder(ctx, "", "Webmail"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e.ticks <- time.Time{}:
+	case <-ctx.Done():
+		t.Fatal("the watcher stopped polling")
+	}
+	if doc := e.result(t, ctx, ch); doc.ChildText(wbxml.PingStatus) != "7" {
+		t.Fatalf("Ping after a folder was created: %v", doc)
+	}
+}
+
 // currentKey is the device's SyncKey of a collection.
 func (e *pingEnv) currentKey(t *testing.T, sid string) string {
 	t.Helper()

@@ -113,7 +113,7 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 			// Superseded or shutting down: nothing to report.
 			return Response{}, nil
 		}
-		if res.reason == 0 && !res.gone && len(res.changed) == 0 {
+		if res.reason == 0 && !res.done() {
 			return Response{}, nil // the heartbeat ended
 		}
 		// Run the request again, without the client's commands (they

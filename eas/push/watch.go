@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +34,9 @@ type Opener func(ctx context.Context) (backend.Session, error)
 // with the first Watch and stops Linger after the last Subscription
 // closed, so a user holds at most one IDLE connection plus the pool's
 // connections however many devices wait.
+//
+// The watcher also says when the list of folders changed (a folder was
+// created, deleted or renamed), for Ping's Status 7.
 //
 // The watcher only says that a folder may have changed; each waiter
 // decides with its own device's sync state whether that is news to it
@@ -153,6 +158,7 @@ type Subscription struct {
 
 	mu      sync.Mutex
 	pending map[backend.FolderID]bool
+	hier    bool // the folder list changed since the last Take
 	c       chan struct{}
 	closed  bool
 }
@@ -161,17 +167,30 @@ type Subscription struct {
 // since the last Take.
 func (s *Subscription) Changed() <-chan struct{} { return s.c }
 
-// Take returns the folders that may have changed since the last Take and
-// forgets them.
-func (s *Subscription) Take() []backend.FolderID {
+// Take returns the folders that may have changed since the last Take,
+// and whether the list of folders changed (one was created, deleted or
+// renamed: the device may need a FolderSync), and forgets them.
+func (s *Subscription) Take() (folders []backend.FolderID, hierarchy bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]backend.FolderID, 0, len(s.pending))
+	folders = make([]backend.FolderID, 0, len(s.pending))
 	for f := range s.pending {
-		out = append(out, f)
+		folders = append(folders, f)
 	}
 	clear(s.pending)
-	return out
+	hierarchy, s.hier = s.hier, false
+	return folders, hierarchy
+}
+
+// notifyHierarchy records that the list of folders changed.
+func (s *Subscription) notifyHierarchy() {
+	s.mu.Lock()
+	s.hier = true
+	s.mu.Unlock()
+	select {
+	case s.c <- struct{}{}:
+	default:
+	}
 }
 
 // notify records that f may have changed, if the subscription watches it.
@@ -302,9 +321,10 @@ func (w *userWatch) watched() (map[backend.FolderID]bool, []*Subscription, Opene
 
 // watchState is what the watcher's goroutine owns.
 type watchState struct {
-	sess  backend.Session
-	base  map[backend.FolderID]marks // marks at the last poll, watched folders only
-	inbox backend.FolderID           // "" until known
+	sess    backend.Session
+	base    map[backend.FolderID]marks // marks at the last poll, watched folders only
+	inbox   backend.FolderID           // "" until known
+	folders uint64                     // fingerprint of the folder list at the last poll; 0 before
 
 	watch    backend.Watch      // the running IDLE; nil when none
 	starting context.CancelFunc // a Watch being set up; nil when none
@@ -490,6 +510,9 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			st.inbox = f.ID
 		}
 	}
+	fp := fingerprint(fs)
+	hierarchy := st.folders != 0 && fp != st.folders
+	st.folders = fp
 	var moved []backend.FolderID
 	for f := range union {
 		m, ok := now[f]
@@ -517,11 +540,30 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 		for _, f := range moved {
 			s.notify(f)
 		}
+		if hierarchy {
+			s.notifyHierarchy()
+		}
 	}
 	if st.inbox != "" && union[st.inbox] && st.watch == nil && st.starting == nil && st.retry == nil {
 		w.startIdle(st)
 	}
 	return nil
+}
+
+// fingerprint sums up a folder list (IDs name the folder and its
+// UIDVALIDITY; parents and roles complete the picture), never 0.
+func fingerprint(fs []backend.Folder) uint64 {
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = string(f.ID) + "\x00" + string(f.Parent) + "\x00" + strconv.Itoa(int(f.Role))
+	}
+	slices.Sort(keys)
+	h := fnv.New64a()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0xff})
+	}
+	return h.Sum64() | 1
 }
 
 // startIdle sets up IDLE on the Inbox in a goroutine of its own, when the
