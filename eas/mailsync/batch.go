@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -147,16 +148,6 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	for i := range sums {
 		byUID[sums[i].UID] = &sums[i]
 	}
-	// Items are built by up to Parallel workers (each read is a round
-	// trip; the session's pool serves them side by side), in order,
-	// and none is started once the deadline has passed.
-	type job struct {
-		uid  backend.UID
-		sum  *backend.Summary
-		item *mailitem.Item
-		err  error
-		late bool
-	}
 	var jobs []*job
 	for uid := range b.Added.Backward() {
 		sum := byUID[uid]
@@ -167,30 +158,14 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 			}
 			continue
 		}
-		jobs = append(jobs, &job{uid: uid, sum: sum})
+		jobs = append(jobs, &job{sum: sum})
 	}
-	workers := e.Parallel
-	if workers <= 0 {
-		workers = DefaultParallel
+	if err := e.buildJobs(ctx, req, jobs); err != nil {
+		return err
 	}
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
-			j.late = true
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			j.item, j.err = e.buildItem(ctx, req, j.sum)
-		}()
-	}
-	wg.Wait()
 	var sent, unsent backend.UIDSet
 	for _, j := range jobs {
-		uid := j.uid
+		uid := j.sum.UID
 		if j.late {
 			unsent.AddUID(uid)
 			continue
@@ -228,19 +203,208 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	return nil
 }
 
-// WholeMessageMax is the size up to which a message is read whole in one
-// round trip and converted in memory; larger ones are read part by part
-// (header, then only the body text the options need).
+// job is one Add to build.
+type job struct {
+	sum  *backend.Summary
+	root *mailitem.Part // the structure, converted when planned
+
+	// read is what the batched read asks for (see plan); got is what it
+	// brought, nil when nothing. delivered is the reader's own mark.
+	read      backend.ContentRequest
+	got       *backend.Contents
+	delivered bool
+
+	item *mailitem.Item
+	err  error
+	late bool
+}
+
+// WholeMessageMax is the size up to which a message is read whole and
+// converted in memory; larger ones are read part by part (header, then
+// only the body text the options need, as mailitem.PlanReads says).
 const WholeMessageMax = 32 << 10
 
-// buildItem converts one message for a Sync Add or Fetch.
+// PrefetchMax is the largest part (or cut of the whole message) read
+// ahead for a window; larger reads are left to the per-message path when
+// the item is built, so a window of large messages is never held in
+// memory at once.
+const PrefetchMax = 256 << 10
+
+// readChunk is how many messages one request of the batched read covers
+// at most: windows are read newest first in chunks of this size, so the
+// newest items are built first (and make it before a deadline) while the
+// older ones are still on the wire.
+const readChunk = 128
+
+// buildJobs builds the items: one Session.Contents reads what every
+// message needs (mailitem.PlanReads: the whole message when it is small,
+// else the header and the planned text parts), grouped by shape and in
+// chunks newest first, and up to Parallel workers build each item as soon
+// as its contents arrive. None is started once the deadline has passed.
+func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error {
+	opts := req.Options.Item
+	byUID := make(map[backend.UID]*job, len(jobs))
+	type shapeReq struct {
+		req  int // index in reqs
+		jobs int // jobs in it so far
+	}
+	var reqs []backend.ContentRequest
+	var reqJobs [][]*job
+	shapes := make(map[string]*shapeReq)
+	var direct []*job // nothing to read ahead
+	for _, j := range jobs {
+		byUID[j.sum.UID] = j
+		key := plan(j, opts)
+		if key == "" {
+			direct = append(direct, j)
+			continue
+		}
+		sh := shapes[key]
+		if sh == nil || sh.jobs == readChunk {
+			sh = &shapeReq{req: len(reqs)}
+			shapes[key] = sh
+			reqs = append(reqs, j.read)
+			reqJobs = append(reqJobs, nil)
+		}
+		reqs[sh.req].UIDs.AddUID(j.sum.UID)
+		reqJobs[sh.req] = append(reqJobs[sh.req], j)
+		sh.jobs++
+	}
+
+	ready := make(chan *job, len(jobs))
+	for _, j := range direct {
+		ready <- j
+	}
+	var readErr error
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		defer close(ready)
+		if len(reqs) == 0 {
+			return
+		}
+		readErr = req.Session.Contents(ctx, req.Folder, reqs, func(c backend.Contents) error {
+			j := byUID[c.UID]
+			if j == nil || j.delivered {
+				return nil
+			}
+			j.got, j.delivered = &c, true
+			ready <- j
+			return nil
+		})
+		// What the read did not bring (gone since, or the read failed)
+		// is read message by message, as without the batched read.
+		for _, js := range reqJobs {
+			for _, j := range js {
+				if !j.delivered {
+					j.delivered = true
+					ready <- j
+				}
+			}
+		}
+	})
+
+	workers := e.Parallel
+	if workers <= 0 {
+		workers = DefaultParallel
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range ready {
+				if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
+					j.late = true
+					continue
+				}
+				j.item, j.err = e.buildJob(ctx, req, j)
+				j.got = nil // the raw bytes are not needed any more
+			}
+		})
+	}
+	reader.Wait()
+	wg.Wait()
+	if readErr != nil {
+		if ctx.Err() != nil || errors.Is(readErr, backend.ErrUnavailable) {
+			return readErr
+		}
+		e.log().Warn("sync: batched read failed, read message by message", "user", req.User, "device", req.Device,
+			"collection", req.Collection, "err", readErr)
+	}
+	return nil
+}
+
+// plan sets what the batched read fetches for j (j.read) and returns a
+// key naming its shape, "" when nothing is read ahead.
+func plan(j *job, opts mailitem.Options) string {
+	if j.sum.Size > 0 && j.sum.Size <= WholeMessageMax {
+		j.read = backend.ContentRequest{Whole: true}
+		return "whole"
+	}
+	j.root = structure(j.sum)
+	p := mailitem.PlanReads(j.root, opts)
+	var key strings.Builder
+	if p.Header {
+		j.read.Header = true
+		key.WriteString("header")
+	}
+	for _, ps := range p.Sections {
+		part := findPart(j.root, ps.Path)
+		if part == nil || len(ps.Path) == 0 {
+			continue
+		}
+		want := part.Size
+		if ps.MaxBytes > 0 && (want <= 0 || ps.MaxBytes < want) {
+			want = ps.MaxBytes
+		}
+		if want > PrefetchMax {
+			continue
+		}
+		limit := int64(0)
+		if ps.MaxBytes > 0 {
+			limit = ps.MaxBytes + 1 // one more byte tells whether there is more
+		}
+		path := mailitem.PathString(ps.Path)
+		j.read.Sections = append(j.read.Sections, backend.SectionRequest{Part: path, Limit: limit})
+		key.WriteString(" " + path + "<" + strconv.FormatInt(limit, 10) + ">")
+	}
+	if p.Full && p.FullMax > 0 && p.FullMax <= PrefetchMax {
+		j.read.Whole, j.read.WholeLimit = true, p.FullMax+1
+		key.WriteString(" full<" + strconv.FormatInt(j.read.WholeLimit, 10) + ">")
+	}
+	return key.String()
+}
+
+// findPart returns the part at path under root, or nil.
+func findPart(root *mailitem.Part, path []int) *mailitem.Part {
+	if slices.Equal(root.Path, path) {
+		return root
+	}
+	for _, c := range root.Children {
+		if p := findPart(c, path); p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// buildItem converts one message for a Fetch, reading it message by
+// message.
 func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summary) (*mailitem.Item, error) {
+	return e.buildJob(ctx, req, &job{sum: sum})
+}
+
+// buildJob converts one message for a Sync Add or Fetch from what the
+// batched read brought, reading the rest message by message.
+func (e *Engine) buildJob(ctx context.Context, req *Request, j *job) (*mailitem.Item, error) {
+	sum := j.sum
 	opts := req.Options.Item
 	if ref := req.Options.FileRef; ref != nil {
 		uid := sum.UID
 		opts.FileRef = func(path []int) string { return ref(uid, path) }
 	}
-	if sum.Size > 0 && sum.Size <= WholeMessageMax {
+	meta := mailitem.Meta{UID: uint32(sum.UID), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}
+	src := &source{sess: req.Session, folder: req.Folder, sum: sum, root: j.root}
+	got := j.got
+	if got == nil && sum.Size > 0 && sum.Size <= WholeMessageMax {
 		rc, err := req.Session.Message(ctx, req.Folder, sum.UID)
 		if err != nil {
 			return nil, &mailitem.SourceError{Op: "full", Err: err}
@@ -250,12 +414,27 @@ func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summa
 		if err != nil {
 			return nil, &mailitem.SourceError{Op: "full", Err: err}
 		}
-		if int64(len(raw)) <= WholeMessageMax {
-			meta := mailitem.Meta{UID: uint32(sum.UID), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}
-			return mailitem.Build(ctx, mailitem.FromBytes(raw, meta), opts)
+		got = &backend.Contents{UID: sum.UID, Whole: raw}
+	}
+	switch {
+	case got == nil:
+		return mailitem.Build(ctx, src, opts)
+	case sum.Size > 0 && sum.Size <= WholeMessageMax:
+		if int64(len(got.Whole)) <= WholeMessageMax {
+			return mailitem.Build(ctx, mailitem.FromBytes(got.Whole, meta), opts)
+		}
+		return mailitem.Build(ctx, src, opts)
+	}
+	pre := &prefetched{source: src, header: got.Header, sections: make(map[string]fetched, len(got.Sections))}
+	for i, data := range got.Sections {
+		if i < len(j.read.Sections) {
+			pre.sections[j.read.Sections[i].Part] = fetched{data: data, limit: j.read.Sections[i].Limit}
 		}
 	}
-	return mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: sum}, opts)
+	if got.Whole != nil {
+		pre.full = &fetched{data: got.Whole, limit: j.read.WholeLimit}
+	}
+	return mailitem.Build(ctx, pre, opts)
 }
 
 // bookkeeping are keywords that are not categories (as eas/mailitem
