@@ -106,8 +106,9 @@ type Session interface {
 	Summaries(ctx context.Context, id FolderID, uids UIDSet) ([]Summary, error)
 
 	// Contents reads the raw contents of many messages at once, without
-	// setting \Seen: for each request, the parts it names of every
-	// message in its UIDs that still exists (missing UIDs are left out),
+	// setting \Seen: for each request, the parts it names (and the
+	// summary, if asked) of every message in its UIDs that still exists
+	// (missing UIDs are left out),
 	// in one round trip per request on IMAP (one UID FETCH with
 	// BODY.PEEK[...]<0.n> items). f is called once per message as it
 	// arrives, in the server's order, never concurrently; the slices in

@@ -10,6 +10,10 @@ package backend
 type ContentRequest struct {
 	// UIDs are the messages to read. Missing ones are left out.
 	UIDs UIDSet
+	// Summary reads each message's Summary as Session.Summaries does, in
+	// the same round trip: a window of Adds whose sizes are not known
+	// yet reads summaries and small messages whole at once.
+	Summary bool
 	// Whole reads the whole RFC 5322 message (IMAP BODY.PEEK[]), at most
 	// WholeLimit bytes of it when WholeLimit > 0 (BODY.PEEK[]<0.n>): a
 	// MIME body (BodyPreference Type 4) cut at its TruncationSize.
@@ -40,6 +44,9 @@ type Contents struct {
 	// Request is the index of the ContentRequest the message was read
 	// for.
 	Request int
+	// Summary is the message's summary when the request asked for it,
+	// else nil.
+	Summary *Summary
 	// Whole is the message (or its first WholeLimit bytes) when the
 	// request asked for it, else nil.
 	Whole []byte

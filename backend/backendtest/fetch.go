@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"testing"
 	"time"
 
@@ -45,6 +46,17 @@ func collectContents(t *testing.T, sess backend.Session, id backend.FolderID, re
 func wantContents(t *testing.T, sess backend.Session, id backend.FolderID, req backend.ContentRequest, got backend.Contents) {
 	t.Helper()
 	ctx := t.Context()
+	if req.Summary {
+		sums, err := sess.Summaries(ctx, id, backend.NewUIDSet(got.UID))
+		if err != nil || len(sums) != 1 {
+			t.Fatalf("Summaries(%d): %v (%d)", got.UID, err, len(sums))
+		}
+		if got.Summary == nil || !reflect.DeepEqual(*got.Summary, sums[0]) {
+			t.Errorf("UID %d: summary %+v, want %+v", got.UID, got.Summary, sums[0])
+		}
+	} else if got.Summary != nil {
+		t.Errorf("UID %d: summary not asked for, got %+v", got.UID, got.Summary)
+	}
 	if req.Whole {
 		rc, err := sess.Message(ctx, id, got.UID)
 		if err != nil {
@@ -111,14 +123,15 @@ func (s *suite) testContents(t *testing.T) {
 		{UIDs: backend.NewUIDSet(multi, missing), Header: true, Sections: []backend.SectionRequest{
 			{Part: "1", Limit: 10}, {Part: "2"}, {Part: "2.MIME"}, {Part: "3"},
 		}},
-		{UIDs: backend.NewUIDSet(large), Whole: true, WholeLimit: 100},
+		{UIDs: backend.NewUIDSet(large), Summary: true, Whole: true, WholeLimit: 100},
 		{UIDs: backend.NewUIDSet(large, multi), Header: true, Sections: []backend.SectionRequest{
 			{Part: "1", Limit: 1001}, {Part: "TEXT", Limit: 5},
 		}},
 		{UIDs: backend.NewUIDSet(missing), Whole: true},
+		{UIDs: backend.NewUIDSet(append(small, multi)...), Summary: true},
 	}
 	seen := collectContents(t, sess, f.ID, reqs)
-	want := map[int][]backend.UID{0: small, 1: {multi}, 2: {large}, 3: {multi, large}}
+	want := map[int][]backend.UID{0: small, 1: {multi}, 2: {large}, 3: {multi, large}, 5: append(small, multi)}
 	for i, req := range reqs {
 		if len(seen[i]) != len(want[i]) {
 			t.Errorf("request %d: got %d messages, want %v", i, len(seen[i]), want[i])
@@ -207,7 +220,7 @@ func (s *suite) testContentsMany(t *testing.T) {
 		}
 	}
 	reqs := []backend.ContentRequest{
-		{UIDs: set, Whole: true},
+		{UIDs: set, Summary: true, Whole: true},
 		{UIDs: even, Header: true, Sections: []backend.SectionRequest{{Part: "1", Limit: 8}}},
 		{UIDs: odd, Sections: []backend.SectionRequest{{Part: "TEXT"}}},
 	}
@@ -217,8 +230,8 @@ func (s *suite) testContentsMany(t *testing.T) {
 	}
 	for uid, msg := range msgs {
 		hdrEnd := bytes.Index(msg, []byte("\r\n\r\n")) + 4
-		if got := seen[0][uid].Whole; !bytes.Equal(got, msg) {
-			t.Fatalf("UID %d: whole message %q, want %q", uid, got, msg)
+		if got := seen[0][uid]; !bytes.Equal(got.Whole, msg) || got.Summary == nil || got.Summary.UID != uid || got.Summary.Size != int64(len(msg)) {
+			t.Fatalf("UID %d: whole message %q, summary %+v; want %q", uid, got.Whole, got.Summary, msg)
 		}
 		if c, ok := seen[1][uid]; ok && (!bytes.Equal(c.Header, msg[:hdrEnd]) || !bytes.Equal(c.Sections[0], msg[hdrEnd:hdrEnd+8])) {
 			t.Fatalf("UID %d: header %q and text<0.8> %q", uid, c.Header, c.Sections[0])

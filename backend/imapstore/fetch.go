@@ -13,7 +13,8 @@ import (
 
 // Contents implements backend.Session: one UID FETCH per request, with
 // BODY.PEEK[], BODY.PEEK[HEADER] and BODY.PEEK[part]<0.limit> items
-// (RFC 9051 6.4.5), on one connection and one SELECT. Each message is
+// (RFC 9051 6.4.5) and, for a summary, the items Summaries fetches, on
+// one connection and one SELECT. Each message is
 // read off the wire (its literals read fully) and handed to f before the
 // next one is read, so only one message at a time is held here.
 //
@@ -29,6 +30,9 @@ func (s *session) Contents(ctx context.Context, id backend.FolderID, reqs []back
 	fetches := make([]fetch, len(reqs))
 	for i, r := range reqs {
 		ft := fetch{opts: &imap.FetchOptions{UID: true}}
+		if r.Summary {
+			ft.opts = summaryItems()
+		}
 		if r.Whole {
 			ft.whole = &imap.FetchItemBodySection{Peek: true, Partial: partial(r.WholeLimit)}
 			ft.opts.BodySection = append(ft.opts.BodySection, ft.whole)
@@ -65,7 +69,7 @@ func (s *session) Contents(ctx context.Context, id backend.FolderID, reqs []back
 		}
 		for i, r := range reqs {
 			uids := r.UIDs.Diff(done[i])
-			if uids.Len() == 0 || (!r.Whole && !r.Header && len(r.Sections) == 0) {
+			if uids.Len() == 0 || (!r.Summary && !r.Whole && !r.Header && len(r.Sections) == 0) {
 				continue
 			}
 			ft := fetches[i]
@@ -85,6 +89,10 @@ func (s *session) Contents(ctx context.Context, id backend.FolderID, reqs []back
 					continue // unsolicited, or a second response for one message
 				}
 				got := backend.Contents{UID: uid, Request: i}
+				if r.Summary {
+					sum := toSummary(buf)
+					got.Summary = &sum
+				}
 				if ft.whole != nil {
 					got.Whole = nonNil(buf.FindBodySection(ft.whole))
 				}

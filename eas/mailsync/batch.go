@@ -140,32 +140,23 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	if b.Added.Len() == 0 {
 		return nil
 	}
-	sums, err := req.Session.Summaries(ctx, req.Folder, b.Added)
-	if err != nil {
-		return err
-	}
-	byUID := make(map[backend.UID]*backend.Summary, len(sums))
-	for i := range sums {
-		byUID[sums[i].UID] = &sums[i]
-	}
 	var jobs []*job
 	for uid := range b.Added.Backward() {
-		sum := byUID[uid]
-		if sum == nil {
-			// Expunged since: the phone never hears of it.
-			if cur.Snap != nil {
-				cur.Snap.Remove(uid)
-			}
-			continue
-		}
-		jobs = append(jobs, &job{sum: sum})
+		jobs = append(jobs, &job{uid: uid})
 	}
 	if err := e.buildJobs(ctx, req, jobs); err != nil {
 		return err
 	}
 	var sent, unsent backend.UIDSet
 	for _, j := range jobs {
-		uid := j.sum.UID
+		uid := j.uid
+		if j.sum == nil {
+			// Expunged since: the phone never hears of it.
+			if cur.Snap != nil {
+				cur.Snap.Remove(uid)
+			}
+			continue
+		}
 		if j.late {
 			unsent.AddUID(uid)
 			continue
@@ -205,10 +196,13 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 
 // job is one Add to build.
 type job struct {
-	sum  *backend.Summary
-	root *mailitem.Part // the structure, converted when planned
+	uid  backend.UID
+	sum  *backend.Summary // nil until read; still nil when gone
+	root *mailitem.Part   // the structure, converted when planned
 
-	// read is what the batched read asks for (see plan); got is what it
+	// whole is the message when the first read brought all of it.
+	whole []byte
+	// read is what the second read asks for (see plan); got is what it
 	// brought, nil when nothing. delivered is the reader's own mark.
 	read      backend.ContentRequest
 	got       *backend.Contents
@@ -230,77 +224,58 @@ const WholeMessageMax = 32 << 10
 // memory at once.
 const PrefetchMax = 256 << 10
 
-// readChunk is how many messages one request of the batched read covers
-// at most: windows are read newest first in chunks of this size, so the
+// readChunk is how many messages one request of a batched read covers at
+// most: windows are read newest first in chunks of this size, so the
 // newest items are built first (and make it before a deadline) while the
 // older ones are still on the wire.
 const readChunk = 128
 
-// buildJobs builds the items: one Session.Contents reads what every
-// message needs (mailitem.PlanReads: the whole message when it is small,
-// else the header and the planned text parts), grouped by shape and in
-// chunks newest first, and up to Parallel workers build each item as soon
-// as its contents arrive. None is started once the deadline has passed.
+// buildJobs reads and builds the items in two batched reads
+// (Session.Contents). The first brings every message's summary and, up
+// to WholeMessageMax bytes, the message itself: small messages are whole
+// and built from memory at once. The second reads, for the larger ones,
+// what mailitem.PlanReads says their items need (header and text parts,
+// or the start of the MIME message), one request per shape. Both read
+// in chunks newest first; up to Parallel workers build each item as soon
+// as its contents arrive, and none is started once the deadline has
+// passed. Jobs the first read did not find are left without a summary
+// (gone since).
 func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error {
 	opts := req.Options.Item
 	byUID := make(map[backend.UID]*job, len(jobs))
-	type shapeReq struct {
-		req  int // index in reqs
-		jobs int // jobs in it so far
-	}
-	var reqs []backend.ContentRequest
-	var reqJobs [][]*job
-	shapes := make(map[string]*shapeReq)
-	var direct []*job // nothing to read ahead
-	for _, j := range jobs {
-		byUID[j.sum.UID] = j
-		key := plan(j, opts)
-		if key == "" {
-			direct = append(direct, j)
-			continue
+	var first []backend.ContentRequest
+	for i, j := range jobs {
+		byUID[j.uid] = j
+		if i%readChunk == 0 {
+			first = append(first, backend.ContentRequest{Summary: true, Whole: true, WholeLimit: WholeMessageMax + 1})
 		}
-		sh := shapes[key]
-		if sh == nil || sh.jobs == readChunk {
-			sh = &shapeReq{req: len(reqs)}
-			shapes[key] = sh
-			reqs = append(reqs, j.read)
-			reqJobs = append(reqJobs, nil)
-		}
-		reqs[sh.req].UIDs.AddUID(j.sum.UID)
-		reqJobs[sh.req] = append(reqJobs[sh.req], j)
-		sh.jobs++
+		first[len(first)-1].UIDs.AddUID(j.uid)
 	}
 
 	ready := make(chan *job, len(jobs))
-	for _, j := range direct {
-		ready <- j
-	}
-	var readErr error
+	var firstErr, secondErr error
 	var reader sync.WaitGroup
 	reader.Go(func() {
 		defer close(ready)
-		if len(reqs) == 0 {
-			return
-		}
-		readErr = req.Session.Contents(ctx, req.Folder, reqs, func(c backend.Contents) error {
+		var large []*job
+		firstErr = req.Session.Contents(ctx, req.Folder, first, func(c backend.Contents) error {
 			j := byUID[c.UID]
-			if j == nil || j.delivered {
+			if j == nil || j.sum != nil || c.Summary == nil {
 				return nil
 			}
-			j.got, j.delivered = &c, true
-			ready <- j
+			j.sum = c.Summary
+			if int64(len(c.Whole)) <= WholeMessageMax {
+				j.whole = c.Whole
+				ready <- j
+			} else {
+				large = append(large, j)
+			}
 			return nil
 		})
-		// What the read did not bring (gone since, or the read failed)
-		// is read message by message, as without the batched read.
-		for _, js := range reqJobs {
-			for _, j := range js {
-				if !j.delivered {
-					j.delivered = true
-					ready <- j
-				}
-			}
+		if firstErr != nil {
+			return
 		}
+		secondErr = e.readPlanned(ctx, req, opts, large, ready)
 	})
 
 	workers := e.Parallel
@@ -316,20 +291,73 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 					continue
 				}
 				j.item, j.err = e.buildJob(ctx, req, j)
-				j.got = nil // the raw bytes are not needed any more
+				j.whole, j.got = nil, nil // the raw bytes are not needed any more
 			}
 		})
 	}
 	reader.Wait()
 	wg.Wait()
-	if readErr != nil {
-		if ctx.Err() != nil || errors.Is(readErr, backend.ErrUnavailable) {
-			return readErr
+	if firstErr != nil {
+		return firstErr
+	}
+	if secondErr != nil {
+		if ctx.Err() != nil || errors.Is(secondErr, backend.ErrUnavailable) {
+			return secondErr
 		}
 		e.log().Warn("sync: batched read failed, read message by message", "user", req.User, "device", req.Device,
-			"collection", req.Collection, "err", readErr)
+			"collection", req.Collection, "err", secondErr)
 	}
 	return nil
+}
+
+// readPlanned reads what the items of the large messages need (the
+// second read of buildJobs) and hands each job to ready when its contents
+// are in; jobs the read did not bring (nothing to read ahead, gone since,
+// or the read failed) are handed over too, to be read message by
+// message.
+func (e *Engine) readPlanned(ctx context.Context, req *Request, opts mailitem.Options, jobs []*job, ready chan<- *job) error {
+	type shape struct {
+		req, jobs int // the request's index, jobs in it so far
+	}
+	var reqs []backend.ContentRequest
+	shapes := make(map[string]*shape)
+	byUID := make(map[backend.UID]*job, len(jobs))
+	for _, j := range jobs {
+		key := plan(j, opts)
+		if key == "" {
+			j.delivered = true
+			ready <- j
+			continue
+		}
+		byUID[j.uid] = j
+		sh := shapes[key]
+		if sh == nil || sh.jobs == readChunk {
+			sh = &shape{req: len(reqs)}
+			shapes[key] = sh
+			reqs = append(reqs, j.read)
+		}
+		reqs[sh.req].UIDs.AddUID(j.uid)
+		sh.jobs++
+	}
+	var err error
+	if len(reqs) > 0 {
+		err = req.Session.Contents(ctx, req.Folder, reqs, func(c backend.Contents) error {
+			j := byUID[c.UID]
+			if j == nil || j.delivered {
+				return nil
+			}
+			j.got, j.delivered = &c, true
+			ready <- j
+			return nil
+		})
+	}
+	for _, j := range jobs {
+		if !j.delivered {
+			j.delivered = true
+			ready <- j
+		}
+	}
+	return err
 }
 
 // plan sets what the batched read fetches for j (j.read) and returns a
@@ -389,11 +417,11 @@ func findPart(root *mailitem.Part, path []int) *mailitem.Part {
 // buildItem converts one message for a Fetch, reading it message by
 // message.
 func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summary) (*mailitem.Item, error) {
-	return e.buildJob(ctx, req, &job{sum: sum})
+	return e.buildJob(ctx, req, &job{uid: sum.UID, sum: sum})
 }
 
 // buildJob converts one message for a Sync Add or Fetch from what the
-// batched read brought, reading the rest message by message.
+// batched reads brought, reading the rest message by message.
 func (e *Engine) buildJob(ctx context.Context, req *Request, j *job) (*mailitem.Item, error) {
 	sum := j.sum
 	opts := req.Options.Item
@@ -403,28 +431,28 @@ func (e *Engine) buildJob(ctx context.Context, req *Request, j *job) (*mailitem.
 	}
 	meta := mailitem.Meta{UID: uint32(sum.UID), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}
 	src := &source{sess: req.Session, folder: req.Folder, sum: sum, root: j.root}
-	got := j.got
-	if got == nil && sum.Size > 0 && sum.Size <= WholeMessageMax {
+	raw := j.whole
+	if raw == nil && j.got == nil && sum.Size > 0 && sum.Size <= WholeMessageMax {
 		rc, err := req.Session.Message(ctx, req.Folder, sum.UID)
 		if err != nil {
 			return nil, &mailitem.SourceError{Op: "full", Err: err}
 		}
-		raw, err := io.ReadAll(io.LimitReader(rc, WholeMessageMax+1))
+		raw, err = io.ReadAll(io.LimitReader(rc, WholeMessageMax+1))
 		rc.Close()
 		if err != nil {
 			return nil, &mailitem.SourceError{Op: "full", Err: err}
 		}
-		got = &backend.Contents{UID: sum.UID, Whole: raw}
+		if int64(len(raw)) > WholeMessageMax {
+			raw = nil
+		}
 	}
 	switch {
-	case got == nil:
-		return mailitem.Build(ctx, src, opts)
-	case sum.Size > 0 && sum.Size <= WholeMessageMax:
-		if int64(len(got.Whole)) <= WholeMessageMax {
-			return mailitem.Build(ctx, mailitem.FromBytes(got.Whole, meta), opts)
-		}
+	case raw != nil:
+		return mailitem.Build(ctx, mailitem.FromBytes(raw, meta), opts)
+	case j.got == nil:
 		return mailitem.Build(ctx, src, opts)
 	}
+	got := j.got
 	pre := &prefetched{source: src, header: got.Header, sections: make(map[string]fetched, len(got.Sections))}
 	for i, data := range got.Sections {
 		if i < len(j.read.Sections) {
