@@ -10,9 +10,12 @@ package backend
 type ContentRequest struct {
 	// UIDs are the messages to read. Missing ones are left out.
 	UIDs UIDSet
-	// Summary reads each message's Summary as Session.Summaries does, in
-	// the same round trip: a window of Adds whose sizes are not known
-	// yet reads summaries and small messages whole at once.
+	// Summary reads each message's Summary as Session.Summaries does,
+	// but for the Envelope, which is left empty: a caller that reads the
+	// header (as the item builder does) has no use for it, and parsing it
+	// is a good part of the cost of a summary. In the same round trip as
+	// the contents, so a window of Adds whose sizes are not known yet
+	// reads summaries and small messages whole at once.
 	Summary bool
 	// Whole reads the whole RFC 5322 message (IMAP BODY.PEEK[]), at most
 	// WholeLimit bytes of it when WholeLimit > 0 (BODY.PEEK[]<0.n>): a
@@ -44,8 +47,8 @@ type Contents struct {
 	// Request is the index of the ContentRequest the message was read
 	// for.
 	Request int
-	// Summary is the message's summary when the request asked for it,
-	// else nil.
+	// Summary is the message's summary (without Envelope) when the
+	// request asked for it, else nil.
 	Summary *Summary
 	// Whole is the message (or its first WholeLimit bytes) when the
 	// request asked for it, else nil.

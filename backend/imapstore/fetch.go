@@ -13,8 +13,8 @@ import (
 
 // Contents implements backend.Session: one UID FETCH per request, with
 // BODY.PEEK[], BODY.PEEK[HEADER] and BODY.PEEK[part]<0.limit> items
-// (RFC 9051 6.4.5) and, for a summary, the items Summaries fetches, on
-// one connection and one SELECT. Each message is
+// (RFC 9051 6.4.5) and, for a summary, the items Summaries fetches but
+// ENVELOPE, on one connection and one SELECT. Each message is
 // read off the wire (its literals read fully) and handed to f before the
 // next one is read, so only one message at a time is held here.
 //
@@ -32,6 +32,7 @@ func (s *session) Contents(ctx context.Context, id backend.FolderID, reqs []back
 		ft := fetch{opts: &imap.FetchOptions{UID: true}}
 		if r.Summary {
 			ft.opts = summaryItems()
+			ft.opts.Envelope = false
 		}
 		if r.Whole {
 			ft.whole = &imap.FetchItemBodySection{Peek: true, Partial: partial(r.WholeLimit)}
