@@ -109,4 +109,3 @@ func xmlOf(t *testing.T, e *wbxml.Element) []byte {
 	}
 	return buf.Bytes()
 }
-
