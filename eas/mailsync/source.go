@@ -24,6 +24,15 @@ type source struct {
 
 var _ mailitem.Source = (*source)(nil)
 
+// NewSource returns the mailitem.Source of the message sum describes,
+// read through sess: the summary answers Meta and Structure, the header
+// and each text part the body needs are one Section each, and only a MIME
+// body (Type 4) reads the whole message; attachments are never read.
+// ItemOperations Fetch of a whole item builds from it.
+func NewSource(sess backend.Session, folder backend.FolderID, sum *backend.Summary) mailitem.Source {
+	return &source{sess: sess, folder: folder, sum: sum}
+}
+
 func (s *source) Meta() mailitem.Meta {
 	return mailitem.Meta{UID: uint32(s.sum.UID), Flags: s.sum.Flags, InternalDate: s.sum.Received, Size: s.sum.Size}
 }
