@@ -204,10 +204,17 @@ func syncTop(status int, limit int) Response {
 // stripCommands returns a copy of a Sync request without Commands and
 // SyncKeys, the form cached for empty and Partial requests.
 func stripCommands(body *wbxml.Element) *wbxml.Element {
+	return syncCopy(body, []wbxml.Tag{wbxml.AirSyncPartial}, []wbxml.Tag{wbxml.AirSyncCommands, wbxml.AirSyncSyncKey})
+}
+
+// syncCopy returns a copy of a Sync request without the top-level
+// elements named in dropTop and without the elements named in dropColl
+// in each Collection. The elements kept are shared, not copied.
+func syncCopy(body *wbxml.Element, dropTop, dropColl []wbxml.Tag) *wbxml.Element {
 	out := &wbxml.Element{Tag: body.Tag}
 	for _, c := range body.Children {
 		if c.Tag != wbxml.AirSyncCollections {
-			if c.Tag != wbxml.AirSyncPartial {
+			if !slices.Contains(dropTop, c.Tag) {
 				out.Children = append(out.Children, c)
 			}
 			continue
@@ -216,7 +223,7 @@ func stripCommands(body *wbxml.Element) *wbxml.Element {
 		for _, coll := range c.Children {
 			cc := &wbxml.Element{Tag: coll.Tag}
 			for _, x := range coll.Children {
-				if x.Tag != wbxml.AirSyncCommands && x.Tag != wbxml.AirSyncSyncKey {
+				if !slices.Contains(dropColl, x.Tag) {
 					cc.Children = append(cc.Children, x)
 				}
 			}

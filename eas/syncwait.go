@@ -211,23 +211,5 @@ func withoutCommands(body *wbxml.Element) *wbxml.Element {
 	if body == nil {
 		return nil
 	}
-	out := &wbxml.Element{Tag: body.Tag}
-	for _, c := range body.Children {
-		if c.Tag != wbxml.AirSyncCollections {
-			out.Children = append(out.Children, c)
-			continue
-		}
-		colls := &wbxml.Element{Tag: c.Tag}
-		for _, coll := range c.Children {
-			cc := &wbxml.Element{Tag: coll.Tag}
-			for _, x := range coll.Children {
-				if x.Tag != wbxml.AirSyncCommands {
-					cc.Children = append(cc.Children, x)
-				}
-			}
-			colls.Children = append(colls.Children, cc)
-		}
-		out.Children = append(out.Children, colls)
-	}
-	return out
+	return syncCopy(body, nil, []wbxml.Tag{wbxml.AirSyncCommands})
 }
