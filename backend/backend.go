@@ -179,17 +179,36 @@ type Deleted struct {
 	UID UID
 }
 
-// Watcher is a Session that can wait for a folder to change without
-// polling (IMAP IDLE). Ping (MS-ASCMD 2.2.1.13) and Sync with Wait or
-// HeartbeatInterval use it; for a Session without it the gateway polls
-// Changes, which is one STATUS per folder with CONDSTORE.
+// Watcher is a Session that can be told of changes to a folder without
+// polling (IMAP IDLE). The gateway's shared per-user watcher (eas/push.Hub)
+// uses it for the Inbox, on behalf of every Ping (MS-ASCMD 2.2.1.13) and
+// hanging Sync (2.2.3.88) of the user; for a Session without it, or while
+// it is down, the watcher polls the folders' change marks (Folders).
 type Watcher interface {
-	// Watch returns nil as soon as the folder differs from since (nil:
-	// from when Watch started): a message arrived or was expunged, or,
-	// when the server has CONDSTORE or reports it while waiting, flags
-	// changed. It returns ctx's error, wrapped, when ctx ends first (the
-	// heartbeat expired: Ping Status 1). Errors: ErrFolderNotFound,
-	// ErrUIDValidityChanged, ErrUnavailable. Each Watch holds its own
-	// connection for its whole duration, outside the per-user pool bound.
-	Watch(ctx context.Context, id FolderID, since *FolderState) error
+	// Watch opens a connection of its own, outside the per-user pool
+	// bound, waits on the folder there (IDLE), and returns once the
+	// server waits: a change made after Watch returned is reported by a
+	// call of changed, from any goroutine, each time the server reports
+	// that the folder changed (a message arrived or was expunged, or
+	// flags changed: any client's, the gateway's own included). changed
+	// must not block or call the Session. The Watch lasts until Close,
+	// the end of ctx, or the connection's failure. Errors:
+	// ErrFolderNotFound, ErrUIDValidityChanged, ErrUnavailable.
+	Watch(ctx context.Context, id FolderID, changed func()) (Watch, error)
+}
+
+// Watch is a running Watcher.Watch.
+type Watch interface {
+	// Folders is Session.Folders on the watch's connection: the wait
+	// pauses for it (changes meanwhile are still reported), so that a
+	// user's watcher needs no other connection.
+	Folders(ctx context.Context) ([]Folder, error)
+	// Done is closed when the watch has ended; Err then says why: nil
+	// after Close, ctx's error (wrapped) after its end, ErrUnavailable
+	// when the connection failed.
+	Done() <-chan struct{}
+	Err() error
+	// Close ends the watch and closes its connection. Calling it again
+	// does nothing.
+	Close() error
 }

@@ -54,20 +54,17 @@ type pingFolder struct {
 	Class string `json:"c"`
 }
 
-// pinger runs the Ping command. after and tick make the heartbeat timer
-// and the poll ticker (time.NewTimer and time.NewTicker outside tests);
-// waiting, when set, is called once a Ping starts waiting.
+// pinger runs the Ping command. after makes the heartbeat timer
+// (time.NewTimer outside tests); waiting, when set, is called once a Ping
+// starts waiting.
 type pinger struct {
 	s       *Server
 	eng     *mailsync.Engine
 	hier    *hierarchy.Engine
-	broker  push.Broker
 	min     time.Duration
 	max     time.Duration
 	maxFold int
-	poll    time.Duration
 	after   func(d time.Duration) (<-chan time.Time, func())
-	tick    func(d time.Duration) (<-chan time.Time, func())
 	waiting func(user, device string)
 }
 
@@ -83,28 +80,18 @@ func (s *Server) registerPing() {
 // newPinger returns the Ping command with the Config's settings, zero
 // ones replaced by the defaults.
 func (s *Server) newPinger() *pinger {
-	p := &pinger{
+	return &pinger{
 		s:       s,
 		eng:     &mailsync.Engine{Store: s.cfg.Devices, Logger: s.log, Now: s.cfg.Now},
 		hier:    s.hierarchyEngine(),
-		broker:  s.cfg.PingBroker,
 		min:     positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
 		max:     positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
 		maxFold: positiveOr(s.cfg.PingMaxFolders, DefaultPingMaxFolders),
-		poll:    positiveOr(s.cfg.PingPollInterval, DefaultPingPollInterval),
 		after: func(d time.Duration) (<-chan time.Time, func()) {
 			t := time.NewTimer(d)
 			return t.C, func() { t.Stop() }
 		},
-		tick: func(d time.Duration) (<-chan time.Time, func()) {
-			t := time.NewTicker(d)
-			return t.C, t.Stop
-		},
 	}
-	if p.broker == nil {
-		p.broker = &push.Registry{}
-	}
-	return p
 }
 
 // positiveOr returns v, or def when v is not positive.
@@ -224,7 +211,7 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 	}
 
 	// A newer Ping of the device ends this one from here on.
-	w, err := p.broker.Begin(ctx, push.Key{User: req.User, Device: req.DeviceID})
+	w, err := p.s.broker.Begin(ctx, push.Key{User: req.User, Device: req.DeviceID})
 	if err != nil {
 		return Response{}, err
 	}
@@ -241,14 +228,14 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 	if err != nil {
 		return Response{}, err
 	}
-	var watched []pingWatch
+	var watched []watchedFolder
 	for _, f := range params.Folders {
 		hf, ok := h.Folder(f.ID)
 		if !ok {
 			return pingStatus(pingHierarchyChanged), nil
 		}
 		if !hf.NoSelect {
-			watched = append(watched, pingWatch{sid: f.ID, folder: hf.ID, inbox: hf.Role == backend.RoleInbox})
+			watched = append(watched, watchedFolder{sid: f.ID, folder: hf.ID})
 		}
 	}
 	if changed, err := p.hier.Pending(ctx, sess, req.User, req.DeviceID); err != nil {
@@ -256,203 +243,154 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 	} else if changed {
 		return pingStatus(pingHierarchyChanged), nil
 	}
-	status, folders, err := p.wait(ctx, req, sess, watched, hb, w)
+	wait := &changeWait{s: p.s, eng: p.eng, req: req, sess: sess, watched: watched, hb: hb, after: p.after, waiting: p.waiting}
+	res, err := wait.run(ctx, w)
 	if err != nil {
 		return Response{}, err
 	}
-	if status != pingChanges {
-		return pingStatus(status), nil
+	switch {
+	case res.reason == push.DeviceChanged:
+		// An administrator blocked or wiped the device: the gate's
+		// answer tells the phone (403, 449, Status 129/140).
+		if err := p.s.admit(ctx, req); err != nil {
+			return Response{}, err
+		}
+		return pingStatus(pingExpired), nil
+	case res.reason == push.Wake:
+		res.changed = nil
+		for _, f := range watched {
+			res.changed = append(res.changed, f.sid)
+		}
+	case res.reason != 0:
+		// Superseded or the gateway stopping: nothing changed that
+		// this Ping knows of.
+		return pingStatus(pingExpired), nil
+	case res.gone:
+		return pingStatus(pingHierarchyChanged), nil
+	}
+	if len(res.changed) == 0 {
+		return pingStatus(pingExpired), nil
 	}
 	fe := wbxml.E(wbxml.PingFolders)
-	for _, sid := range folders {
+	for _, sid := range res.changed {
 		fe.Add(wbxml.T(wbxml.PingFolder, sid))
 	}
 	return Response{Element: wbxml.E(wbxml.PingPing, wbxml.T(wbxml.PingStatus, strconv.Itoa(pingChanges)), fe)}, nil
 }
 
-// pingWatch is one folder a Ping watches.
-type pingWatch struct {
+// watchedFolder is one folder a Ping or hanging Sync watches.
+type watchedFolder struct {
 	sid    string // the device's CollectionId
 	folder backend.FolderID
-	inbox  bool
 }
 
-// marks are a folder's change marks (backend.Folder).
-type marks struct {
-	uidValidity   uint32
-	uidNext       backend.UID
-	messages      uint32
-	highestModSeq uint64
+// changeWait is one request waiting for changes its device has not
+// synced (Ping, hanging Sync): it subscribes to the user's shared
+// watcher (push.Hub), checks every folder once, then re-checks the
+// folders the watcher names until one has news, the heartbeat ends, or
+// the wait is ended from outside (push.Wait).
+type changeWait struct {
+	s       *Server
+	eng     *mailsync.Engine
+	req     *Request
+	sess    backend.Session
+	watched []watchedFolder
+	hb      time.Duration
+	after   func(d time.Duration) (<-chan time.Time, func())
+	waiting func(user, device string)
 }
 
-// folderMarks lists the change marks of every folder in one call.
-func folderMarks(ctx context.Context, sess backend.Session) (map[backend.FolderID]marks, error) {
-	fs, err := sess.Folders(ctx)
+// waitResult is how a changeWait ended: with the CollectionIds that have
+// news (in request order), with a folder gone (the hierarchy changed),
+// with a push.Reason, or with none of these at the heartbeat.
+type waitResult struct {
+	changed []string
+	gone    bool
+	reason  push.Reason
+}
+
+// run waits; an error means the client went away or a store failed.
+func (cw *changeWait) run(ctx context.Context, w push.Wait) (waitResult, error) {
+	req := cw.req
+	ids := make([]backend.FolderID, len(cw.watched))
+	for i, f := range cw.watched {
+		ids[i] = f.folder
+	}
+	// Subscribed before the first check: a change after it is
+	// reported.
+	sub, err := cw.s.hub.Watch(ctx, req.User, req.mailOpener(), ids)
 	if err != nil {
-		return nil, err
+		return waitResult{}, err
 	}
-	m := make(map[backend.FolderID]marks, len(fs))
-	for _, f := range fs {
-		m[f.ID] = marks{f.UIDValidity, f.UIDNext, f.Messages, f.HighestModSeq}
+	defer sub.Close()
+	if res, err := cw.check(ctx, cw.watched); err != nil || res.gone || len(res.changed) > 0 {
+		return res, err
 	}
-	return m, nil
-}
-
-// since returns the marks as the snapshot Watcher.Watch compares with.
-func (m marks) since() *backend.FolderState {
-	return &backend.FolderState{UIDValidity: m.uidValidity, UIDNext: m.uidNext, Messages: m.messages, HighestModSeq: m.highestModSeq}
-}
-
-// wait checks the folders at once and then waits for a change the device
-// has not synced. It returns the status (1, 2 or 7) and, for 2, the
-// changed folders' CollectionIds in request order; an error when the
-// client went away or the stores failed.
-func (p *pinger) wait(ctx context.Context, req *Request, sess backend.Session, watched []pingWatch, hb time.Duration, w push.Wait) (int, []string, error) {
-	// The marks are read before the first check, so a change between
-	// the two is seen as a difference later.
-	last, err := folderMarks(ctx, sess)
-	if err != nil {
-		return 0, nil, err
+	// The answer comes after the heartbeat: this request may write
+	// later than the server's WriteTimeout allows others.
+	if err := req.ExtendWriteDeadline(cw.hb + writeSlack); err != nil {
+		cw.s.log.LogAttrs(ctx, slog.LevelDebug, "cannot extend the write deadline",
+			slog.String("cmd", req.Command), slog.String("err", err.Error()))
 	}
-	var changed []string
-	for _, f := range watched {
-		c, gone, err := p.changed(ctx, req, sess, f)
-		if err != nil {
-			return 0, nil, err
-		}
-		if gone {
-			return pingHierarchyChanged, nil, nil
-		}
-		if c {
-			changed = append(changed, f.sid)
-		}
-	}
-	if len(changed) > 0 {
-		return pingChanges, changed, nil
-	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	expired, stopTimer := p.after(hb)
+	expired, stopTimer := cw.after(cw.hb)
 	defer stopTimer()
-	ticks, stopTicker := p.tick(p.poll)
-	defer stopTicker()
-
-	// IMAP IDLE on the Inbox, one Watch at a time; the loop below
-	// confirms each wake-up and starts the next Watch.
-	var inbox *pingWatch
-	watcher, _ := sess.(backend.Watcher)
-	for i := range watched {
-		if watched[i].inbox && watcher != nil {
-			inbox = &watched[i]
-		}
+	if cw.waiting != nil {
+		cw.waiting(req.User, req.DeviceID)
 	}
-	woke := make(chan error, 1)
-	watch := func(since *backend.FolderState) {
-		go func() { woke <- watcher.Watch(ctx, inbox.folder, since) }()
-	}
-	watching := false
-	if inbox != nil {
-		if m, ok := last[inbox.folder]; ok {
-			watch(m.since())
-			watching = true
-		}
-	}
-	if p.waiting != nil {
-		p.waiting(req.User, req.DeviceID)
-	}
-	// Before returning, the watch goroutine must have ended (it holds
-	// its own IMAP connection): cancel, then drain.
-	defer func() {
-		if watching {
-			cancel()
-			<-woke
-		}
-	}()
-
-	check := func(fs []pingWatch) (int, []string, error) {
-		var changed []string
-		for _, f := range fs {
-			c, gone, err := p.changed(ctx, req, sess, f)
-			if err != nil {
-				return 0, nil, err
-			}
-			if gone {
-				return pingHierarchyChanged, nil, nil
-			}
-			if c {
-				changed = append(changed, f.sid)
-			}
-		}
-		if len(changed) > 0 {
-			return pingChanges, changed, nil
-		}
-		return 0, nil, nil
-	}
-
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, nil, ctx.Err()
+			return waitResult{}, ctx.Err()
 		case <-expired:
-			return pingExpired, nil, nil
-		case <-w.Superseded():
-			return pingExpired, nil, nil
-		case err := <-woke:
-			watching = false
-			switch {
-			case err == nil:
-			case errors.Is(err, backend.ErrUIDValidityChanged):
-				// The device's UIDs are void: its next Sync resets.
-				return pingChanges, []string{inbox.sid}, nil
-			case errors.Is(err, backend.ErrFolderNotFound):
-				return pingHierarchyChanged, nil, nil
-			case ctx.Err() != nil:
-				return 0, nil, ctx.Err()
-			default:
-				// Polling still covers the Inbox.
-				p.s.log.LogAttrs(ctx, slog.LevelWarn, "ping: IMAP IDLE failed, polling the inbox",
-					slog.String("user", req.User), slog.String("device", req.DeviceID), slog.String("err", err.Error()))
-				continue
-			}
-			st, fs, err := check([]pingWatch{*inbox})
-			if err != nil || st != 0 {
-				return st, fs, err
-			}
-			// Nothing for this device (its own change): watch on
-			// from the marks as they are now.
-			now, err := folderMarks(ctx, sess)
-			if err != nil {
-				return 0, nil, err
-			}
-			m, ok := now[inbox.folder]
-			if !ok {
-				return pingHierarchyChanged, nil, nil
-			}
-			last[inbox.folder] = m
-			watch(m.since())
-			watching = true
-		case <-ticks:
-			now, err := folderMarks(ctx, sess)
-			if err != nil {
-				return 0, nil, err
-			}
-			var moved []pingWatch
-			for _, f := range watched {
-				m, ok := now[f.folder]
-				if !ok {
-					return pingHierarchyChanged, nil, nil
-				}
-				if m != last[f.folder] {
-					moved = append(moved, f)
+			return waitResult{}, nil
+		case <-w.Done():
+			return waitResult{reason: w.Reason()}, nil
+		case <-sub.Changed():
+			moved := sub.Take()
+			var fs []watchedFolder
+			for _, f := range cw.watched {
+				if slices.Contains(moved, f.folder) {
+					fs = append(fs, f)
 				}
 			}
-			st, fs, err := check(moved)
-			if err != nil || st != 0 {
-				return st, fs, err
+			if res, err := cw.check(ctx, fs); err != nil || res.gone || len(res.changed) > 0 {
+				return res, err
 			}
-			last = now
 		}
+	}
+}
+
+// writeSlack is the time a waiting request gets beyond its heartbeat to
+// check and write its answer.
+const writeSlack = time.Minute
+
+// check looks for news in the folders.
+func (cw *changeWait) check(ctx context.Context, fs []watchedFolder) (waitResult, error) {
+	var res waitResult
+	for _, f := range fs {
+		c, gone, err := cw.changed(ctx, f)
+		if err != nil {
+			return waitResult{}, err
+		}
+		if gone {
+			return waitResult{gone: true}, nil
+		}
+		if c {
+			res.changed = append(res.changed, f.sid)
+		}
+	}
+	return res, nil
+}
+
+// mailOpener opens the request's user's mailbox with its credentials,
+// for the user's shared watcher (which outlives the request).
+func (r *Request) mailOpener() push.Opener {
+	m := r.mail
+	return func(ctx context.Context) (backend.Session, error) {
+		if m == nil || m.store == nil {
+			return nil, errNoMailStore
+		}
+		return m.store.Open(ctx, m.user, m.password)
 	}
 }
 
@@ -462,7 +400,8 @@ func (p *pinger) wait(ctx context.Context, req *Request, sess backend.Session, w
 // none (the digest §3.7: some iOS builds Ping before their first Sync; a
 // change reported then loops). gone reports that the folder no longer
 // exists (Status 7).
-func (p *pinger) changed(ctx context.Context, req *Request, sess backend.Session, f pingWatch) (changed, gone bool, err error) {
+func (cw *changeWait) changed(ctx context.Context, f watchedFolder) (changed, gone bool, err error) {
+	req, sess, p := cw.req, cw.sess, cw
 	latest, err := p.s.cfg.Devices.LatestSyncState(ctx, req.User, req.DeviceID, f.sid)
 	if errors.Is(err, devices.ErrNotFound) {
 		return false, false, nil

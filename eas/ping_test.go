@@ -35,7 +35,9 @@ func newPingEnv(t *testing.T, maxFolders int) *pingEnv {
 		pe.hbs <- d
 		return pe.expire, func() {}
 	}
-	p.tick = func(time.Duration) (<-chan time.Time, func()) { return pe.ticks, func() {} }
+	se.srv.hub.Ticker = func(time.Duration) (<-chan time.Time, func()) { return pe.ticks, func() {} }
+	se.srv.hub.Linger = -1
+	t.Cleanup(se.srv.hub.Close)
 	p.waiting = func(user, device string) { pe.waiting <- user + "/" + device }
 	pe.p = p
 	if err := se.srv.Handle("Ping", p.ping); err != nil {
@@ -267,15 +269,15 @@ func TestPingWakeUps(t *testing.T) {
 	if !slices.Contains(e.flags(t, in, 1), backend.FlagSeen) {
 		t.Fatal("Sync Change did not set \\Seen")
 	}
-	req := &Request{User: testUser, DeviceID: "appldev1"}
-	watch := pingWatch{sid: in, folder: e.folders[in], inbox: true}
-	if changed, gone, err := e.p.changed(ctx, req, e.sess, watch); err != nil || changed || gone {
+	cw := &changeWait{s: e.srv, eng: e.p.eng, req: &Request{User: testUser, DeviceID: "appldev1"}, sess: e.sess}
+	watch := watchedFolder{sid: in, folder: e.folders[in]}
+	if changed, gone, err := cw.changed(ctx, watch); err != nil || changed || gone {
 		t.Fatalf("after the device's own change: changed %v gone %v err %v", changed, gone, err)
 	}
 	if _, err := e.sess.StoreFlags(ctx, e.folders[in], 1, []string{backend.FlagFlagged}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if changed, _, err := e.p.changed(ctx, req, e.sess, watch); err != nil || !changed {
+	if changed, _, err := cw.changed(ctx, watch); err != nil || !changed {
 		t.Fatalf("after another client's change: changed %v err %v", changed, err)
 	}
 }
@@ -310,7 +312,7 @@ func TestPingSuperseded(t *testing.T) {
 	if doc := e.result(t, ctx, newer); doc.ChildText(wbxml.PingStatus) != "1" {
 		t.Fatalf("newer Ping at its heartbeat: %v", doc)
 	}
-	if n := e.p.broker.(interface{ Len() int }).Len(); n != 0 {
+	if n := e.srv.broker.(interface{ Len() int }).Len(); n != 0 {
 		t.Fatalf("%d waits still registered", n)
 	}
 }

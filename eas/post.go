@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/devices"
@@ -53,8 +54,22 @@ type Request struct {
 	// nil when the server has no device store.
 	Device *devices.Device
 
-	authKey [32]byte // auth cache key, to forget it if the backend refuses later
-	mail    *mailbox // the mail session behind Mailbox; holds the password
+	authKey [32]byte                 // auth cache key, to forget it if the backend refuses later
+	mail    *mailbox                 // the mail session behind Mailbox; holds the password
+	rc      *http.ResponseController // nil outside servePost (handlers called directly in tests)
+}
+
+// ExtendWriteDeadline lets the answer to this request be written up to d
+// from now, beyond the server-wide WriteTimeout (http.Server), for
+// commands that wait on purpose: Ping and hanging Sync hold the request
+// for their heartbeat (up to an hour). It fails when the connection
+// cannot change its deadline (http.ErrNotSupported) or the request is
+// not served over HTTP.
+func (r *Request) ExtendWriteDeadline(d time.Duration) error {
+	if r.rc == nil {
+		return http.ErrNotSupported
+	}
+	return r.rc.SetWriteDeadline(time.Now().Add(d))
 }
 
 // VersionNumber returns the protocol version times ten: 141 for "14.1".
@@ -165,6 +180,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		UserAgent: r.UserAgent(), RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(),
 		authKey: s.cache.key(cred.user, cred.password),
 		mail:    s.newMailbox(cred),
+		rc:      http.NewResponseController(w),
 	}
 	defer s.closeMailbox(req)
 	req.Header.Del("Authorization")

@@ -75,16 +75,25 @@ type Config struct {
 	Throttle Throttle
 
 	// PingMinHeartbeat and PingMaxHeartbeat bound a Ping's
-	// HeartbeatInterval (Status 5 outside); defaults 60 s and 3540 s.
-	// PingMaxFolders bounds its folders (Status 6); default 300.
-	// PingPollInterval is how often folders not watched with IMAP IDLE
-	// are checked; default 30 s. PingBroker ends a device's older Ping
-	// when a newer one arrives; nil means an in-process push.Registry.
+	// HeartbeatInterval (Status 5 outside) and a hanging Sync's Wait or
+	// HeartbeatInterval (Status 14 outside); defaults 60 s and 3540 s.
+	// PingMaxFolders bounds a Ping's folders (Status 6); default 300.
+	// PingPollInterval is how often the user's watcher reads the marks
+	// of folders IMAP IDLE does not cover, when Watchers is nil; default
+	// 30 s.
 	PingMinHeartbeat time.Duration
 	PingMaxHeartbeat time.Duration
 	PingMaxFolders   int
 	PingPollInterval time.Duration
-	PingBroker       push.Broker
+	// PingBroker ends a device's older Ping or hanging Sync when a newer
+	// one arrives, and carries administrators' signals to it, across
+	// instances when it is a push.RedisBroker; nil means an in-process
+	// push.Registry.
+	PingBroker push.Broker
+	// Watchers runs the per-user mail watchers Ping and hanging Sync wait
+	// on; nil means a push.Hub of the server's own with PingPollInterval.
+	// Whoever made it closes it.
+	Watchers *push.Hub
 
 	// MailDomain is appended as "@MailDomain" to logins without "@" to
 	// form the user's address (Settings UserInformation, Autodiscover).
@@ -119,6 +128,8 @@ type Server struct {
 	failures *failureTracker
 	handlers map[string]Handler // by command name as in commands
 	router   chi.Router
+	broker   push.Broker // where Ping and hanging Sync wait
+	hub      *push.Hub   // the per-user mail watchers
 }
 
 // New returns a Server for cfg, with Provision and Settings registered when
@@ -179,6 +190,15 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	s.cache = newAuthCache(s.cfg.AuthCacheTTL)
 	s.failures = newFailureTracker(cfg.Throttle, cfg.Devices, s.log)
+	s.broker = cfg.PingBroker
+	if s.broker == nil {
+		s.broker = &push.Registry{}
+	}
+	s.hub = cfg.Watchers
+	if s.hub == nil {
+		s.hub = &push.Hub{PollInterval: positiveOr(cfg.PingPollInterval, DefaultPingPollInterval),
+			Logger: s.log.With("component", "push")}
+	}
 
 	if cfg.Devices != nil {
 		s.mustHandle("Provision", s.provision)
@@ -243,6 +263,13 @@ func (s *Server) Commands() []string {
 	}
 	return out
 }
+
+// EndWaits answers every Ping and hanging Sync waiting in this process as
+// if its heartbeat had ended (nothing changed that it knows of), and every
+// one that begins afterwards at once. The gateway calls it when it shuts
+// down, before waiting for requests in flight, so that phones are not cut
+// off but told to come back (MS-ASCMD 2.2.3.177.10, Status 1).
+func (s *Server) EndWaits() { s.broker.Shutdown() }
 
 // Versions returns the protocol versions on offer, oldest first.
 func (s *Server) Versions() []string { return slices.Clone(s.versions) }

@@ -43,7 +43,7 @@ func (s *Server) registerMailSync() {
 	if err := s.reg.Register(failed); err != nil {
 		s.log.Error("registering the Sync metrics", "err", err)
 	}
-	s.mustHandle("Sync", m.sync)
+	s.mustHandle("Sync", s.hangingSyncHandler(m)) // m.sync, held while it waits: syncwait.go
 	s.mustHandle("GetItemEstimate", m.getItemEstimate)
 	s.mustHandle("MoveItems", m.moveItems)
 }
@@ -232,7 +232,8 @@ func stripCommands(body *wbxml.Element) *wbxml.Element {
 // An empty body or Partial (12.1+) takes the collections of the cached
 // last full request (Status 13 when there is none), with the keys the
 // phone holds. Wait and HeartbeatInterval are checked (Status 14 with
-// Limit, both at once Status 4) but not held: the answer comes at once.
+// Limit, both at once Status 4); the wait itself is hangingSync's
+// (syncwait.go), around this.
 // When no collection has anything to report the response is empty
 // (MS-ASCMD 2.2.2.20); from 14.0 collections with nothing to report are
 // left out.

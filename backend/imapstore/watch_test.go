@@ -3,7 +3,6 @@ package imapstore_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,24 +11,14 @@ import (
 	"github.com/easgate/easgate/backend/testsrv"
 )
 
-// TestWatch: IDLE-based Watch on Dovecot wakes for an arrival, a flag
-// change and an expunge made elsewhere, returns at once for a change made
-// before it started, and ends with the context when nothing happens.
+// TestWatch: one IDLE-based Watch on Dovecot reports an arrival, a flag
+// change and an expunge made elsewhere, one after the other on the same
+// connection, lists the folders on that connection in between, ends with
+// its context or Close, refuses a missing folder, and ends with
+// ErrUnavailable when the store closes.
 func TestWatch(t *testing.T) {
 	d := testsrv.StartDovecot(t, nil)
-	var wire syncBuffer
-	s := newStore(t, imapstore.Options{Addr: d.Addr, DebugWriter: &wire})
-	// idling waits until n IDLE commands have been accepted by the server.
-	idling := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for strings.Count(wire.String(), "\r\n+ idling") < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("IDLE %d never started", n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	s := newStore(t, imapstore.Options{Addr: d.Addr})
 	ctx := t.Context()
 	out := dialOutside(t, d.Addr, "alice", d.Users["alice"])
 	out.CreateFolder("Watched")
@@ -50,59 +39,75 @@ func TestWatch(t *testing.T) {
 			f = g
 		}
 	}
-	state := func() *backend.FolderState {
-		cs, err := sess.Changes(ctx, f.ID, nil, time.Time{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cs.State
-	}
 
+	wctx, stop := context.WithCancel(ctx)
+	changed := make(chan struct{}, 16)
+	wt, err := w.Watch(wctx, f.ID, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats("alice"); st.Watching != 1 {
+		t.Fatalf("stats while watching %+v", st)
+	}
 	var u2 backend.UID
-	changes := []struct {
+	for _, ch := range []struct {
 		name   string
 		change func()
 	}{
 		{"arrival", func() { u2 = out.Append("Watched", []byte("Subject: b\r\n\r\nb\r\n"), nil, time.Now()) }},
 		{"flag", func() { out.SetFlags("Watched", u, []string{backend.FlagSeen}) }},
 		{"expunge", func() { out.Expunge("Watched", u2) }},
+	} {
+		ch.change()
+		select {
+		case <-changed:
+		case <-wt.Done():
+			t.Fatalf("%s: watch ended: %v", ch.name, wt.Err())
+		}
+		// Folders on the watch connection, between changes: the marks
+		// are there and the watch goes on.
+		fs, err := wt.Folders(ctx)
+		if err != nil {
+			t.Fatalf("%s: Folders on the watch: %v", ch.name, err)
+		}
+		if len(fs) != len(folders) {
+			t.Fatalf("%s: Folders on the watch lists %d folders, the session %d", ch.name, len(fs), len(folders))
+		}
+		// Dovecot may report one change in several responses: wait
+		// until it is quiet before the next change.
+		for quiet := false; !quiet; {
+			select {
+			case <-changed:
+			case <-time.After(200 * time.Millisecond):
+				quiet = true
+			}
+		}
 	}
-	for i, ch := range changes {
-		t.Run(ch.name, func(t *testing.T) {
-			st := state()
-			done := make(chan error, 1)
-			go func() { done <- w.Watch(ctx, f.ID, st) }()
-			// Change only once IDLE runs, so that IDLE (not the marks
-			// at SELECT) has to notice.
-			idling(i + 1)
-			ch.change()
-			if err := <-done; err != nil {
-				t.Fatalf("Watch: %v", err)
-			}
-			cs, err := sess.Changes(ctx, f.ID, st, time.Time{})
-			if err != nil || cs.Empty() {
-				t.Fatalf("Changes after the wake-up: %+v, %v", cs, err)
-			}
-		})
+	if st := s.Stats("alice"); st.Watching != 1 || st.Open > 1 {
+		t.Fatalf("Folders on the watch used another connection: %+v", st)
+	}
+	stop()
+	<-wt.Done()
+	if err := wt.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("watch after cancel: %v, want context.Canceled", err)
+	}
+	wt2, err := w.Watch(ctx, f.ID, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt2.Close()
+	wt2.Close()
+	if err := wt2.Err(); err != nil {
+		t.Fatalf("watch after Close: %v", err)
 	}
 
-	t.Run("before", func(t *testing.T) {
-		st := state()
-		out.SetFlags("Watched", u, []string{backend.FlagFlagged})
-		if err := w.Watch(ctx, f.ID, st); err != nil {
-			t.Fatalf("Watch with a stale state: %v", err)
-		}
-	})
-	t.Run("quiet", func(t *testing.T) {
-		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		err := w.Watch(qctx, f.ID, state())
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Watch of a quiet folder: %v, want the deadline", err)
-		}
-	})
 	t.Run("missing", func(t *testing.T) {
-		err := w.Watch(ctx, "1.NoSuchFolder", nil)
+		_, err := w.Watch(ctx, "1.NoSuchFolder", func() {})
 		if !errors.Is(err, backend.ErrFolderNotFound) {
 			t.Fatalf("Watch of a missing folder: %v", err)
 		}
@@ -111,16 +116,14 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watches left connections behind: %+v", st)
 	}
 	t.Run("store closed", func(t *testing.T) {
-		n := strings.Count(wire.String(), "\r\n+ idling")
-		done := make(chan error, 1)
-		go func() { done <- w.Watch(ctx, f.ID, nil) }()
-		idling(n + 1)
-		if st := s.Stats("alice"); st.Watching != 1 {
-			t.Fatalf("stats while watching %+v", st)
+		wt, err := w.Watch(ctx, f.ID, func() {})
+		if err != nil {
+			t.Fatal(err)
 		}
 		s.Close()
-		if err := <-done; !errors.Is(err, backend.ErrUnavailable) {
-			t.Fatalf("Watch when the store closed: %v, want ErrUnavailable", err)
+		<-wt.Done()
+		if err := wt.Err(); !errors.Is(err, backend.ErrUnavailable) {
+			t.Fatalf("watch when the store closed: %v, want ErrUnavailable", err)
 		}
 	})
 }

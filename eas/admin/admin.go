@@ -66,6 +66,23 @@ type Options struct {
 	Health func(ctx context.Context) error
 	// Now is the clock for WipeRequested; nil means time.Now.
 	Now func() time.Time
+	// Waits, when not nil, reaches a device's waiting request (a Ping or
+	// hanging Sync held open, on this gateway instance or another): a
+	// block, allow, wipe or delete ends it so that the phone comes back
+	// and meets its fate at once, and the wake action is offered.
+	Waits Notifier
+}
+
+// Notifier reaches a device's waiting request wherever it is held. The
+// gateway implements it with eas/push; the admin API knows nothing of
+// how.
+type Notifier interface {
+	// DeviceChanged ends the device's waiting request, if any, so that
+	// it checks the device's access and wipe state again.
+	DeviceChanged(ctx context.Context, user, device string) error
+	// Wake ends the device's waiting request, if any, telling the phone
+	// to sync the folders it waits on.
+	Wake(ctx context.Context, user, device string) error
 }
 
 // API is the admin HTTP handler. It is safe for concurrent use.
@@ -76,6 +93,7 @@ type API struct {
 	metrics http.Handler
 	health  func(ctx context.Context) error
 	now     func() time.Time
+	waits   Notifier // nil: no waiting requests to reach
 	router  chi.Router
 }
 
@@ -98,6 +116,7 @@ func New(o Options) (*API, error) {
 		metrics: o.Metrics,
 		health:  o.Health,
 		now:     o.Now,
+		waits:   o.Waits,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -236,6 +255,7 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, "delete device", err)
 		return
 	}
+	a.deviceChanged(r, user, dev)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -245,6 +265,7 @@ const (
 	ActionAccountWipe = "account-wipe"
 	ActionBlock       = "block"
 	ActionAllow       = "allow"
+	ActionWake        = "wake"
 )
 
 // ActionRequest is the optional JSON body of a block or allow action.
@@ -286,6 +307,9 @@ func (a *API) deviceAction(w http.ResponseWriter, r *http.Request) {
 	var fn func(*devices.Device) error
 	now := a.now().UTC()
 	switch action {
+	case ActionWake:
+		a.wake(w, r, user, dev)
+		return
 	case ActionWipe, ActionAccountWipe:
 		accountOnly := action == ActionAccountWipe
 		fn = func(d *devices.Device) error { return requestWipe(d, accountOnly, now) }
@@ -307,7 +331,7 @@ func (a *API) deviceAction(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 	default:
-		msg := fmt.Sprintf("unknown action %q (want wipe, account-wipe, block or allow)", action)
+		msg := fmt.Sprintf("unknown action %q (want wipe, account-wipe, block, allow or wake)", action)
 		a.audit(r, action, user, dev, &badRequestError{msg})
 		writeError(w, http.StatusBadRequest, msg)
 		return
@@ -316,6 +340,45 @@ func (a *API) deviceAction(w http.ResponseWriter, r *http.Request) {
 	a.audit(r, action, user, dev, err)
 	if err != nil {
 		a.storeError(w, r, action, err)
+		return
+	}
+	a.deviceChanged(r, user, d.ID)
+	writeJSON(w, http.StatusOK, d)
+}
+
+// deviceChanged ends the device's waiting request after a change to its
+// record. The change is stored already; if the request cannot be reached
+// it meets the change at its next request (after its heartbeat), so a
+// failure is only logged.
+func (a *API) deviceChanged(r *http.Request, user, dev string) {
+	if a.waits == nil {
+		return
+	}
+	if err := a.waits.DeviceChanged(r.Context(), user, dev); err != nil {
+		a.log.Warn("admin: could not end the device's waiting request", "user", user, "device", dev, "err", err)
+	}
+}
+
+// wake ends the device's waiting request telling it to sync: 200 with the
+// device, 404 for an unknown device, 501 when the gateway has no waiting
+// requests to reach.
+func (a *API) wake(w http.ResponseWriter, r *http.Request, user, dev string) {
+	if a.waits == nil {
+		err := &badRequestError{"this server cannot reach waiting requests"}
+		a.audit(r, ActionWake, user, dev, err)
+		writeError(w, http.StatusNotImplemented, err.msg)
+		return
+	}
+	d, err := a.store.GetDevice(r.Context(), user, dev)
+	if err != nil {
+		a.audit(r, ActionWake, user, dev, err)
+		a.storeError(w, r, ActionWake, err)
+		return
+	}
+	err = a.waits.Wake(r.Context(), user, d.ID)
+	a.audit(r, ActionWake, user, dev, err)
+	if err != nil {
+		a.serverError(w, r, ActionWake, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, d)

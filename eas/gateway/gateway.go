@@ -34,6 +34,7 @@ import (
 	"github.com/easgate/easgate/devices/redisstore"
 	"github.com/easgate/easgate/eas"
 	"github.com/easgate/easgate/eas/admin"
+	"github.com/easgate/easgate/eas/push"
 	"github.com/easgate/easgate/policy"
 )
 
@@ -43,6 +44,7 @@ const (
 	DefaultAdminListen     = "127.0.0.1:8081"
 	DefaultDataDir         = "easgate-data"
 	DefaultShutdownTimeout = 15 * time.Second
+	DefaultWriteTimeout    = 5 * time.Minute
 )
 
 // Security is how the gateway connects to the IMAP or SMTP server.
@@ -97,6 +99,13 @@ type Config struct {
 	// Authenticator is set.
 	IMAP         string
 	IMAPSecurity Security
+	// IMAPMaxConnsPerUser bounds each user's pooled IMAP connections
+	// (imapstore.Options.MaxConnsPerUser, default 4); a user's watcher
+	// adds one IDLE connection. IMAPIdleTimeout closes pooled
+	// connections unused this long (default 5 minutes): with every device
+	// of a user waiting, the IDLE connection is then the only one.
+	IMAPMaxConnsPerUser int
+	IMAPIdleTimeout     time.Duration
 	// SMTP is the submission server, host:port, and SMTPSecurity how to
 	// reach it. Mail is to be submitted with the phone user's own
 	// credentials; nothing uses it until the send commands are wired.
@@ -122,6 +131,28 @@ type Config struct {
 	// are cut.
 	ShutdownTimeout time.Duration
 
+	// WriteTimeout bounds how long writing a response may take, counted
+	// from the end of the request's headers (http.Server.WriteTimeout);
+	// default DefaultWriteTimeout. Ping and hanging Sync extend their own
+	// deadline to their heartbeat, so it need not cover them.
+	WriteTimeout time.Duration
+
+	// PingMinHeartbeat and PingMaxHeartbeat bound the heartbeat of Ping
+	// and hanging Sync (defaults 60 s and 3540 s, eas.Config);
+	// PingMaxFolders bounds a Ping's folders (default 300).
+	PingMinHeartbeat time.Duration
+	PingMaxHeartbeat time.Duration
+	PingMaxFolders   int
+	// PollInterval is how often a user's watcher reads the change marks
+	// of the folders IMAP IDLE does not cover (every watched folder but
+	// the Inbox, and the Inbox while IDLE is down); default 30 s
+	// (push.DefaultPollInterval).
+	PollInterval time.Duration
+	// WatchLinger keeps a user's watcher (and its IDLE connection) open
+	// this long after the last waiting request ended, for the phone's
+	// next Ping; default 10 s (push.DefaultLinger), negative for none.
+	WatchLinger time.Duration
+
 	// Authenticator, when not nil, replaces the IMAP login check (for
 	// embedding and tests of the wiring alone).
 	Authenticator backend.Authenticator
@@ -142,6 +173,8 @@ type Gateway struct {
 	registry *prometheus.Registry
 	eas      *eas.Server
 	admin    http.Handler // nil when disabled
+	hub      *push.Hub    // the per-user mail watchers
+	broker   push.Broker  // where Pings and hanging Syncs wait
 
 	mu        sync.Mutex
 	easLn     net.Listener
@@ -176,10 +209,12 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	auth := cfg.Authenticator
 	if auth == nil {
 		if g.mail, err = imapstore.New(imapstore.Options{
-			Addr:      cfg.IMAP,
-			Security:  imapSecurity[cfg.IMAPSecurity],
-			TLSConfig: cfg.TLSConfig,
-			Logger:    log.With("component", "imap"),
+			Addr:            cfg.IMAP,
+			Security:        imapSecurity[cfg.IMAPSecurity],
+			TLSConfig:       cfg.TLSConfig,
+			MaxConnsPerUser: cfg.IMAPMaxConnsPerUser,
+			IdleTimeout:     cfg.IMAPIdleTimeout,
+			Logger:          log.With("component", "imap"),
 		}); err != nil {
 			return nil, fmt.Errorf("gateway: IMAP backend: %w", err)
 		}
@@ -191,6 +226,24 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 	if g.mail != nil {
 		mail = g.mail
 	}
+	g.hub = &push.Hub{PollInterval: cfg.PollInterval, Linger: cfg.WatchLinger, Logger: log.With("component", "push")}
+	if g.rdb != nil {
+		b, err := push.NewRedisBroker(context.Background(), g.rdb, "", log.With("component", "push"))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.broker = b
+	} else {
+		g.broker = &push.Registry{}
+	}
+	g.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "easgate_push_watchers",
+			Help: "Users whose mailbox this instance watches for waiting Pings and hanging Syncs (one IMAP IDLE each)."},
+			func() float64 { return float64(g.hub.Watchers()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "easgate_push_waiting",
+			Help: "Pings and hanging Syncs waiting on this instance."},
+			func() float64 { return float64(g.broker.(interface{ Len() int }).Len()) }),
+	)
 	if g.eas, err = eas.New(eas.Config{
 		Authenticator: auth,
 		Mail:          mail,
@@ -202,6 +255,12 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 		Registerer:    g.registry,
 		Sleep:         cfg.Sleep,
 		Throttle:      cfg.Throttle,
+
+		PingMinHeartbeat: cfg.PingMinHeartbeat,
+		PingMaxHeartbeat: cfg.PingMaxHeartbeat,
+		PingMaxFolders:   cfg.PingMaxFolders,
+		PingBroker:       g.broker,
+		Watchers:         g.hub,
 	}); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -212,6 +271,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			Logger:  log,
 			Metrics: promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}),
 			Health:  g.health,
+			Waits:   waits{g.broker},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: refusing to start the admin listener: %w", err)
@@ -235,6 +295,9 @@ func (c *Config) fill() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.IMAPSecurity == "" {
 		c.IMAPSecurity = SecurityNone
@@ -363,6 +426,18 @@ func deviceState(d *devices.Device) string {
 	return StateAllowed
 }
 
+// waits is the admin API's way to a device's waiting request: a signal
+// through the broker, which reaches other instances too.
+type waits struct{ b push.Broker }
+
+func (w waits) DeviceChanged(ctx context.Context, user, device string) error {
+	return w.b.Signal(ctx, push.Key{User: user, Device: devices.NormalizeID(device)}, push.DeviceChanged)
+}
+
+func (w waits) Wake(ctx context.Context, user, device string) error {
+	return w.b.Signal(ctx, push.Key{User: user, Device: devices.NormalizeID(device)}, push.Wake)
+}
+
 // Handler returns the EAS front door (for tests that use httptest).
 func (g *Gateway) Handler() http.Handler { return g.eas }
 
@@ -487,6 +562,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		// One listener failed; stop the other too.
 	}
 	g.log.Info("easgate shutting down", "grace", g.cfg.ShutdownTimeout)
+	// Waiting Pings and hanging Syncs answer now ("nothing changed"), so
+	// that phones come back to another instance instead of being cut.
+	g.eas.EndWaits()
 	sctx, scancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer scancel()
 	for _, srv := range servers {
@@ -502,10 +580,12 @@ func (g *Gateway) httpServer(h http.Handler, name string) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
-		// No WriteTimeout: Ping and heartbeat Sync hold requests for up to
-		// an hour (MS-ASCMD 2.2.3.88).
-		IdleTimeout: 5 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(g.log.With("listener", name).Handler(), slog.LevelWarn),
+		// Ping and hanging Sync hold requests for up to an hour
+		// (MS-ASCMD 2.2.3.88) and extend their own write deadline
+		// (eas.Request.ExtendWriteDeadline).
+		WriteTimeout: g.cfg.WriteTimeout,
+		IdleTimeout:  5 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(g.log.With("listener", name).Handler(), slog.LevelWarn),
 	}
 }
 
@@ -521,6 +601,12 @@ func (g *Gateway) Close() error {
 		}
 		g.mu.Unlock()
 		var errs []error
+		if g.hub != nil {
+			g.hub.Close()
+		}
+		if b, ok := g.broker.(*push.RedisBroker); ok {
+			errs = append(errs, b.Close())
+		}
 		if g.mail != nil {
 			errs = append(errs, g.mail.Close())
 		}

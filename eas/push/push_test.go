@@ -20,30 +20,60 @@ func TestRegistry(t *testing.T) {
 	a := Key{"jane", "dev1"}
 	w1, _ := r.Begin(ctx, a)
 	other, _ := r.Begin(ctx, Key{"jane", "dev2"})
-	if closed(w1.Superseded()) || closed(other.Superseded()) {
-		t.Fatal("superseded before any newer wait")
+	if closed(w1.Done()) || closed(other.Done()) {
+		t.Fatal("ended before any newer wait")
 	}
 	w2, _ := r.Begin(ctx, a)
-	if !closed(w1.Superseded()) {
-		t.Fatal("older wait of the same device not superseded")
+	if !closed(w1.Done()) || w1.Reason() != Superseded {
+		t.Fatalf("older wait of the same device not superseded (reason %v)", w1.Reason())
 	}
-	if closed(w2.Superseded()) || closed(other.Superseded()) {
-		t.Fatal("newer wait or other device superseded")
+	if closed(w2.Done()) || closed(other.Done()) {
+		t.Fatal("newer wait or other device ended")
 	}
 	w1.End() // the older one ending must not drop the newer one
 	if r.Len() != 2 {
 		t.Fatalf("Len = %d, want 2", r.Len())
 	}
-	if !r.Supersede(a) || !closed(w2.Superseded()) {
-		t.Fatal("Supersede did not end the held wait")
+	if err := r.Signal(ctx, a, Wake); err != nil || !closed(w2.Done()) || w2.Reason() != Wake {
+		t.Fatalf("Signal did not end the held wait: %v, reason %v", err, w2.Reason())
 	}
-	if r.Supersede(a) {
-		t.Fatal("Supersede found a wait that was already ended")
+	if r.signal(a, DeviceChanged) || w2.Reason() != Wake {
+		t.Fatal("Signal found a wait that was already ended")
 	}
 	w2.End()
 	other.End()
 	other.End()
 	if r.Len() != 0 {
 		t.Fatalf("Len = %d after End, want 0", r.Len())
+	}
+}
+
+// TestRegistrySequence: only a higher number ends a wait, however the
+// announcements and Begins interleave (RedisBroker's cross-instance
+// order).
+func TestRegistrySequence(t *testing.T) {
+	var r Registry
+	k := Key{"jane", "dev1"}
+	w5 := r.BeginSeq(k, 5)
+	if r.Supersede(k, 4) || r.Supersede(k, 5) || closed(w5.Done()) {
+		t.Fatal("an older or the same number ended the wait")
+	}
+	w3 := r.BeginSeq(k, 3) // a late Begin: ends itself, not the newer one
+	if !closed(w3.Done()) || w3.Reason() != Superseded || closed(w5.Done()) {
+		t.Fatal("a late Begin did not yield to the newer wait")
+	}
+	if !r.Supersede(k, 6) || !closed(w5.Done()) || w5.Reason() != Superseded {
+		t.Fatal("a newer number did not end the wait")
+	}
+	w7 := r.BeginSeq(k, 7)
+	r.Shutdown()
+	if !closed(w7.Done()) || w7.Reason() != Shutdown {
+		t.Fatal("Shutdown did not end the wait")
+	}
+	if w := r.BeginSeq(k, 8); !closed(w.Done()) || w.Reason() != Shutdown {
+		t.Fatal("a wait begun after Shutdown did not end at once")
+	}
+	if r.Len() != 0 {
+		t.Fatalf("Len = %d after Shutdown", r.Len())
 	}
 }

@@ -1,0 +1,576 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/easgate/easgate/backend"
+)
+
+// Defaults of Hub.
+const (
+	DefaultPollInterval = 30 * time.Second
+	DefaultLinger       = 10 * time.Second
+	DefaultMinBackoff   = time.Second
+	DefaultMaxBackoff   = time.Minute
+)
+
+// Opener opens a mail session for the watcher of a user, with the
+// credentials of a request that waits (backend.Store.Open).
+type Opener func(ctx context.Context) (backend.Session, error)
+
+// Hub runs one watcher per user, shared by all of that user's waiting
+// requests (every device's Ping and hanging Sync): IMAP IDLE on the Inbox
+// (backend.Watcher) and a poll of the change marks (UIDNEXT, MESSAGES,
+// HIGHESTMODSEQ; one LIST-STATUS) of the other watched folders every
+// PollInterval. A user's watcher starts with the first Watch and stops
+// Linger after the last Subscription closed, so a user holds at most one
+// IDLE connection plus the pool's connections however many devices wait.
+//
+// The watcher only says that a folder may have changed; each waiter
+// decides with its own device's sync state whether that is news to it
+// (a device's own flag change moves the folder's marks but is not news
+// to that device).
+//
+// Set the fields before the first Watch; the zero value uses the
+// defaults. A Hub is safe for concurrent use.
+type Hub struct {
+	// PollInterval is how often the watched folders' marks are read;
+	// DefaultPollInterval when zero. The Inbox is left to IDLE while
+	// IDLE runs.
+	PollInterval time.Duration
+	// Linger keeps a watcher nobody waits on for this long, so that a
+	// phone's next Ping, sent right after the last answer, finds it
+	// running; DefaultLinger when zero, negative for none.
+	Linger time.Duration
+	// MinBackoff and MaxBackoff bound the wait before IDLE is tried
+	// again after its connection failed (doubling from MinBackoff);
+	// defaults DefaultMinBackoff and DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives watcher failures; nil means slog.Default().
+	Logger *slog.Logger
+	// Ticker replaces time.NewTicker for the poll (tests).
+	Ticker func(d time.Duration) (<-chan time.Time, func())
+
+	mu     sync.Mutex
+	users  map[string]*userWatch
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// ErrHubClosed is returned by Watch after Close.
+var ErrHubClosed = errors.New("push: watcher hub closed")
+
+// Watch subscribes to changes of folders (of user's mailbox), starting
+// the user's watcher if none runs. open is how the watcher logs in if it
+// must (the latest caller's wins, so a changed password heals). Watch
+// returns once the watcher has read the folders' marks, so any change
+// after Watch returns is reported on the Subscription: a caller checks
+// its own state after Watch, then waits on Changed. The caller must Close
+// the Subscription.
+func (h *Hub) Watch(ctx context.Context, user string, open Opener, folders []backend.FolderID) (*Subscription, error) {
+	sub := &Subscription{folders: make(map[backend.FolderID]bool, len(folders)),
+		pending: make(map[backend.FolderID]bool), c: make(chan struct{}, 1)}
+	for _, f := range folders {
+		sub.folders[f] = true
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrHubClosed
+	}
+	if h.users == nil {
+		h.users = make(map[string]*userWatch)
+	}
+	w := h.users[user]
+	if w == nil {
+		w = h.newUserWatch(user)
+		h.users[user] = w
+	}
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	w.open = open
+	w.subs[sub] = true
+	sub.w = w
+	h.mu.Unlock()
+
+	// The watcher reads the marks now; the new subscriber is left out of
+	// what that poll finds (it is about to check everything itself).
+	req := pollRequest{sub: sub, done: make(chan error, 1)}
+	select {
+	case w.polls <- req:
+	case <-w.ctx.Done():
+		sub.Close()
+		return nil, ErrHubClosed
+	case <-ctx.Done():
+		sub.Close()
+		return nil, ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		if err != nil {
+			sub.Close()
+			return nil, err
+		}
+	case <-ctx.Done():
+		sub.Close()
+		return nil, ctx.Err()
+	}
+	return sub, nil
+}
+
+// Watchers returns how many users have a watcher running.
+func (h *Hub) Watchers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.users)
+}
+
+// Close stops every watcher and waits for them; Watch fails afterwards.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	for user, w := range h.users {
+		w.stop()
+		delete(h.users, user)
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// Subscription is one waiting request's interest in some folders.
+type Subscription struct {
+	w       *userWatch
+	folders map[backend.FolderID]bool // fixed at Watch
+
+	mu      sync.Mutex
+	pending map[backend.FolderID]bool
+	c       chan struct{}
+	closed  bool
+}
+
+// Changed receives a value when some of the folders may have changed
+// since the last Take.
+func (s *Subscription) Changed() <-chan struct{} { return s.c }
+
+// Take returns the folders that may have changed since the last Take and
+// forgets them.
+func (s *Subscription) Take() []backend.FolderID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]backend.FolderID, 0, len(s.pending))
+	for f := range s.pending {
+		out = append(out, f)
+	}
+	clear(s.pending)
+	return out
+}
+
+// notify records that f may have changed, if the subscription watches it.
+func (s *Subscription) notify(f backend.FolderID) {
+	if !s.folders[f] {
+		return
+	}
+	s.mu.Lock()
+	s.pending[f] = true
+	s.mu.Unlock()
+	select {
+	case s.c <- struct{}{}:
+	default:
+	}
+}
+
+// Close ends the subscription; the user's watcher stops when it was the
+// last one (after Linger). Calling it again does nothing.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.w.unsubscribe(s)
+}
+
+// pollRequest asks a watcher to read the marks now, for a new
+// subscriber.
+type pollRequest struct {
+	sub  *Subscription
+	done chan error
+}
+
+// marks are a folder's change marks as STATUS reports them.
+type marks struct {
+	uidValidity   uint32
+	uidNext       backend.UID
+	messages      uint32
+	highestModSeq uint64
+}
+
+// userWatch is one user's watcher: a goroutine (run) owning a mail
+// session and, while the Inbox is watched, an IDLE on it.
+type userWatch struct {
+	h      *Hub
+	user   string
+	ctx    context.Context // ends when the watcher stops
+	cancel context.CancelFunc
+	polls  chan pollRequest
+	moved  chan struct{} // IDLE reported a change
+
+	// Guarded by h.mu.
+	open   Opener
+	subs   map[*Subscription]bool
+	linger *time.Timer
+}
+
+func (h *Hub) newUserWatch(user string) *userWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &userWatch{h: h, user: user, ctx: ctx, cancel: cancel, polls: make(chan pollRequest),
+		moved: make(chan struct{}, 1),
+		subs:  make(map[*Subscription]bool)}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		w.run(ctx)
+	}()
+	return w
+}
+
+// stop ends the watcher's goroutine. h.mu is held.
+func (w *userWatch) stop() {
+	if w.linger != nil {
+		w.linger.Stop()
+		w.linger = nil
+	}
+	w.cancel()
+}
+
+// unsubscribe removes sub; the last one out schedules the watcher's end.
+func (w *userWatch) unsubscribe(sub *Subscription) {
+	h := w.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(w.subs, sub)
+	if len(w.subs) > 0 || h.users[w.user] != w {
+		return
+	}
+	linger := h.Linger
+	if linger == 0 {
+		linger = DefaultLinger
+	}
+	if linger < 0 {
+		delete(h.users, w.user)
+		w.stop()
+		return
+	}
+	if w.linger == nil {
+		w.linger = time.AfterFunc(linger, func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if len(w.subs) == 0 && h.users[w.user] == w {
+				delete(h.users, w.user)
+				w.stop()
+			}
+		})
+	}
+}
+
+// watched returns the union of the subscribers' folders and the
+// subscribers.
+func (w *userWatch) watched() (map[backend.FolderID]bool, []*Subscription, Opener) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	fs := make(map[backend.FolderID]bool)
+	subs := make([]*Subscription, 0, len(w.subs))
+	for s := range w.subs {
+		subs = append(subs, s)
+		for f := range s.folders {
+			fs[f] = true
+		}
+	}
+	return fs, subs, w.open
+}
+
+// watchState is what the watcher's goroutine owns.
+type watchState struct {
+	sess  backend.Session
+	base  map[backend.FolderID]marks // marks at the last poll, watched folders only
+	inbox backend.FolderID           // "" until known
+
+	watch    backend.Watch      // the running IDLE; nil when none
+	starting context.CancelFunc // a Watch being set up; nil when none
+	started  chan startResult   // its outcome
+	idleGen  int                // changes whenever IDLE starts or stops covering the Inbox
+	armed    bool               // IDLE covers the Inbox now
+	backoff  time.Duration
+	retry    *time.Timer // pending IDLE restart
+}
+
+// startResult is the outcome of setting up IDLE.
+type startResult struct {
+	watch backend.Watch
+	err   error
+}
+
+// run is the watcher's goroutine: polls, IDLE events and new subscribers
+// are handled one at a time.
+func (w *userWatch) run(ctx context.Context) {
+	h := w.h
+	st := &watchState{base: make(map[backend.FolderID]marks)}
+	defer func() {
+		w.stopIdle(st)
+		if st.retry != nil {
+			st.retry.Stop()
+		}
+		if st.sess != nil {
+			st.sess.Close()
+		}
+	}()
+	interval := h.PollInterval
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	newTicker := h.Ticker
+	if newTicker == nil {
+		newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	ticks, stopTicks := newTicker(interval)
+	defer stopTicks()
+	logPoll := func(err error) {
+		if err != nil && ctx.Err() == nil {
+			h.logger().Warn("push: polling the folders failed", "user", w.user, "err", err)
+		}
+	}
+
+	for {
+		var idleDone <-chan struct{}
+		if st.watch != nil {
+			idleDone = st.watch.Done()
+		}
+		var retry <-chan time.Time
+		if st.retry != nil {
+			retry = st.retry.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-w.polls:
+			// Answer every subscriber that asked meanwhile with one
+			// poll.
+			reqs := []pollRequest{req}
+			for more := true; more; {
+				select {
+				case r := <-w.polls:
+					reqs = append(reqs, r)
+				default:
+					more = false
+				}
+			}
+			except := make(map[*Subscription]bool, len(reqs))
+			for _, r := range reqs {
+				except[r.sub] = true
+			}
+			err := w.poll(ctx, st, except)
+			for _, r := range reqs {
+				r.done <- err
+			}
+		case <-ticks:
+			logPoll(w.poll(ctx, st, nil))
+		case res := <-st.started:
+			st.starting, st.started = nil, nil
+			if res.err != nil {
+				w.idleFailed(ctx, st, res.err)
+				continue
+			}
+			st.watch = res.watch
+			// Whatever happened while IDLE was not waiting, the Inbox
+			// included; from now on IDLE covers the Inbox.
+			logPoll(w.poll(ctx, st, nil))
+			if st.watch != nil {
+				st.armed = true
+				st.idleGen++
+				st.backoff = 0
+			}
+		case <-w.moved:
+			_, subs, _ := w.watched()
+			for _, s := range subs {
+				s.notify(st.inbox)
+			}
+		case <-idleDone:
+			err := st.watch.Err()
+			st.watch = nil
+			st.armed = false
+			st.idleGen++
+			w.idleFailed(ctx, st, err)
+		case <-retry:
+			st.retry = nil
+			logPoll(w.poll(ctx, st, nil))
+		}
+	}
+}
+
+// idleFailed schedules the next attempt at IDLE, after a backoff.
+func (w *userWatch) idleFailed(ctx context.Context, st *watchState, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	h := w.h
+	st.backoff = nextBackoff(st.backoff, h.MinBackoff, h.MaxBackoff)
+	h.logger().Warn("push: IMAP IDLE ended; polling until it is back",
+		"user", w.user, "err", err, "retry_in", st.backoff)
+	if errors.Is(err, backend.ErrFolderNotFound) || errors.Is(err, backend.ErrUIDValidityChanged) {
+		// The Inbox is not what it was: learn it anew.
+		delete(st.base, st.inbox)
+		st.inbox = ""
+	}
+	st.retry = time.NewTimer(st.backoff)
+}
+
+// poll reads the marks of the watched folders (on the IDLE connection
+// when IDLE runs, else on the session's pooled connections) and tells the
+// subscribers (other than except) of each folder whose marks moved or
+// that is gone. A folder newly watched only gets its baseline. While IDLE
+// covers the Inbox the whole time of the poll, the Inbox is left to it.
+// It starts IDLE when the Inbox is watched and IDLE neither runs nor waits
+// for its retry.
+func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscription]bool) error {
+	union, subs, open := w.watched()
+	gen, armed := st.idleGen, st.armed
+	var fs []backend.Folder
+	var err error
+	if st.watch != nil {
+		fs, err = st.watch.Folders(ctx)
+		// On failure the watch has ended (its Done follows): the
+		// session answers this time.
+	}
+	if st.watch == nil || err != nil {
+		if st.sess == nil {
+			if open == nil {
+				return fmt.Errorf("push: no way to open the mailbox of %s", w.user)
+			}
+			sess, err := open(ctx)
+			if err != nil {
+				return err
+			}
+			st.sess = sess
+		}
+		fs, err = st.sess.Folders(ctx)
+		if err != nil {
+			// Start afresh next time: the session may be the trouble
+			// (a password changed since).
+			st.sess.Close()
+			st.sess = nil
+			return err
+		}
+	}
+	covered := armed && st.idleGen == gen && st.armed
+	now := make(map[backend.FolderID]marks, len(fs))
+	for _, f := range fs {
+		now[f.ID] = marks{f.UIDValidity, f.UIDNext, f.Messages, f.HighestModSeq}
+		if f.Role == backend.RoleInbox && st.inbox == "" {
+			st.inbox = f.ID
+		}
+	}
+	var moved []backend.FolderID
+	for f := range union {
+		m, ok := now[f]
+		b, had := st.base[f]
+		switch {
+		case !ok:
+			moved = append(moved, f)
+			delete(st.base, f)
+		case !had:
+			st.base[f] = m
+		case m != b:
+			st.base[f] = m
+			if !(covered && f == st.inbox) {
+				moved = append(moved, f)
+			}
+		}
+	}
+	for f := range st.base {
+		if !union[f] {
+			delete(st.base, f)
+		}
+	}
+	for _, s := range subs {
+		if except[s] {
+			continue
+		}
+		for _, f := range moved {
+			s.notify(f)
+		}
+	}
+	if st.inbox != "" && union[st.inbox] && st.watch == nil && st.starting == nil && st.retry == nil {
+		w.startIdle(st)
+	}
+	return nil
+}
+
+// startIdle sets up IDLE on the Inbox in a goroutine of its own, when the
+// session can; the outcome arrives on st.started.
+func (w *userWatch) startIdle(st *watchState) {
+	watcher, ok := st.sess.(backend.Watcher)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan startResult, 1)
+	st.starting, st.started = cancel, started
+	inbox := st.inbox
+	go func() {
+		wt, err := watcher.Watch(ctx, inbox, func() {
+			select {
+			case w.moved <- struct{}{}:
+			default:
+			}
+		})
+		started <- startResult{wt, err}
+	}()
+}
+
+// stopIdle ends IDLE, or its set-up, and closes its connection.
+func (w *userWatch) stopIdle(st *watchState) {
+	if st.starting != nil {
+		st.starting()
+		if res := <-st.started; res.watch != nil {
+			res.watch.Close()
+		}
+		st.starting, st.started = nil, nil
+	}
+	if st.watch != nil {
+		st.watch.Close()
+		st.watch = nil
+	}
+	st.armed = false
+	st.idleGen++
+}
+
+// nextBackoff doubles d within [lo, hi].
+func nextBackoff(d, lo, hi time.Duration) time.Duration {
+	if lo <= 0 {
+		lo = DefaultMinBackoff
+	}
+	if hi <= 0 {
+		hi = DefaultMaxBackoff
+	}
+	d *= 2
+	return min(max(d, lo), hi)
+}
+
+func (h *Hub) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
