@@ -623,9 +623,13 @@ func drive(ctx context.Context, cfg config, t *target, users []*benchUser, res *
 	<-samplesDone
 
 	res.Samples = samples
-	res.Peak = sample{RSS: -1, Goroutines: -1, GatewayIMAP: -1, ServerIMAP: -1, MaxPerUser: -1}
+	unknown := sample{RSS: -1, Goroutines: -1, GatewayIMAP: -1, ServerIMAP: -1, MaxPerUser: -1}
+	res.Peak, res.MailPeak = unknown, unknown
 	for _, s := range samples {
 		res.Peak = peakOf(res.Peak, s)
+		if s.Phase == "mail" || s.Phase == "drain" {
+			res.MailPeak = peakOf(res.MailPeak, s)
+		}
 	}
 	res.Appends, res.AppendErrors, res.AppendSkipped = cnt.appends.Load(), cnt.appendErrors.Load(), cnt.appendSkipped.Load()
 	res.Wakes, res.Spurious, res.Expired = cnt.wakes.Load(), cnt.spurious.Load(), cnt.expired.Load()

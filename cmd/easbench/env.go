@@ -38,8 +38,11 @@ const (
 type gatewayConfig struct {
 	LogLevel slog.Level `json:"level"`
 	IMAP     string     `json:"imap"`
-	Redis    string     `json:"redis"`
-	DataDir  string     `json:"data"`
+	// IMAPIdleTimeout closes the gateway's pooled IMAP connections
+	// unused this long (0: the gateway's default).
+	IMAPIdleTimeout time.Duration `json:"imapIdle"`
+	Redis           string        `json:"redis"`
+	DataDir         string        `json:"data"`
 }
 
 // gatewayAddrs is the line the gateway process prints once it listens.
@@ -63,6 +66,7 @@ func runGateway(raw string) int {
 		AdminListen:     "127.0.0.1:0",
 		AdminToken:      os.Getenv(tokenEnv),
 		IMAP:            gc.IMAP,
+		IMAPIdleTimeout: gc.IMAPIdleTimeout,
 		Redis:           gc.Redis,
 		DataDir:         gc.DataDir,
 		ShutdownTimeout: 2 * time.Second,
@@ -232,6 +236,9 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 	var cmd *exec.Cmd
 	var addrs gatewayAddrs
 	if cfg.easgateBinary != "" {
+		if cfg.imapIdle != 0 {
+			return nil, errors.New("-imap-idle-timeout cannot be passed to `easgate serve`; leave out -easgate")
+		}
 		eas, err := freeAddr()
 		if err != nil {
 			return nil, err
@@ -251,7 +258,7 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 		if err != nil {
 			return nil, err
 		}
-		gc, _ := json.Marshal(gatewayConfig{LogLevel: cfg.gatewayLevel, IMAP: d.Addr, Redis: redisURL, DataDir: dataDir})
+		gc, _ := json.Marshal(gatewayConfig{LogLevel: cfg.gatewayLevel, IMAP: d.Addr, IMAPIdleTimeout: cfg.imapIdle, Redis: redisURL, DataDir: dataDir})
 		cmd = exec.Command(self)
 		cmd.Env = append(os.Environ(), gatewayEnv+"="+string(gc), tokenEnv+"="+t.adminToken)
 		cmd.Stderr = logFile

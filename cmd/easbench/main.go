@@ -54,10 +54,11 @@ type config struct {
 	jsonOut   bool
 
 	spawn         bool
-	easgateBinary string     // with -spawn: run this `easgate serve` instead of re-executing easbench
-	gatewayLog    string     // with -spawn: the gateway's log file
-	gatewayLevel  slog.Level // with -spawn: the gateway's log level
-	perProcess    int        // with -spawn: Dovecot imap client_limit (0: automatic)
+	easgateBinary string        // with -spawn: run this `easgate serve` instead of re-executing easbench
+	gatewayLog    string        // with -spawn: the gateway's log file
+	gatewayLevel  slog.Level    // with -spawn: the gateway's log level
+	perProcess    int           // with -spawn: Dovecot imap client_limit (0: automatic)
+	imapIdle      time.Duration // with -spawn: the gateway's IMAPIdleTimeout (0: its default)
 
 	easURL     string // without -spawn: the gateway's EAS base URL
 	adminURL   string // without -spawn: the admin listener (metrics)
@@ -93,6 +94,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	fs.StringVar(&c.gatewayLog, "gateway-log", "", "with -spawn: `file` for the gateway's log (default: a temporary file, named in the result)")
 	fs.TextVar(&c.gatewayLevel, "gateway-log-level", slog.LevelWarn, "with -spawn: the gateway's log `level` (debug, info, warn, error)")
 	fs.IntVar(&c.perProcess, "dovecot-clients", 0, "with -spawn: IMAP connections per Dovecot imap process (0: enough to stay under 64 processes)")
+	fs.DurationVar(&c.imapIdle, "imap-idle-timeout", 0, "with -spawn: close the gateway's pooled IMAP connections unused this long (0: the gateway's default, 5m)")
 	fs.StringVar(&c.easURL, "eas", "", "without -spawn: the gateway's EAS `URL`, e.g. http://127.0.0.1:8080")
 	fs.StringVar(&c.adminURL, "admin", "", "without -spawn: the gateway's admin `URL` (for go_goroutines), e.g. http://127.0.0.1:8081")
 	fs.StringVar(&c.imapAddr, "imap", "", "without -spawn: the IMAP server `host:port` the gateway uses")
