@@ -505,20 +505,25 @@ func bench(ctx context.Context, cfg config, logw io.Writer) (*result, error) {
 	} else {
 		t = externalTarget(cfg)
 	}
-	err := drive(ctx, cfg, t, users, res, logw)
-	return res, errors.Join(err, t.stop())
+	measured, err := drive(ctx, cfg, t, users, res, logw)
+	err = errors.Join(err, t.stop())
+	if !measured {
+		return nil, err
+	}
+	return res, err
 }
 
-// drive runs the phases against a target and fills res.
-func drive(ctx context.Context, cfg config, t *target, users []*benchUser, res *result, logw io.Writer) error {
+// drive runs the phases against a target and fills res; measured reports
+// that it got as far as the end of the mail phase.
+func drive(ctx context.Context, cfg config, t *target, users []*benchUser, res *result, logw io.Writer) (measured bool, err error) {
 	devs := newDevices(cfg, users, t.easURL)
 	start := time.Now()
 	if err := warmUp(ctx, t.imapAddr, users, cfg.setupConc); err != nil {
-		return err
+		return false, err
 	}
 	fmt.Fprintf(logw, "easbench: %d users checked over IMAP in %v; setting up %d devices\n", len(users), time.Since(start).Round(time.Millisecond), len(devs))
 	if err := setupAll(ctx, devs, cfg.setupConc, logw); err != nil {
-		return err
+		return false, err
 	}
 	res.Setup = time.Since(start)
 	fmt.Fprintf(logw, "easbench: setup done in %v; starting %d Pings at %.0f/s\n", res.Setup.Round(time.Millisecond), len(devs), cfg.ramp)
@@ -615,12 +620,19 @@ func drive(ctx context.Context, cfg config, t *target, users []*benchUser, res *
 		time.Sleep(100 * time.Millisecond)
 	}
 	res.Unseen = unseen()
+	for _, d := range devs {
+		if n := d.u.unseen(int(d.seen.Load())); n > 0 && len(res.UnseenDevices) < 10 {
+			at, _ := d.u.firstAfter(int(d.seen.Load()))
+			res.UnseenDevices = append(res.UnseenDevices, fmt.Sprintf("%s of %s: %d appends, the first done at %s",
+				d.c.DeviceID, d.u.name, n, at.UTC().Format("15:04:05.000")))
+		}
+	}
 	record(take())
 	res.PeakRSSHWM = procStatus(t.pid, "VmHWM")
-	stopPings()
-	pings.Wait()
 	stopSampling()
 	<-samplesDone
+	stopPings()
+	pings.Wait()
 
 	res.Samples = samples
 	unknown := sample{RSS: -1, Goroutines: -1, GatewayIMAP: -1, ServerIMAP: -1, MaxPerUser: -1}
@@ -646,5 +658,5 @@ func drive(ctx context.Context, cfg config, t *target, users []*benchUser, res *
 	if len(errs) > 0 {
 		fmt.Fprintf(logw, "easbench: first errors: %s\n", strings.Join(errs, "; "))
 	}
-	return ctx.Err()
+	return true, ctx.Err()
 }

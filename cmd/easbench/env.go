@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -43,6 +44,8 @@ type gatewayConfig struct {
 	IMAPIdleTimeout time.Duration `json:"imapIdle"`
 	Redis           string        `json:"redis"`
 	DataDir         string        `json:"data"`
+	// Pprof, when set, serves net/http/pprof on this address.
+	Pprof string `json:"pprof,omitempty"`
 }
 
 // gatewayAddrs is the line the gateway process prints once it listens.
@@ -78,6 +81,19 @@ func runGateway(raw string) int {
 	if err := g.Listen(); err != nil {
 		log.Error("easbench gateway: cannot listen", "err", err)
 		return 1
+	}
+	if gc.Pprof != "" {
+		// The profiles of the gateway process itself, to see where its
+		// memory goes (go tool pprof http://ADDR/debug/pprof/heap).
+		ln, err := net.Listen("tcp", gc.Pprof)
+		if err != nil {
+			log.Error("easbench gateway: pprof listener", "err", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.Serve(ln, mux)
 	}
 	line, _ := json.Marshal(gatewayAddrs{EAS: g.Addr(), Admin: g.AdminAddr()})
 	fmt.Fprintf(os.Stdout, "%s\n", line)
@@ -236,8 +252,8 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 	var cmd *exec.Cmd
 	var addrs gatewayAddrs
 	if cfg.easgateBinary != "" {
-		if cfg.imapIdle != 0 {
-			return nil, errors.New("-imap-idle-timeout cannot be passed to `easgate serve`; leave out -easgate")
+		if cfg.imapIdle != 0 || cfg.pprof != "" {
+			return nil, errors.New("-imap-idle-timeout and -gateway-pprof cannot be passed to `easgate serve`; leave out -easgate")
 		}
 		eas, err := freeAddr()
 		if err != nil {
@@ -258,11 +274,15 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 		if err != nil {
 			return nil, err
 		}
-		gc, _ := json.Marshal(gatewayConfig{LogLevel: cfg.gatewayLevel, IMAP: d.Addr, IMAPIdleTimeout: cfg.imapIdle, Redis: redisURL, DataDir: dataDir})
+		gc, _ := json.Marshal(gatewayConfig{LogLevel: cfg.gatewayLevel, IMAP: d.Addr, IMAPIdleTimeout: cfg.imapIdle, Pprof: cfg.pprof, Redis: redisURL, DataDir: dataDir})
 		cmd = exec.Command(self)
 		cmd.Env = append(os.Environ(), gatewayEnv+"="+string(gc), tokenEnv+"="+t.adminToken)
 		cmd.Stderr = logFile
 		t.spawned = "eas/gateway in a child process (" + filepath.Base(self) + " in gateway mode)"
+	}
+	if cfg.memLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+cfg.memLimit)
+		t.spawned += ", GOMEMLIMIT=" + cfg.memLimit
 	}
 	var stdout io.ReadCloser
 	if cmd.Stdout == nil {

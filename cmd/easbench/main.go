@@ -51,7 +51,7 @@ type config struct {
 	ramp      float64       // Pings started per second
 	setupConc int           // devices provisioned at once
 	sample    time.Duration // sampling interval of the gateway
-	jsonOut   bool
+	jsonOut   string        // file for the result as JSON ("" none, "-" stdout instead of the table)
 
 	spawn         bool
 	easgateBinary string        // with -spawn: run this `easgate serve` instead of re-executing easbench
@@ -59,6 +59,8 @@ type config struct {
 	gatewayLevel  slog.Level    // with -spawn: the gateway's log level
 	perProcess    int           // with -spawn: Dovecot imap client_limit (0: automatic)
 	imapIdle      time.Duration // with -spawn: the gateway's IMAPIdleTimeout (0: its default)
+	pprof         string        // with -spawn: net/http/pprof address of the gateway process
+	memLimit      string        // with -spawn: GOMEMLIMIT of the gateway process ("" none)
 
 	easURL     string // without -spawn: the gateway's EAS base URL
 	adminURL   string // without -spawn: the admin listener (metrics)
@@ -88,13 +90,15 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	fs.StringVar(&ramp, "ramp", "200/s", "`rate` at which the Pings are started")
 	fs.IntVar(&c.setupConc, "setup-concurrency", 16, "devices provisioned and synced at once")
 	fs.DurationVar(&c.sample, "sample", 2*time.Second, "how often the gateway is sampled")
-	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON instead of a table")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the result with every sample as JSON to `file` (\"-\": print it instead of the table)")
 	fs.BoolVar(&c.spawn, "spawn", false, "start a private Dovecot, redis-server and gateway")
 	fs.StringVar(&c.easgateBinary, "easgate", "", "with -spawn: the easgate `binary` to run as `easgate serve` (default: this program in gateway mode)")
 	fs.StringVar(&c.gatewayLog, "gateway-log", "", "with -spawn: `file` for the gateway's log (default: a temporary file, named in the result)")
 	fs.TextVar(&c.gatewayLevel, "gateway-log-level", slog.LevelWarn, "with -spawn: the gateway's log `level` (debug, info, warn, error)")
 	fs.IntVar(&c.perProcess, "dovecot-clients", 0, "with -spawn: IMAP connections per Dovecot imap process (0: enough to stay under 64 processes)")
 	fs.DurationVar(&c.imapIdle, "imap-idle-timeout", 0, "with -spawn: close the gateway's pooled IMAP connections unused this long (0: the gateway's default, 5m)")
+	fs.StringVar(&c.pprof, "gateway-pprof", "", "with -spawn: serve net/http/pprof of the gateway process on this `address`, e.g. 127.0.0.1:6060")
+	fs.StringVar(&c.memLimit, "gateway-gomemlimit", "", "with -spawn: GOMEMLIMIT of the gateway process, e.g. 350MiB (default: none, as `easgate serve` runs)")
 	fs.StringVar(&c.easURL, "eas", "", "without -spawn: the gateway's EAS `URL`, e.g. http://127.0.0.1:8080")
 	fs.StringVar(&c.adminURL, "admin", "", "without -spawn: the gateway's admin `URL` (for go_goroutines), e.g. http://127.0.0.1:8081")
 	fs.StringVar(&c.imapAddr, "imap", "", "without -spawn: the IMAP server `host:port` the gateway uses")
@@ -187,6 +191,22 @@ func parseRate(s string) (float64, error) {
 	return 0, fmt.Errorf("rate %q: unit %q is not s, m or h", s, unit)
 }
 
+// writeJSONFile writes the result to name, or to stdout for "-".
+func writeJSONFile(res *result, name string, stdout io.Writer) error {
+	if name == "-" {
+		return res.writeJSON(stdout)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := res.writeJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // userName is the name of user i (from 1).
 func userName(prefix string, i int) string { return fmt.Sprintf("%s%05d", prefix, i) }
 
@@ -210,12 +230,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	res, err := bench(ctx, cfg, stderr)
 	if res != nil {
-		if cfg.jsonOut {
-			if err := res.writeJSON(stdout); err != nil {
+		if cfg.jsonOut != "-" {
+			res.writeTable(stdout)
+		}
+		if cfg.jsonOut != "" {
+			if err := writeJSONFile(res, cfg.jsonOut, stdout); err != nil {
 				fmt.Fprintln(stderr, "easbench:", err)
 			}
-		} else {
-			res.writeTable(stdout)
 		}
 	}
 	if err != nil {

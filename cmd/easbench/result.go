@@ -93,7 +93,8 @@ type result struct {
 	OtherStatus      map[int]int64
 	PingErrors       int64
 	SyncErrors       int64
-	Unseen           int64 // appends some device of the user never got a wake for
+	Unseen           int64    // appends some device of the user never got a wake for
+	UnseenDevices    []string `json:",omitempty"` // the first devices with unseen appends
 	Latency          latencySummary
 	Steady           sample   // the last sample before mail started
 	MailPeak         sample   // the maximum of each field while mail was appended and drained
@@ -164,6 +165,9 @@ func (r *result) writeTable(w io.Writer) {
 	p("appends     %d done, %d failed, %d skipped (appenders busy)", r.Appends, r.AppendErrors, r.AppendSkipped)
 	p("pings       %d woke (Status 2), %d spurious, %d expired, %d hierarchy changed, %d errors, other statuses %v", r.Wakes, r.Spurious, r.Expired, r.HierarchyChanged, r.PingErrors, r.OtherStatus)
 	p("            %d Sync/FolderSync errors; %d device-appends never woke their device (after -drain)", r.SyncErrors, r.Unseen)
+	for _, d := range r.UnseenDevices {
+		p("            not woken: %s", d)
+	}
 	l := r.Latency
 	p("latency     APPEND done -> Ping Status 2: n %d, min %s, p50 %s, p90 %s, p99 %s, max %s", l.N, sec(l.Min), sec(l.P50), sec(l.P90), sec(l.P99), sec(l.Max))
 	p("")
