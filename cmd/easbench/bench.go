@@ -486,6 +486,9 @@ feed:
 	return context.Cause(ctx)
 }
 
+// maxListed bounds the devices never woken that the result names.
+const maxListed = 500
+
 // bench runs the load: setup, Pings, settle, mail, drain.
 func bench(ctx context.Context, cfg config, logw io.Writer) (*result, error) {
 	res := &result{Users: cfg.users, Pings: cfg.pings, Rate: cfg.rate, Duration: cfg.duration, Heartbeat: cfg.heartbeat}
@@ -621,7 +624,7 @@ func drive(ctx context.Context, cfg config, t *target, users []*benchUser, res *
 	}
 	res.Unseen = unseen()
 	for _, d := range devs {
-		if n := d.u.unseen(int(d.seen.Load())); n > 0 && len(res.UnseenDevices) < 10 {
+		if n := d.u.unseen(int(d.seen.Load())); n > 0 && len(res.UnseenDevices) < maxListed {
 			at, _ := d.u.firstAfter(int(d.seen.Load()))
 			res.UnseenDevices = append(res.UnseenDevices, fmt.Sprintf("%s of %s: %d appends, the first done at %s",
 				d.c.DeviceID, d.u.name, n, at.UTC().Format("15:04:05.000")))

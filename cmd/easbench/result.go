@@ -165,7 +165,11 @@ func (r *result) writeTable(w io.Writer) {
 	p("appends     %d done, %d failed, %d skipped (appenders busy)", r.Appends, r.AppendErrors, r.AppendSkipped)
 	p("pings       %d woke (Status 2), %d spurious, %d expired, %d hierarchy changed, %d errors, other statuses %v", r.Wakes, r.Spurious, r.Expired, r.HierarchyChanged, r.PingErrors, r.OtherStatus)
 	p("            %d Sync/FolderSync errors; %d device-appends never woke their device (after -drain)", r.SyncErrors, r.Unseen)
-	for _, d := range r.UnseenDevices {
+	for i, d := range r.UnseenDevices {
+		if i == 5 {
+			p("            not woken: %d more devices (all in -json)", len(r.UnseenDevices)-i)
+			break
+		}
 		p("            not woken: %s", d)
 	}
 	l := r.Latency
