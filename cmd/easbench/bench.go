@@ -57,17 +57,22 @@ func (u *benchUser) end(i int, now time.Time, err error) {
 	}
 }
 
-// settled returns how many appends from the first are finished (done or
-// failed): what a Sync starting now certainly covers.
-func (u *benchUser) settled() int {
+// indexAfter returns the index just past the n-th append that has not
+// failed: where the appends a device has not received begin, once its
+// Syncs brought it n new messages. The tool is the only source of mail,
+// and IMAP gives appended messages ascending UIDs, so the n messages a
+// device received are the first n appends (two appends to one user at
+// the same moment may swap places, which changes nothing here).
+func (u *benchUser) indexAfter(n int) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for i, a := range u.appends {
-		if !a.failed && a.done.IsZero() {
-			return i
+	i := 0
+	for ; i < len(u.appends) && n > 0; i++ {
+		if !u.appends[i].failed {
+			n--
 		}
 	}
-	return len(u.appends)
+	return i
 }
 
 // firstAfter returns when the first successful append at index seen or
@@ -106,9 +111,13 @@ type device struct {
 	u     *benchUser
 	c     *easclient.Client
 	inbox string
-	key   string       // INBOX SyncKey
-	fkey  string       // FolderSync SyncKey
-	seen  atomic.Int64 // appends of u covered by the device's last Sync
+	key   string // INBOX SyncKey
+	fkey  string // FolderSync SyncKey
+	// received counts the messages the device's Syncs added since
+	// setup; seen is where the appends it has not received begin
+	// (indexAfter).
+	received int
+	seen     atomic.Int64
 }
 
 // setup does what a phone does before it can Ping: Provision, FolderSync
@@ -138,8 +147,9 @@ func (d *device) setup(ctx context.Context) error {
 		return errors.New("FolderSync: no INBOX")
 	}
 	d.inbox, d.key, d.fkey = in.ServerID, "0", fc.SyncKey
-	d.seen.Store(int64(d.u.settled()))
-	return d.sync(ctx)
+	// Whatever the INBOX holds before the mail phase is not counted.
+	_, err = d.sync(ctx)
+	return err
 }
 
 // folderSync answers Ping Status 7 as a phone does: FolderSync with the
@@ -157,27 +167,29 @@ func (d *device) folderSync(ctx context.Context) error {
 }
 
 // sync brings the INBOX up to date: Sync until nothing more is
-// available. The first Sync of a new key "0" only gets a key.
-func (d *device) sync(ctx context.Context) error {
+// available. The first Sync of a new key "0" only gets a key. It returns
+// how many messages were added.
+func (d *device) sync(ctx context.Context) (added int, err error) {
 	for {
 		first := d.key == "0"
 		r, res, err := d.c.Sync(ctx, d.key, d.inbox, syncOptions)
 		if err != nil {
-			return err
+			return added, err
 		}
 		if r.HTTPStatus != http.StatusOK {
-			return fmt.Errorf("Sync: HTTP %d", r.HTTPStatus)
+			return added, fmt.Errorf("Sync: HTTP %d", r.HTTPStatus)
 		}
 		if res.Empty {
-			return nil
+			return added, nil
 		}
 		col, ok := res.Collection(d.inbox)
 		if !ok || col.Status != 1 || col.SyncKey == "" {
-			return fmt.Errorf("Sync: Status %d, collection Status %d", res.Status, col.Status)
+			return added, fmt.Errorf("Sync: Status %d, collection Status %d", res.Status, col.Status)
 		}
 		d.key = col.SyncKey
+		added += len(col.Added)
 		if !first && !col.MoreAvailable {
-			return nil
+			return added, nil
 		}
 	}
 }
@@ -248,17 +260,17 @@ func (d *device) pingLoop(ctx context.Context, hb int, lat *latencies, cnt *coun
 			} else {
 				cnt.spurious.Add(1)
 			}
-			seen := d.u.settled()
-			if err := d.sync(ctx); err != nil {
+			added, err := d.sync(ctx)
+			d.received += added
+			d.seen.Store(int64(d.u.indexAfter(d.received)))
+			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
 				cnt.syncErrors.Add(1)
 				cnt.note(&cnt.firstSyncErr, err)
 				pause()
-				continue
 			}
-			d.seen.Store(int64(seen))
 		case 7:
 			cnt.hierarchy.Add(1)
 			if err := d.folderSync(ctx); err != nil && ctx.Err() == nil {

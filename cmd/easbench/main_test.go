@@ -143,21 +143,18 @@ func TestUserAppends(t *testing.T) {
 	a := u.begin(at(0))
 	b := u.begin(at(1))
 	c := u.begin(at(2))
-	if n := u.settled(); n != 0 {
-		t.Errorf("settled with nothing finished = %d", n)
-	}
 	// A wake that overtakes the APPEND's OK is timed from the APPEND.
 	if got, ok := u.firstAfter(0); !ok || !got.Equal(at(0)) {
 		t.Errorf("firstAfter(0) before any OK = %v %v", got, ok)
 	}
 	u.end(a, at(3), errors.New("NO"))
 	u.end(c, at(4), nil)
-	if n := u.settled(); n != 1 {
-		t.Errorf("settled = %d, want 1 (b is still running)", n)
-	}
 	u.end(b, at(5), nil)
-	if n := u.settled(); n != 3 {
-		t.Errorf("settled = %d, want 3", n)
+	// a failed: the first message received is b's, the second c's.
+	for n, want := range []int{0, 2, 3, 3} {
+		if got := u.indexAfter(n); got != want {
+			t.Errorf("indexAfter(%d) = %d, want %d", n, got, want)
+		}
 	}
 	if got, ok := u.firstAfter(0); !ok || !got.Equal(at(5)) {
 		t.Errorf("firstAfter(0) = %v %v, want b's OK (a failed)", got, ok)
