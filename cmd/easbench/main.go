@@ -19,6 +19,10 @@
 // -admin, -imap, -pid) whose IMAP server knows the users
 // <prefix>00001… with the password <user>pw or -password.
 //
+// easbench must be the only source of mail for those users during a run:
+// a device's share of the appends is counted from the messages its Syncs
+// add.
+//
 // Usage:
 //
 //	easbench -spawn -users 2000 -pings 10000 -rate 20/s -duration 2m
