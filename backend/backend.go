@@ -114,6 +114,20 @@ type Session interface {
 	// (MS-ASCMD 2.2.1.10).
 	Section(ctx context.Context, id FolderID, uid UID, part string, offset, limit int64) ([]byte, error)
 
+	// OpenPart opens one leaf part of a message ("1", "2.1"; not a
+	// multipart, not HEADER or TEXT) for streaming, decoded from its
+	// Content-Transfer-Encoding unless opts.Raw, without setting \Seen.
+	// A part in an encoding the server does not know is read as stored.
+	// It returns when the bytes have begun to arrive, so the reader's
+	// Size is known where the server can tell it (IMAP BINARY: the
+	// length of the decoded literal). The reader holds a connection until
+	// it is closed, and ctx bounds the reading too. Errors:
+	// ErrMessageNotFound, ErrInvalidSection (malformed, missing or
+	// multipart), ErrFolderNotFound, ErrUIDValidityChanged.
+	// ItemOperations Fetch of an attachment, with Range (MS-ASCMD
+	// 2.2.1.10).
+	OpenPart(ctx context.Context, id FolderID, uid UID, part string, opts PartOptions) (PartReader, error)
+
 	// Message streams the whole RFC 5322 message without setting \Seen.
 	// The reader holds a connection until it is closed; the caller must
 	// Close it. Errors: ErrMessageNotFound. MIME bodies (BodyPreference
@@ -156,6 +170,31 @@ type Session interface {
 	// Close releases the session's resources (pooled connections stay in
 	// the pool). Calls after Close fail with ErrClosed.
 	Close() error
+}
+
+// PartOptions says how Session.OpenPart reads a part.
+type PartOptions struct {
+	// Raw keeps the part's transfer encoding (IMAP BODY.PEEK[part]);
+	// otherwise the part is decoded (IMAP BINARY.PEEK[part]).
+	Raw bool
+	// Offset is the first byte to read, counted in the form read
+	// (decoded unless Raw); Limit is how many at most (<= 0: to the end).
+	Offset, Limit int64
+}
+
+// PartReader streams a message part opened with Session.OpenPart. Read
+// fails with an error wrapping ErrUnavailable when the connection breaks;
+// a part that turns out longer or shorter than Size said is an error too,
+// never silently cut or padded.
+type PartReader interface {
+	io.ReadCloser
+	// Size is the number of bytes Read yields before io.EOF (the part
+	// from Offset, at most Limit), or -1 when it is not known before
+	// reading (decoded by the gateway for a server without IMAP BINARY).
+	Size() int64
+	// Total is the size of the whole part in the form read, or -1 when
+	// not known before reading.
+	Total() int64
 }
 
 // AppendMessage is a message to store with Session.Append.

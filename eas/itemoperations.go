@@ -1,14 +1,13 @@
 package eas
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"mime/quotedprintable"
+	"os"
 	"strconv"
 	"strings"
 
@@ -106,25 +105,6 @@ func findPart(root *backend.BodyPart, path string) *backend.BodyPart {
 	return nil
 }
 
-// decodeTransfer undoes a part's Content-Transfer-Encoding.
-func decodeTransfer(enc string, data []byte) ([]byte, error) {
-	switch enc {
-	case "base64":
-		out := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
-		n, err := base64.StdEncoding.Decode(out, data) // skips CR and LF
-		if err != nil {
-			// Tolerate missing padding and stray characters the way mail
-			// readers do: decode what is valid.
-			return io.ReadAll(base64.NewDecoder(base64.RawStdEncoding, bytes.NewReader(bytes.TrimRight(data, "=\r\n \t"))))
-		}
-		return out[:n], nil
-	case "quoted-printable":
-		return io.ReadAll(quotedprintable.NewReader(bytes.NewReader(data)))
-	default: // 7bit, 8bit, binary, or none
-		return data, nil
-	}
-}
-
 // parseRange parses an ItemOperations Range "first-last" (MS-ASCMD
 // 2.2.3.140.1; both inclusive).
 func parseRange(s string) (first, last int64, ok bool) {
@@ -140,12 +120,25 @@ func parseRange(s string) (first, last int64, ok bool) {
 	return first, last, true
 }
 
-// ioFetch is one answered Fetch: its element and, for an attachment, the
-// bytes its Data (or multipart Part) carries.
+// ioFetch is one answered Fetch: its element, or, for an attachment
+// whose bytes are read while the response is written, what to send.
 type ioFetch struct {
-	e    *wbxml.Element
-	data []byte
-	has  bool // e's Properties get the data
+	e   *wbxml.Element
+	att *ioAttachment
+}
+
+// ioAttachment is an attachment found in its message's structure. Its
+// bytes are opened only while the response is written, one attachment at
+// a time, so that a request holds one mail server connection however
+// many attachments it fetches.
+type ioAttachment struct {
+	ref         string
+	folder      backend.FolderID
+	uid         backend.UID
+	path        string
+	ctype       string
+	ranged      bool
+	first, last int64 // the Range, both inclusive
 }
 
 // itemOperations is the ItemOperations command (MS-ASCMD 2.2.1.10, the
@@ -159,6 +152,12 @@ type ioFetch struct {
 // own hierarchy and the user's own session, so nothing outside the
 // user's mailbox can be named. Move (conversations, 14.0+) is not
 // implemented: each Move is answered with Status 156, action not supported.
+//
+// Attachments are streamed: their bytes go from the mail server (IMAP
+// BINARY, decoded there) through the encoder into the response spool
+// (see writeResponse), never whole in memory. The spool also means that a
+// failure half way through an attachment (the mail server hangs up)
+// still becomes a clean error response: nothing has been sent yet.
 //
 // EmptyFolderContents does not touch the collection's sync state: the
 // next Sync of the collection reports the removed messages as Deletes of
@@ -198,77 +197,325 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 		}
 		resp.Add(e)
 	}
-	var fetches []ioFetch
+	// Attachments get an empty Fetch element in the tree, filled in
+	// when the response is written.
+	pending := map[*wbxml.Element]*ioAttachment{}
+	var order []*wbxml.Element
 	for _, f := range body.ChildrenOf(wbxml.ItemOperationsFetch) {
 		r, err := s.ioFetchOne(ctx, req, f, lookup)
 		if err != nil {
 			return Response{}, err
 		}
-		fetches = append(fetches, r)
+		if r.att != nil {
+			r.e = wbxml.E(wbxml.ItemOperationsFetch)
+			pending[r.e] = r.att
+			order = append(order, r.e)
+		}
+		resp.Add(r.e)
 	}
 	doc := wbxml.E(wbxml.ItemOperationsItemOperations, wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(ioSuccess)))
-	if len(resp.Children) > 0 || len(fetches) > 0 {
+	if len(resp.Children) > 0 {
 		doc.Add(resp)
 	}
-	if !req.AcceptMultiPart {
-		for _, f := range fetches {
-			if f.has {
-				f.e.Child(wbxml.ItemOperationsProperties).Add(wbxml.T(wbxml.ItemOperationsData, base64String(f.data)))
-			}
-			resp.Add(f.e)
-		}
+	switch {
+	case req.AcceptMultiPart:
+		return Response{ContentType: ContentTypeMultipart, Body: func(w io.Writer) error {
+			return s.writeMultipartFetches(ctx, req, w, doc, order, pending)
+		}}, nil
+	case len(pending) == 0:
 		return Response{Element: doc}, nil
+	default:
+		return Response{Body: func(w io.Writer) error { return s.writeInlineFetches(ctx, req, w, doc, pending) }}, nil
 	}
-	var parts [][]byte
-	for _, f := range fetches {
-		if f.has {
-			parts = append(parts, f.data)
-			f.e.Child(wbxml.ItemOperationsProperties).Add(wbxml.T(wbxml.ItemOperationsPart, strconv.Itoa(len(parts))))
+}
+
+// attachmentBody is the bytes of an attachment, or of its Range, being
+// sent: Size bytes exactly.
+type attachmentBody struct {
+	io.Reader
+	size  int64
+	close func() error
+}
+
+// openAttachment opens the bytes of an attachment and returns them with
+// the attachment's Fetch element (Status, FileReference and Properties
+// with ContentType, and Range and Total for a Range); for a Fetch that
+// fails it returns only the element, with its status. The caller must
+// close the body. The error is for failures of the whole request (the
+// mail server is unavailable).
+func (s *Server) openAttachment(ctx context.Context, req *Request, a *ioAttachment) (*attachmentBody, *wbxml.Element, error) {
+	refEl := wbxml.T(wbxml.AirSyncBaseFileReference, a.ref)
+	fail := func(st int) *wbxml.Element {
+		return wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(st)), refEl)
+	}
+	sess, err := req.Mailbox(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var opts backend.PartOptions
+	if a.ranged {
+		opts = backend.PartOptions{Offset: a.first, Limit: a.last - a.first + 1}
+	}
+	pr, err := sess.OpenPart(ctx, a.folder, a.uid, a.path, opts)
+	if err == nil && pr.Total() < 0 {
+		// Decoded by the backend, size unknown: read it whole into a
+		// temporary file to learn its size, then take the Range there.
+		if a.ranged {
+			pr.Close()
+			pr, err = sess.OpenPart(ctx, a.folder, a.uid, a.path, backend.PartOptions{})
 		}
-		resp.Add(f.e)
+		if err == nil {
+			return s.spooledAttachment(req, pr, a, fail, refEl)
+		}
+	}
+	if err != nil {
+		st, err := backendFailure(err, ioInvalidAttachment)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.log.Warn("ItemOperations Fetch: attachment not opened", "user", req.User, "ref", a.ref, "status", st)
+		return nil, fail(st), nil
+	}
+	total := pr.Total()
+	if a.ranged && a.first >= total {
+		pr.Close()
+		return nil, fail(ioBadRange), nil
+	}
+	return &attachmentBody{Reader: pr, size: pr.Size(), close: pr.Close}, s.attachmentElement(a, refEl, total), nil
+}
+
+// spooledAttachment reads a part of unknown size into a temporary file
+// and answers from there. A part that cannot be decoded (invalid base64)
+// fails its Fetch with Status 3, as it does when the server decodes it.
+func (s *Server) spooledAttachment(req *Request, pr backend.PartReader, a *ioAttachment, fail func(int) *wbxml.Element, refEl *wbxml.Element) (*attachmentBody, *wbxml.Element, error) {
+	body, err := spoolAttachment(pr, pr.Size())
+	if cerr := pr.Close(); err == nil && cerr != nil {
+		body.close()
+		err = cerr
+	}
+	if err != nil {
+		st, ferr := backendFailure(err, ioInvalidAttachment)
+		if ferr != nil {
+			return nil, nil, ferr
+		}
+		s.log.Warn("ItemOperations Fetch: attachment not read", "user", req.User, "ref", a.ref, "status", st, "err", err)
+		return nil, fail(st), nil
+	}
+	total := body.size
+	if !a.ranged {
+		return body, s.attachmentElement(a, refEl, total), nil
+	}
+	if a.first >= total {
+		body.close()
+		return nil, fail(ioBadRange), nil
+	}
+	n := min(a.last, total-1) - a.first + 1
+	body.Reader = io.NewSectionReader(body.Reader.(io.ReaderAt), a.first, n)
+	body.size = n
+	return body, s.attachmentElement(a, refEl, total), nil
+}
+
+// attachmentElement is the Fetch element of an attachment that is sent;
+// Data or Part is added by the caller.
+func (s *Server) attachmentElement(a *ioAttachment, refEl *wbxml.Element, total int64) *wbxml.Element {
+	props := wbxml.E(wbxml.ItemOperationsProperties, wbxml.T(wbxml.AirSyncBaseContentType, a.ctype))
+	if a.ranged {
+		props.Add(wbxml.T(wbxml.ItemOperationsRange, fmt.Sprintf("%d-%d", a.first, min(a.last, total-1))),
+			wbxml.T(wbxml.ItemOperationsTotal, strconv.FormatInt(total, 10)))
+	}
+	return wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(ioSuccess)), refEl, props)
+}
+
+// spoolAttachment copies r (size bytes, or up to EOF when size < 0) into
+// a temporary file, which the body's close removes.
+func spoolAttachment(r io.Reader, size int64) (*attachmentBody, error) {
+	f, err := os.CreateTemp("", "easgate-attachment-*")
+	if err != nil {
+		return nil, fmt.Errorf("spooling an attachment: %w", err)
+	}
+	body := &attachmentBody{Reader: f, close: func() error {
+		f.Close()
+		return os.Remove(f.Name())
+	}}
+	if size >= 0 {
+		body.size, err = io.CopyN(f, r, size)
+	} else {
+		body.size, err = io.Copy(f, r)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		body.close()
+		return nil, fmt.Errorf("spooling an attachment: %w", err)
+	}
+	return body, nil
+}
+
+// encodeFilled writes e as Element.Encode does, except that the content
+// of each element in fill is written by its function.
+func encodeFilled(enc *wbxml.Encoder, e *wbxml.Element, fill map[*wbxml.Element]func(*wbxml.Encoder) error) error {
+	f, ok := fill[e]
+	if !ok && len(e.Children) == 0 {
+		return e.Encode(enc)
+	}
+	if err := enc.Start(e.Tag); err != nil {
+		return err
+	}
+	if ok {
+		if err := f(enc); err != nil {
+			return err
+		}
+	} else {
+		for _, c := range e.Children {
+			if err := encodeFilled(enc, c, fill); err != nil {
+				return err
+			}
+		}
+	}
+	return enc.End()
+}
+
+// writeInlineFetches writes a WBXML response whose attachments are base64
+// Data (MS-ASCMD 2.2.3.39.1), each read from the mail server while it is
+// encoded, one after the other.
+func (s *Server) writeInlineFetches(ctx context.Context, req *Request, w io.Writer, doc *wbxml.Element, pending map[*wbxml.Element]*ioAttachment) error {
+	fill := make(map[*wbxml.Element]func(*wbxml.Encoder) error, len(pending))
+	for el, a := range pending {
+		fill[el] = func(enc *wbxml.Encoder) error {
+			body, fe, err := s.openAttachment(ctx, req, a)
+			if err != nil {
+				return err
+			}
+			data := &wbxml.Element{Tag: wbxml.ItemOperationsData}
+			inner := map[*wbxml.Element]func(*wbxml.Encoder) error{}
+			if body != nil {
+				defer body.close()
+				fe.Child(wbxml.ItemOperationsProperties).Add(data)
+				inner[data] = func(enc *wbxml.Encoder) error {
+					return enc.TextFrom(newBase64Encoder(body))
+				}
+			}
+			for _, c := range fe.Children {
+				if err := encodeFilled(enc, c, inner); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	enc := wbxml.NewEncoder(w)
+	if err := encodeFilled(enc, doc, fill); err != nil {
+		return fmt.Errorf("encoding ItemOperations: %w", err)
+	}
+	return enc.Close()
+}
+
+// writeMultipartFetches writes the multipart body of MS-ASCMD 2.2.2.9.1.1:
+// the part count, an (offset, length) pair per part, all 32-bit
+// little-endian, then the parts: the WBXML response, whose attachments
+// name their Part, and each attachment's bytes. Every length comes first,
+// so each attachment is opened (learning its size) before anything is
+// written; all but the last are copied to temporary files on the way, so
+// that one mail server connection is held at a time, and the last is
+// streamed straight from the mail server.
+func (s *Server) writeMultipartFetches(ctx context.Context, req *Request, w io.Writer, doc *wbxml.Element, order []*wbxml.Element, pending map[*wbxml.Element]*ioAttachment) error {
+	var bodies []*attachmentBody
+	defer func() {
+		for _, b := range bodies {
+			b.close()
+		}
+	}()
+	for i, el := range order {
+		body, fe, err := s.openAttachment(ctx, req, pending[el])
+		if err != nil {
+			return err
+		}
+		if body != nil && i < len(order)-1 {
+			spooled, err := spoolAttachment(body, body.size)
+			body.close()
+			if err != nil {
+				return err
+			}
+			body = spooled
+		}
+		if body != nil {
+			bodies = append(bodies, body)
+			fe.Child(wbxml.ItemOperationsProperties).Add(wbxml.T(wbxml.ItemOperationsPart, strconv.Itoa(len(bodies))))
+		}
+		el.Children = fe.Children
 	}
 	head, err := wbxml.Marshal(doc)
 	if err != nil {
-		return Response{}, fmt.Errorf("encoding ItemOperations: %w", err)
+		return fmt.Errorf("encoding ItemOperations: %w", err)
 	}
-	parts = append([][]byte{head}, parts...)
-	return Response{ContentType: ContentTypeMultipart, Body: func(w io.Writer) error { return writeMultipart(w, parts) }}, nil
-}
-
-// base64String encodes b with one allocation (EncodeToString makes two).
-func base64String(b []byte) string {
-	var sb strings.Builder
-	sb.Grow(base64.StdEncoding.EncodedLen(len(b)))
-	enc := base64.NewEncoder(base64.StdEncoding, &sb)
-	enc.Write(b) // a strings.Builder never fails
-	enc.Close()
-	return sb.String()
-}
-
-// writeMultipart writes the multipart body of MS-ASCMD 2.2.2.9.1.1: the
-// part count, an (offset, length) pair per part, all 32-bit little-endian,
-// then the parts.
-func writeMultipart(w io.Writer, parts [][]byte) error {
-	hdr := make([]byte, 0, 4+8*len(parts))
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(parts)))
-	off := int64(4 + 8*len(parts))
-	for _, p := range parts {
-		if off+int64(len(p)) > 1<<31-1 {
-			return errors.New("multipart response over 2 GiB")
-		}
-		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(off))
-		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(p)))
-		off += int64(len(p))
+	sizes := []int64{int64(len(head))}
+	for _, b := range bodies {
+		sizes = append(sizes, b.size)
 	}
-	if _, err := w.Write(hdr); err != nil {
+	if err := writeMultipartHeader(w, sizes); err != nil {
 		return err
 	}
-	for _, p := range parts {
-		if _, err := w.Write(p); err != nil {
-			return err
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	for i, b := range bodies {
+		if n, err := io.CopyN(w, b, b.size); err != nil {
+			return fmt.Errorf("writing multipart part %d: %d of %d bytes: %w", i+1, n, b.size, err)
 		}
 	}
 	return nil
+}
+
+// writeMultipartHeader writes the part count and an (offset, length) pair
+// per part, 32-bit little-endian (MS-ASCMD 2.2.2.9.1.1).
+func writeMultipartHeader(w io.Writer, sizes []int64) error {
+	hdr := make([]byte, 0, 4+8*len(sizes))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(sizes)))
+	off := int64(4 + 8*len(sizes))
+	for _, n := range sizes {
+		if off+n > 1<<31-1 {
+			return errors.New("multipart response over 2 GiB")
+		}
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(off))
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(n))
+		off += n
+	}
+	_, err := w.Write(hdr)
+	return err
+}
+
+// base64Encoder yields the standard base64 encoding (RFC 4648, padded, no
+// line breaks) of what src yields, a block at a time.
+type base64Encoder struct {
+	src     io.Reader
+	in      [12 << 10]byte // a multiple of 3: only the last block is padded
+	out     [16 << 10]byte
+	pending []byte
+	eof     bool
+}
+
+func newBase64Encoder(src io.Reader) *base64Encoder { return &base64Encoder{src: src} }
+
+func (b *base64Encoder) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 {
+		if b.eof {
+			return 0, io.EOF
+		}
+		n, err := io.ReadFull(b.src, b.in[:])
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			b.eof = true
+		default:
+			return 0, err
+		}
+		base64.StdEncoding.Encode(b.out[:], b.in[:n])
+		b.pending = b.out[:base64.StdEncoding.EncodedLen(n)]
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
 }
 
 // backendFailure turns a backend error into a per-element status, or
@@ -327,13 +574,38 @@ func (s *Server) ioFetchOne(ctx context.Context, req *Request, f *wbxml.Element,
 		return s.fetchAttachment(ctx, req, f.ChildText(wbxml.AirSyncBaseFileReference), opts, lookup, fail)
 	}
 	if f.Child(wbxml.AirSyncServerId) != nil {
-		return s.fetchItem(ctx, req, f.ChildText(wbxml.AirSyncCollectionId), f.ChildText(wbxml.AirSyncServerId), opts, lookup, fail)
+		coll, sid := f.ChildText(wbxml.AirSyncCollectionId), f.ChildText(wbxml.AirSyncServerId)
+		ids := []*wbxml.Element{wbxml.T(wbxml.AirSyncCollectionId, coll), wbxml.T(wbxml.AirSyncServerId, sid)}
+		return s.fetchItem(ctx, req, coll, sid, ids, opts, lookup, fail)
+	}
+	if f.Child(wbxml.SearchLongId) != nil {
+		long := f.ChildText(wbxml.SearchLongId)
+		coll, _ := parseLongID(long)
+		return s.fetchItem(ctx, req, coll, long, []*wbxml.Element{wbxml.T(wbxml.SearchLongId, long)}, opts, lookup, fail)
 	}
 	return fail(ioProtocolError), nil
 }
 
-// fetchAttachment answers a Fetch by FileReference (MS-ASCMD 2.2.3.69.1):
-// ContentType, and the decoded bytes (or the Range of them, with Total).
+// A LongId (MS-ASCMD 2.2.3.93) names a Search result for ItemOperations
+// Fetch (and SmartReply/SmartForward). easgate's LongIds are the message's
+// ServerId, CollectionId:UID: it names the folder as well as the message,
+// stays valid as long as the ServerId does, and reaches only folders of the
+// device's own hierarchy, as a ServerId does. Search hands them out.
+
+// parseLongID returns the CollectionId a LongId names; ok is false when it
+// has none.
+func parseLongID(long string) (collection string, ok bool) {
+	i := strings.LastIndexByte(long, ':')
+	if i <= 0 {
+		return "", false
+	}
+	return long[:i], true
+}
+
+// fetchAttachment answers a Fetch by FileReference (MS-ASCMD 2.2.3.69.1)
+// as far as it can before the response is written: an unknown reference
+// or a malformed Range fails here; a known attachment is returned to be
+// opened and sent by openAttachment.
 func (s *Server) fetchAttachment(ctx context.Context, req *Request, ref string, opts *wbxml.Element, lookup func(string) (hierarchy.Folder, bool), fail func(int, ...*wbxml.Element) ioFetch) (ioFetch, error) {
 	refEl := wbxml.T(wbxml.AirSyncBaseFileReference, ref)
 	coll, uid, path, ok := parseFileReference(ref)
@@ -357,36 +629,22 @@ func (s *Server) fetchAttachment(ctx context.Context, req *Request, ref string, 
 	if part == nil {
 		return fail(ioInvalidAttachment, refEl), nil
 	}
-	raw, err := sess.Section(ctx, folder.ID, uid, path, 0, 0)
-	if err != nil {
-		st, err := backendFailure(err, ioInvalidAttachment)
-		return fail(st, refEl), err
-	}
-	data, err := decodeTransfer(part.Encoding, raw)
-	if err != nil {
-		return fail(ioServerError, refEl), nil
-	}
-	props := wbxml.E(wbxml.ItemOperationsProperties, wbxml.T(wbxml.AirSyncBaseContentType, part.Type+"/"+part.Subtype))
+	a := &ioAttachment{ref: ref, folder: folder.ID, uid: uid, path: path, ctype: part.Type + "/" + part.Subtype}
 	if opts != nil && opts.Child(wbxml.ItemOperationsRange) != nil {
-		first, last, ok := parseRange(opts.ChildText(wbxml.ItemOperationsRange))
-		total := int64(len(data))
-		if !ok || first >= total {
+		a.first, a.last, a.ranged = parseRange(opts.ChildText(wbxml.ItemOperationsRange))
+		if !a.ranged {
 			return fail(ioBadRange, refEl), nil
 		}
-		last = min(last, total-1)
-		data = data[first : last+1]
-		props.Add(wbxml.T(wbxml.ItemOperationsRange, fmt.Sprintf("%d-%d", first, last)),
-			wbxml.T(wbxml.ItemOperationsTotal, strconv.FormatInt(total, 10)))
 	}
-	e := wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(ioSuccess)), refEl, props)
-	return ioFetch{e: e, data: data, has: true}, nil
+	return ioFetch{att: a}, nil
 }
 
-// fetchItem answers a Fetch by CollectionId and ServerId (MS-ASCMD
-// 2.2.3.69.1): the whole message converted with the Fetch's
+// fetchItem answers a Fetch by CollectionId and ServerId, or by LongId
+// (MS-ASCMD 2.2.3.69.1): the whole message converted with the Fetch's
 // BodyPreference and MIMESupport, as Sync would add it.
-func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, opts *wbxml.Element, lookup func(string) (hierarchy.Folder, bool), fail func(int, ...*wbxml.Element) ioFetch) (ioFetch, error) {
-	ids := []*wbxml.Element{wbxml.T(wbxml.AirSyncCollectionId, coll), wbxml.T(wbxml.AirSyncServerId, sid)}
+// ids are the elements naming the item in the answer (CollectionId and
+// ServerId, or LongId).
+func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, ids []*wbxml.Element, opts *wbxml.Element, lookup func(string) (hierarchy.Folder, bool), fail func(int, ...*wbxml.Element) ioFetch) (ioFetch, error) {
 	folder, known := lookup(coll)
 	uid := mailsync.ParseServerID(coll, sid)
 	if !known || uid == 0 {
@@ -404,28 +662,91 @@ func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, 
 	if len(sums) != 1 {
 		return fail(ioObjectNotFound, ids...), nil
 	}
-	rc, err := sess.Message(ctx, folder.ID, uid)
-	if err != nil {
-		st, err := backendFailure(err, ioObjectNotFound)
-		return fail(st, ids...), err
-	}
-	raw, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		st, err := backendFailure(err, ioObjectNotFound)
-		return fail(st, ids...), err
-	}
 	o := itemOptions(opts, req.Version)
 	o.Drafts = folder.Role == backend.RoleDrafts
 	o.FileRef = func(path []int) string { return fileReference(coll, uid, path) }
-	sum := sums[0]
-	it, err := mailitem.Build(ctx, mailitem.FromBytes(raw, mailitem.Meta{UID: uint32(uid), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}), o)
+	it, err := mailitem.Build(ctx, &sessionSource{sess: sess, folder: folder.ID, sum: &sums[0]}, o)
 	if err != nil {
-		s.log.Warn("ItemOperations Fetch: message not converted", "user", req.User, "collection", coll, "uid", uint32(uid), "err", err)
-		return fail(ioServerError, ids...), nil
+		st, ferr := backendFailure(err, ioObjectNotFound)
+		if ferr != nil {
+			return ioFetch{}, ferr
+		}
+		s.log.Warn("ItemOperations Fetch: message not converted", "user", req.User, "collection", coll, "uid", uint32(uid), "status", st, "err", err)
+		return fail(st, ids...), nil
 	}
 	e := wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(ioSuccess)))
 	e.Add(ids...)
 	e.Add(wbxml.T(wbxml.AirSyncClass, "Email"), it.Properties())
 	return ioFetch{e: e}, nil
+}
+
+// sessionSource is the mailitem.Source of one message read through the
+// session: the summary answers Meta and Structure, the header and the text
+// parts the body needs are each one Section, and only a MIME body (Type 4)
+// reads the whole message. An attachment is never read to build an item.
+type sessionSource struct {
+	sess   backend.Session
+	folder backend.FolderID
+	sum    *backend.Summary
+}
+
+func (s *sessionSource) Meta() mailitem.Meta {
+	return mailitem.Meta{UID: uint32(s.sum.UID), Flags: s.sum.Flags, InternalDate: s.sum.Received, Size: s.sum.Size}
+}
+
+func (s *sessionSource) Structure(context.Context) (*mailitem.Part, error) {
+	if s.sum.Structure == nil {
+		return &mailitem.Part{Path: []int{1}, Type: "text", Subtype: "plain"}, nil
+	}
+	return itemPart(s.sum.Structure), nil
+}
+
+func (s *sessionSource) Header(ctx context.Context) ([]byte, error) {
+	return s.sess.Section(ctx, s.folder, s.sum.UID, "HEADER", 0, 0)
+}
+
+func (s *sessionSource) Section(ctx context.Context, path []int, maxBytes int64) ([]byte, bool, error) {
+	limit := int64(0)
+	if maxBytes > 0 {
+		limit = maxBytes + 1 // one more byte tells whether there is more
+	}
+	p := mailitem.PathString(path)
+	if p == "" {
+		p = "TEXT"
+	}
+	b, err := s.sess.Section(ctx, s.folder, s.sum.UID, p, 0, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	if maxBytes > 0 && int64(len(b)) > maxBytes {
+		return b[:maxBytes], true, nil
+	}
+	return b, false, nil
+}
+
+func (s *sessionSource) Full(ctx context.Context) (io.ReadCloser, int64, error) {
+	rc, err := s.sess.Message(ctx, s.folder, s.sum.UID)
+	return rc, s.sum.Size, err
+}
+
+// itemPart turns the backend's MIME tree into mailitem's.
+func itemPart(p *backend.BodyPart) *mailitem.Part {
+	out := &mailitem.Part{
+		Type: p.Type, Subtype: p.Subtype, Params: p.Params,
+		ID: p.ID, Description: p.Description, Encoding: p.Encoding, Size: p.Size,
+		Disposition: p.Disposition, DispositionParams: p.DispositionParams, Location: p.Location,
+	}
+	if p.Path != "" {
+		for f := range strings.SplitSeq(p.Path, ".") {
+			n, _ := strconv.Atoi(f)
+			out.Path = append(out.Path, n)
+		}
+	}
+	if p.Type != "multipart" && len(out.Path) == 0 {
+		out.Path = []int{1} // the body of a single-part message
+	}
+	for _, c := range p.Children {
+		out.Children = append(out.Children, itemPart(c))
+	}
+	return out
 }

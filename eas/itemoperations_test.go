@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"mime/quotedprintable"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -63,8 +62,13 @@ type ioEnv struct {
 }
 
 func newIOEnv(t *testing.T, binSize int) *ioEnv {
+	return newIOEnvWith(t, attachmentBytes(binSize), "Grüße = 100 % \nline two\n")
+}
+
+// newIOEnvWith appends attachmentMessage(bin, qp) to the INBOX.
+func newIOEnvWith(t *testing.T, bin []byte, qp string) *ioEnv {
 	e := newSyncEnv(t)
-	ie := &ioEnv{syncEnv: e, inbox: e.ids["INBOX"], bin: attachmentBytes(binSize), qp: "Grüße = 100 % \nline two\n"}
+	ie := &ioEnv{syncEnv: e, inbox: e.ids["INBOX"], bin: bin, qp: qp}
 	raw := attachmentMessage(ie.bin, ie.qp)
 	uid, err := e.sess.Append(context.Background(), e.folders[ie.inbox], backend.AppendMessage{Size: int64(len(raw)), Body: strings.NewReader(raw), Date: time.Now()})
 	if err != nil {
@@ -363,68 +367,6 @@ func TestParseFileReference(t *testing.T) {
 	}
 }
 
-// TestItemOperationsLargeAttachment fetches a 20 MB attachment, larger
-// than the response spool keeps in memory, in both response forms and
-// compares it byte for byte. It logs the bytes allocated and the highest
-// heap seen while serving (go test -v -run LargeAttachment).
-func TestItemOperationsLargeAttachment(t *testing.T) {
-	const size = 20 << 20
-	e := newIOEnv(t, size)
-	ref := fileReference(e.inbox, e.uid, []int{2})
-	for _, multipart := range []bool{true, false} {
-		r := post("ItemOperations", "14.1", mustMarshal(t, ioReq(fetchRef(ref))))
-		if multipart {
-			r.Header.Set("MS-ASAcceptMultiPart", "T")
-		}
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		peak := before.HeapAlloc
-		stop, done := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			var m runtime.MemStats
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(2 * time.Millisecond):
-					runtime.ReadMemStats(&m)
-					peak = max(peak, m.HeapAlloc)
-				}
-			}
-		}()
-		w := e.do(r)
-		close(stop)
-		<-done
-		runtime.ReadMemStats(&after)
-		t.Logf("multipart=%v: %d MB attachment, %d MB allocated, heap peak %d MB above the start (sampled), response %d bytes",
-			multipart, size>>20, (after.TotalAlloc-before.TotalAlloc)>>20, (peak-before.HeapAlloc)>>20, w.Body.Len())
-		if w.Code != 200 {
-			t.Fatalf("HTTP %d", w.Code)
-		}
-		var got []byte
-		if multipart {
-			parts := parseMultipart(t, w.Body.Bytes())
-			if len(parts) != 2 {
-				t.Fatalf("%d parts", len(parts))
-			}
-			got = parts[1]
-		} else {
-			doc := decode(t, w)
-			fs := ioFetches(t, doc)
-			var err error
-			got, err = base64.StdEncoding.DecodeString(fs[0].Child(wbxml.ItemOperationsProperties).ChildText(wbxml.ItemOperationsData))
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !bytes.Equal(got, e.bin) {
-			t.Fatalf("multipart=%v: %d bytes received differ from the %d-byte attachment", multipart, len(got), len(e.bin))
-		}
-	}
-}
-
 // TestItemOperationsFileReferenceFromSync fetches an attachment by the
 // FileReference a Sync Add listed, as a phone does, and compares the bytes.
 func TestItemOperationsFileReferenceFromSync(t *testing.T) {
@@ -456,5 +398,36 @@ func TestItemOperationsFileReferenceFromSync(t *testing.T) {
 	got, err := base64.StdEncoding.DecodeString(data)
 	if err != nil || !bytes.Equal(got, e.bin) {
 		t.Errorf("attachment bytes differ (err %v, %d bytes, want %d)", err, len(got), len(e.bin))
+	}
+}
+
+// TestItemOperationsFetchLongID: a Fetch by LongId gets the same item as
+// by ServerId and echoes the LongId; a LongId of another folder that is
+// not in the device's hierarchy, or a malformed one, is not found.
+func TestItemOperationsFetchLongID(t *testing.T) {
+	e := newIOEnv(t, 100)
+	fetch := func(long string) *wbxml.Element {
+		return wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStore, "Mailbox"),
+			wbxml.T(wbxml.SearchLongId, long),
+			wbxml.E(wbxml.ItemOperationsOptions, wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "1"))))
+	}
+	long := mailsync.ServerID(e.inbox, e.uid)
+	_, doc := e.post(t, "ItemOperations", "ItemOperationsResponse", ioReq(
+		fetch(long), fetch("9999:"+fmt.Sprint(e.uid)), fetch("nonsense"), fetch(mailsync.ServerID(e.inbox, e.uid+50))))
+	fs := ioFetches(t, doc)
+	want := []string{"1", "6", "6", "6"}
+	if len(fs) != len(want) {
+		t.Fatalf("%d Fetch answers, want %d", len(fs), len(want))
+	}
+	for i, f := range fs {
+		if got := f.ChildText(wbxml.ItemOperationsStatus); got != want[i] {
+			t.Errorf("Fetch %d: Status %s, want %s", i, got, want[i])
+		}
+	}
+	if got := fs[0].ChildText(wbxml.SearchLongId); got != long || fs[0].Has(wbxml.AirSyncServerId) {
+		t.Errorf("answer names %v, want LongId %q only", fs[0], long)
+	}
+	if p := fs[0].Child(wbxml.ItemOperationsProperties); p == nil || p.ChildText(wbxml.EmailSubject) != "with attachments" {
+		t.Errorf("Properties %v", p)
 	}
 }

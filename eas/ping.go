@@ -55,8 +55,9 @@ type pingFolder struct {
 }
 
 // pinger runs the Ping command. after makes the heartbeat timer
-// (time.NewTimer outside tests); waiting, when set, is called once a Ping
-// starts waiting.
+// (time.NewTimer outside tests); waiting, when set, is called each time a
+// Ping starts waiting: first, and again after a wake-up that was no news
+// to its device.
 type pinger struct {
 	s       *Server
 	eng     *mailsync.Engine
@@ -145,15 +146,19 @@ func parsePing(body *wbxml.Element) (pingParams, error) {
 
 // ping is the Ping command (MS-ASCMD 2.2.1.13, the digest §3.7). It
 // checks the request (Status 3–7), answers 2 at once when a folder has
-// changes the device has not synced, and otherwise waits: IMAP IDLE on the
-// Inbox when the mail session can, a poll of the folders' change marks
-// every PingPollInterval for the rest. Every wake-up is confirmed with the
-// device's own sync state (its own Sync changes do not count), so Status 2
-// names exactly the folders a Sync would bring something for. The wait
-// ends with Status 1 at the heartbeat, or when a newer Ping of the same
-// device arrives (the digest: "answer it with status 1 or just close it";
-// Status 1 tells the phone nothing changed, which is true of this one).
-// No policy key is needed (the gate exempts Ping).
+// changes the device has not synced, and otherwise waits on the user's
+// shared watcher (push.Hub: IMAP IDLE on the Inbox, a poll of the
+// folders' change marks every PingPollInterval). Every wake-up is
+// confirmed with the device's own sync state (its own Sync changes do not
+// count), so Status 2 names exactly the folders a Sync would bring
+// something for; a change of the folder list gives Status 7. The wait
+// ends with Status 1 at the heartbeat, when a newer Ping (or hanging Sync)
+// of the same device arrives on any instance (the digest: "answer it with
+// status 1 or just close it"; Status 1 tells the phone nothing changed,
+// which is true of this one), or when the gateway shuts down. An
+// administrator's block or wipe ends it with the gate's answer (403,
+// 449 / Status 129, 140), a wake with Status 2 for all its folders. No
+// policy key is needed (the gate exempts Ping).
 func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (Response, error) {
 	store := p.s.cfg.Devices
 	sent, err := parsePing(body)
@@ -238,12 +243,8 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 			watched = append(watched, watchedFolder{sid: f.ID, folder: hf.ID})
 		}
 	}
-	if changed, err := p.hier.Pending(ctx, sess, req.User, req.DeviceID); err != nil {
-		return Response{}, err
-	} else if changed {
-		return pingStatus(pingHierarchyChanged), nil
-	}
-	wait := &changeWait{s: p.s, eng: p.eng, req: req, sess: sess, watched: watched, hb: hb, after: p.after, waiting: p.waiting}
+	wait := &changeWait{s: p.s, eng: p.eng, req: req, sess: sess, watched: watched, hb: hb, after: p.after, waiting: p.waiting,
+		hierarchy: func(ctx context.Context) (bool, error) { return p.hier.Pending(ctx, sess, req.User, req.DeviceID) }}
 	res, err := wait.run(ctx, w)
 	if err != nil {
 		return Response{}, err
@@ -265,7 +266,7 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 		// Superseded or the gateway stopping: nothing changed that
 		// this Ping knows of.
 		return pingStatus(pingExpired), nil
-	case res.gone:
+	case res.gone, res.hierarchy:
 		return pingStatus(pingHierarchyChanged), nil
 	}
 	if len(res.changed) == 0 {
@@ -298,15 +299,33 @@ type changeWait struct {
 	hb      time.Duration
 	after   func(d time.Duration) (<-chan time.Time, func())
 	waiting func(user, device string)
+	// hierarchy, when set, reports whether the folder list differs from
+	// the device's (Ping Status 7); it is asked once at the start and
+	// whenever the watcher saw the folder list change.
+	hierarchy func(ctx context.Context) (bool, error)
 }
 
 // waitResult is how a changeWait ended: with the CollectionIds that have
-// news (in request order), with a folder gone (the hierarchy changed),
-// with a push.Reason, or with none of these at the heartbeat.
+// news (in request order), with a folder gone or the folder list changed
+// (the device's hierarchy is out of date), with a push.Reason, or with
+// none of these at the heartbeat.
 type waitResult struct {
-	changed []string
-	gone    bool
-	reason  push.Reason
+	changed   []string
+	gone      bool
+	hierarchy bool
+	reason    push.Reason
+}
+
+// done reports whether the result ends the wait.
+func (r waitResult) done() bool { return r.gone || r.hierarchy || len(r.changed) > 0 }
+
+// hierarchyChanged asks cw.hierarchy, if set.
+func (cw *changeWait) hierarchyChanged(ctx context.Context) (waitResult, error) {
+	if cw.hierarchy == nil {
+		return waitResult{}, nil
+	}
+	changed, err := cw.hierarchy(ctx)
+	return waitResult{hierarchy: changed}, err
 }
 
 // run waits; an error means the client went away or a store failed.
@@ -323,7 +342,10 @@ func (cw *changeWait) run(ctx context.Context, w push.Wait) (waitResult, error) 
 		return waitResult{}, err
 	}
 	defer sub.Close()
-	if res, err := cw.check(ctx, cw.watched); err != nil || res.gone || len(res.changed) > 0 {
+	if res, err := cw.hierarchyChanged(ctx); err != nil || res.done() {
+		return res, err
+	}
+	if res, err := cw.check(ctx, cw.watched); err != nil || res.done() {
 		return res, err
 	}
 	// The answer comes after the heartbeat: this request may write
@@ -346,15 +368,23 @@ func (cw *changeWait) run(ctx context.Context, w push.Wait) (waitResult, error) 
 		case <-w.Done():
 			return waitResult{reason: w.Reason()}, nil
 		case <-sub.Changed():
-			moved := sub.Take()
+			moved, hier := sub.Take()
+			if hier {
+				if res, err := cw.hierarchyChanged(ctx); err != nil || res.done() {
+					return res, err
+				}
+			}
 			var fs []watchedFolder
 			for _, f := range cw.watched {
 				if slices.Contains(moved, f.folder) {
 					fs = append(fs, f)
 				}
 			}
-			if res, err := cw.check(ctx, fs); err != nil || res.gone || len(res.changed) > 0 {
+			if res, err := cw.check(ctx, fs); err != nil || res.done() {
 				return res, err
+			}
+			if cw.waiting != nil {
+				cw.waiting(req.User, req.DeviceID)
 			}
 		}
 	}

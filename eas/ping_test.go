@@ -280,6 +280,55 @@ func TestPingWakeUps(t *testing.T) {
 	if changed, _, err := cw.changed(ctx, watch); err != nil || !changed {
 		t.Fatalf("after another client's change: changed %v err %v", changed, err)
 	}
+
+	// The same with a waiting Ping: the device's own flag change wakes
+	// the watcher (IDLE reports it) but not the Ping, which checks and
+	// waits on; another client's flag change answers it.
+	e.prime(t, in)
+	ch = e.startPing(ctx, nil)
+	e.waitFor(t, ctx)
+	_, doc = e.post(t, "Sync", "SyncResponse", syncReq(collReq(e.currentKey(t, in), in, 100,
+		wbxml.E(wbxml.AirSyncCommands, wbxml.E(wbxml.AirSyncChange,
+			wbxml.T(wbxml.AirSyncServerId, in+":1"),
+			wbxml.E(wbxml.AirSyncApplicationData, wbxml.T(wbxml.EmailRead, "0")))))))
+	if st := collection(t, doc, in).ChildText(wbxml.AirSyncStatus); st != "1" {
+		t.Fatalf("Sync Change: status %s", st)
+	}
+	e.waitFor(t, ctx) // woken, checked, waiting again
+	select {
+	case w := <-ch:
+		t.Fatalf("the device's own change answered its Ping: HTTP %d", w.Code)
+	default:
+	}
+	if _, err := e.sess.StoreFlags(ctx, e.folders[in], 1, nil, []string{backend.FlagFlagged}); err != nil {
+		t.Fatal(err)
+	}
+	doc = e.result(t, ctx, ch)
+	if doc.ChildText(wbxml.PingStatus) != "2" || !slices.Equal(pingFolders(doc), []string{in}) {
+		t.Fatalf("after another client's flag change: %v", doc)
+	}
+}
+
+// TestPingHierarchyChange: a folder created by another client while a
+// Ping waits answers it with Status 7 at the watcher's next poll.
+func TestPingHierarchyChange(t *testing.T) {
+	e := newPingEnv(t, 0)
+	ctx := guard(t)
+	in := e.ids["INBOX"]
+	e.prime(t, in)
+	ch := e.startPing(ctx, pingReq("480", in))
+	e.waitFor(t, ctx)
+	if _, err := e.sess.CreateFolder(ctx, "", "Webmail"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e.ticks <- time.Time{}:
+	case <-ctx.Done():
+		t.Fatal("the watcher stopped polling")
+	}
+	if doc := e.result(t, ctx, ch); doc.ChildText(wbxml.PingStatus) != "7" {
+		t.Fatalf("Ping after a folder was created: %v", doc)
+	}
 }
 
 // currentKey is the device's SyncKey of a collection.

@@ -25,10 +25,13 @@ type spool struct {
 	buf  bytes.Buffer
 	file *os.File
 	n    int64
+	// onDisk skips the memory stage, for output known to be big: growing
+	// buf to spoolMemory first allocates about twice that in all.
+	onDisk bool
 }
 
 func (s *spool) Write(p []byte) (int, error) {
-	if s.file == nil && s.buf.Len()+len(p) > spoolMemory {
+	if s.file == nil && (s.onDisk || s.buf.Len()+len(p) > spoolMemory) {
 		f, err := os.CreateTemp("", "easgate-response-*")
 		if err != nil {
 			return 0, fmt.Errorf("spooling response: %w", err)
@@ -119,7 +122,8 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, code int, con
 	h.Set("Content-Type", contentType)
 	if n > 0 && acceptsGzip(r.Header) {
 		h.Set("Vary", "Accept-Encoding")
-		z := &spool{}
+		// The gzip of a body too big for memory goes to disk at once.
+		z := &spool{onDisk: n > spoolMemory}
 		defer z.Close()
 		zw := gzipWriters.Get().(*gzip.Writer)
 		zw.Reset(z)

@@ -60,6 +60,9 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 	if err != nil || !emptySync(resp) {
 		return resp, err
 	}
+	if hb == 0 && body != nil && !body.Has(wbxml.AirSyncPartial) {
+		return resp, nil // a full request that asks for no wait
+	}
 	// The cached request is now this one (or, for an empty or Partial
 	// request, the one it stands for).
 	cache, err := hs.cachedRequest(ctx, req)
@@ -110,7 +113,7 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 			// Superseded or shutting down: nothing to report.
 			return Response{}, nil
 		}
-		if res.reason == 0 && !res.gone && len(res.changed) == 0 {
+		if res.reason == 0 && !res.done() {
 			return Response{}, nil // the heartbeat ended
 		}
 		// Run the request again, without the client's commands (they

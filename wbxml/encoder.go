@@ -1,9 +1,11 @@
 package wbxml
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -143,6 +145,48 @@ func (e *Encoder) Text(s string) error {
 	}
 	e.buf = append(e.buf, 0)
 	return e.flushIfFull()
+}
+
+// TextFrom writes what r yields up to io.EOF as one inline string
+// (STR_I), through the encoder's buffer, so that a long text (the base64
+// of an attachment in ItemOperations Data) never sits in memory whole.
+// NUL bytes are dropped as in Text. An error from r is returned and, as
+// the string is then cut short, sticks.
+func (e *Encoder) TextFrom(r io.Reader) error {
+	if err := e.inElement("Text"); err != nil {
+		return err
+	}
+	e.buf = append(e.buf, tokStrI)
+	empty := 0 // consecutive reads that returned nothing
+	for {
+		if len(e.buf) == cap(e.buf) {
+			if e.w == nil {
+				e.buf = append(e.buf, 0)[:len(e.buf)]
+			} else if err := e.Flush(); err != nil {
+				return err
+			}
+		}
+		free := e.buf[len(e.buf):cap(e.buf)]
+		m, err := r.Read(free)
+		kept := free[:m]
+		if bytes.IndexByte(kept, 0) >= 0 {
+			kept = slices.DeleteFunc(kept, func(b byte) bool { return b == 0 })
+		}
+		e.buf = e.buf[:len(e.buf)+len(kept)]
+		switch {
+		case err == io.EOF:
+			e.buf = append(e.buf, 0)
+			return e.flushIfFull()
+		case err != nil:
+			return e.fail(err)
+		case m == 0:
+			if empty++; empty >= 100 {
+				return e.fail(fmt.Errorf("wbxml: TextFrom: %w", io.ErrNoProgress))
+			}
+		default:
+			empty = 0
+		}
+	}
 }
 
 // TextElement writes <t>s</t>, or <t/> when s is empty.

@@ -26,6 +26,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("UIDValidity", s.testUIDValidity)
 	t.Run("Summaries", s.testSummaries)
 	t.Run("Section", s.testSection)
+	t.Run("OpenPart", s.testOpenPart)
 	t.Run("Message", s.testMessage)
 	t.Run("StoreFlags", s.testStoreFlags)
 	t.Run("Move", s.testMove)

@@ -186,10 +186,16 @@ func (r *Registry) Signal(_ context.Context, k Key, reason Reason) error {
 // signal ends the wait held here for k with reason and reports whether
 // there was one.
 func (r *Registry) signal(k Key, reason Reason) bool {
+	return r.signalUpTo(k, ^uint64(0), reason)
+}
+
+// signalUpTo ends the wait held here for k with reason if its number is
+// at most seq, and reports whether it did.
+func (r *Registry) signalUpTo(k Key, seq uint64, reason Reason) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w := r.waits[k]
-	if w == nil {
+	if w == nil || w.seq > seq {
 		return false
 	}
 	w.end(reason)

@@ -65,6 +65,13 @@ func TestRegistrySequence(t *testing.T) {
 	if !r.Supersede(k, 6) || !closed(w5.Done()) || w5.Reason() != Superseded {
 		t.Fatal("a newer number did not end the wait")
 	}
+	w6 := r.BeginSeq(k, 6)
+	if r.signalUpTo(k, 5, Wake) || closed(w6.Done()) {
+		t.Fatal("a signal numbered before the wait ended it")
+	}
+	if !r.signalUpTo(k, 6, Wake) || w6.Reason() != Wake {
+		t.Fatal("a signal numbered at the wait did not end it")
+	}
 	w7 := r.BeginSeq(k, 7)
 	r.Shutdown()
 	if !closed(w7.Done()) || w7.Reason() != Shutdown {

@@ -59,7 +59,7 @@ type redisMessage struct {
 	Kind   string `json:"k"` // "begin" or "signal"
 	User   string `json:"u"`
 	Device string `json:"d"`
-	Seq    uint64 `json:"n,omitempty"` // begin
+	Seq    uint64 `json:"n"`           // the wait's number; for a signal, the highest it ends
 	Reason Reason `json:"r,omitempty"` // signal
 }
 
@@ -128,10 +128,18 @@ func (b *RedisBroker) Begin(ctx context.Context, k Key) (Wait, error) {
 }
 
 // Signal implements Broker: every instance ends its wait for k, this one
-// included.
+// included. The signal carries the device's number as it is now, so it
+// never ends a wait begun after it (its announcement may arrive late).
 func (b *RedisBroker) Signal(ctx context.Context, k Key, reason Reason) error {
-	b.local.signal(k, reason)
-	msg, err := json.Marshal(redisMessage{Kind: "signal", User: k.User, Device: k.Device, Reason: reason})
+	seq, err := b.rdb.Get(ctx, b.seqKey(k)).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return nil // the device never waited (or not for a day)
+	}
+	if err != nil {
+		return fmt.Errorf("push: reading the wait number: %w", err)
+	}
+	b.local.signalUpTo(k, seq, reason)
+	msg, err := json.Marshal(redisMessage{Kind: "signal", User: k.User, Device: k.Device, Seq: seq, Reason: reason})
 	if err != nil {
 		return err
 	}
@@ -172,7 +180,7 @@ func (b *RedisBroker) receive() {
 			b.local.Supersede(k, msg.Seq)
 		case "signal":
 			if msg.Reason == DeviceChanged || msg.Reason == Wake {
-				b.local.signal(k, msg.Reason)
+				b.local.signalUpTo(k, msg.Seq, msg.Reason)
 			}
 		}
 	}

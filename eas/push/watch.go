@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,11 +28,15 @@ type Opener func(ctx context.Context) (backend.Session, error)
 
 // Hub runs one watcher per user, shared by all of that user's waiting
 // requests (every device's Ping and hanging Sync): IMAP IDLE on the Inbox
-// (backend.Watcher) and a poll of the change marks (UIDNEXT, MESSAGES,
-// HIGHESTMODSEQ; one LIST-STATUS) of the other watched folders every
-// PollInterval. A user's watcher starts with the first Watch and stops
-// Linger after the last Subscription closed, so a user holds at most one
-// IDLE connection plus the pool's connections however many devices wait.
+// (backend.Watcher) and a poll of the watched folders' change marks
+// (UIDNEXT, MESSAGES, HIGHESTMODSEQ; one LIST-STATUS) every PollInterval,
+// on the IDLE connection, which pauses for it. A user's watcher starts
+// with the first Watch and stops Linger after the last Subscription
+// closed, so a user holds at most one IDLE connection plus the pool's
+// connections however many devices wait.
+//
+// The watcher also says when the list of folders changed (a folder was
+// created, deleted or renamed), for Ping's Status 7.
 //
 // The watcher only says that a folder may have changed; each waiter
 // decides with its own device's sync state whether that is news to it
@@ -40,8 +47,7 @@ type Opener func(ctx context.Context) (backend.Session, error)
 // defaults. A Hub is safe for concurrent use.
 type Hub struct {
 	// PollInterval is how often the watched folders' marks are read;
-	// DefaultPollInterval when zero. The Inbox is left to IDLE while
-	// IDLE runs.
+	// DefaultPollInterval when zero.
 	PollInterval time.Duration
 	// Linger keeps a watcher nobody waits on for this long, so that a
 	// phone's next Ping, sent right after the last answer, finds it
@@ -68,10 +74,10 @@ var ErrHubClosed = errors.New("push: watcher hub closed")
 // Watch subscribes to changes of folders (of user's mailbox), starting
 // the user's watcher if none runs. open is how the watcher logs in if it
 // must (the latest caller's wins, so a changed password heals). Watch
-// returns once the watcher has read the folders' marks, so any change
-// after Watch returns is reported on the Subscription: a caller checks
-// its own state after Watch, then waits on Changed. The caller must Close
-// the Subscription.
+// returns once the watcher has marks of every one of the folders (it
+// polls for those it has none of), so any change after Watch returns is
+// reported on the Subscription: a caller checks its own state after
+// Watch, then waits on Changed. The caller must Close the Subscription.
 func (h *Hub) Watch(ctx context.Context, user string, open Opener, folders []backend.FolderID) (*Subscription, error) {
 	sub := &Subscription{folders: make(map[backend.FolderID]bool, len(folders)),
 		pending: make(map[backend.FolderID]bool), c: make(chan struct{}, 1)}
@@ -100,8 +106,9 @@ func (h *Hub) Watch(ctx context.Context, user string, open Opener, folders []bac
 	sub.w = w
 	h.mu.Unlock()
 
-	// The watcher reads the marks now; the new subscriber is left out of
-	// what that poll finds (it is about to check everything itself).
+	// The watcher reads the marks now if it lacks some; the new
+	// subscriber is left out of what that poll finds (it is about to
+	// check everything itself).
 	req := pollRequest{sub: sub, done: make(chan error, 1)}
 	select {
 	case w.polls <- req:
@@ -151,6 +158,7 @@ type Subscription struct {
 
 	mu      sync.Mutex
 	pending map[backend.FolderID]bool
+	hier    bool // the folder list changed since the last Take
 	c       chan struct{}
 	closed  bool
 }
@@ -159,17 +167,30 @@ type Subscription struct {
 // since the last Take.
 func (s *Subscription) Changed() <-chan struct{} { return s.c }
 
-// Take returns the folders that may have changed since the last Take and
-// forgets them.
-func (s *Subscription) Take() []backend.FolderID {
+// Take returns the folders that may have changed since the last Take,
+// and whether the list of folders changed (one was created, deleted or
+// renamed: the device may need a FolderSync), and forgets them.
+func (s *Subscription) Take() (folders []backend.FolderID, hierarchy bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]backend.FolderID, 0, len(s.pending))
+	folders = make([]backend.FolderID, 0, len(s.pending))
 	for f := range s.pending {
-		out = append(out, f)
+		folders = append(folders, f)
 	}
 	clear(s.pending)
-	return out
+	hierarchy, s.hier = s.hier, false
+	return folders, hierarchy
+}
+
+// notifyHierarchy records that the list of folders changed.
+func (s *Subscription) notifyHierarchy() {
+	s.mu.Lock()
+	s.hier = true
+	s.mu.Unlock()
+	select {
+	case s.c <- struct{}{}:
+	default:
+	}
 }
 
 // notify records that f may have changed, if the subscription watches it.
@@ -300,17 +321,26 @@ func (w *userWatch) watched() (map[backend.FolderID]bool, []*Subscription, Opene
 
 // watchState is what the watcher's goroutine owns.
 type watchState struct {
-	sess  backend.Session
-	base  map[backend.FolderID]marks // marks at the last poll, watched folders only
-	inbox backend.FolderID           // "" until known
+	sess    backend.Session
+	base    map[backend.FolderID]marks // marks at the last poll, watched folders only
+	inbox   backend.FolderID           // "" until known
+	folders uint64                     // fingerprint of the folder list at the last poll; 0 before
 
 	watch    backend.Watch      // the running IDLE; nil when none
 	starting context.CancelFunc // a Watch being set up; nil when none
 	started  chan startResult   // its outcome
-	idleGen  int                // changes whenever IDLE starts or stops covering the Inbox
-	armed    bool               // IDLE covers the Inbox now
 	backoff  time.Duration
 	retry    *time.Timer // pending IDLE restart
+}
+
+// baselined reports whether every folder of sub has marks from a poll.
+func (st *watchState) baselined(sub *Subscription) bool {
+	for f := range sub.folders {
+		if _, ok := st.base[f]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // startResult is the outcome of setting up IDLE.
@@ -376,11 +406,17 @@ func (w *userWatch) run(ctx context.Context) {
 					more = false
 				}
 			}
-			except := make(map[*Subscription]bool, len(reqs))
-			for _, r := range reqs {
-				except[r.sub] = true
+			// A poll is needed only for a baseline: changes to folders
+			// that have one are found against it (or by IDLE), and the
+			// subscriber sees older ones itself.
+			var err error
+			if slices.ContainsFunc(reqs, func(r pollRequest) bool { return !st.baselined(r.sub) }) {
+				except := make(map[*Subscription]bool, len(reqs))
+				for _, r := range reqs {
+					except[r.sub] = true
+				}
+				err = w.poll(ctx, st, except)
 			}
-			err := w.poll(ctx, st, except)
 			for _, r := range reqs {
 				r.done <- err
 			}
@@ -393,14 +429,9 @@ func (w *userWatch) run(ctx context.Context) {
 				continue
 			}
 			st.watch = res.watch
-			// Whatever happened while IDLE was not waiting, the Inbox
-			// included; from now on IDLE covers the Inbox.
+			st.backoff = 0
+			// Whatever happened while IDLE was not waiting.
 			logPoll(w.poll(ctx, st, nil))
-			if st.watch != nil {
-				st.armed = true
-				st.idleGen++
-				st.backoff = 0
-			}
 		case <-w.moved:
 			_, subs, _ := w.watched()
 			for _, s := range subs {
@@ -409,8 +440,6 @@ func (w *userWatch) run(ctx context.Context) {
 		case <-idleDone:
 			err := st.watch.Err()
 			st.watch = nil
-			st.armed = false
-			st.idleGen++
 			w.idleFailed(ctx, st, err)
 		case <-retry:
 			st.retry = nil
@@ -439,13 +468,14 @@ func (w *userWatch) idleFailed(ctx context.Context, st *watchState, err error) {
 // poll reads the marks of the watched folders (on the IDLE connection
 // when IDLE runs, else on the session's pooled connections) and tells the
 // subscribers (other than except) of each folder whose marks moved or
-// that is gone. A folder newly watched only gets its baseline. While IDLE
-// covers the Inbox the whole time of the poll, the Inbox is left to it.
-// It starts IDLE when the Inbox is watched and IDLE neither runs nor waits
+// that is gone. A folder newly watched only gets its baseline. The Inbox
+// is compared too, although IDLE reports its changes at once: a change
+// IDLE missed (its connection was re-established, or the server did not
+// say) is then late by one poll interval, not lost; the cost is a second,
+// fruitless check by the waiters after an Inbox change. It starts IDLE when the Inbox is watched and IDLE neither runs nor waits
 // for its retry.
 func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscription]bool) error {
 	union, subs, open := w.watched()
-	gen, armed := st.idleGen, st.armed
 	var fs []backend.Folder
 	var err error
 	if st.watch != nil {
@@ -473,7 +503,6 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			return err
 		}
 	}
-	covered := armed && st.idleGen == gen && st.armed
 	now := make(map[backend.FolderID]marks, len(fs))
 	for _, f := range fs {
 		now[f.ID] = marks{f.UIDValidity, f.UIDNext, f.Messages, f.HighestModSeq}
@@ -481,6 +510,9 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			st.inbox = f.ID
 		}
 	}
+	fp := fingerprint(fs)
+	hierarchy := st.folders != 0 && fp != st.folders
+	st.folders = fp
 	var moved []backend.FolderID
 	for f := range union {
 		m, ok := now[f]
@@ -493,9 +525,7 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 			st.base[f] = m
 		case m != b:
 			st.base[f] = m
-			if !(covered && f == st.inbox) {
-				moved = append(moved, f)
-			}
+			moved = append(moved, f)
 		}
 	}
 	for f := range st.base {
@@ -510,11 +540,30 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 		for _, f := range moved {
 			s.notify(f)
 		}
+		if hierarchy {
+			s.notifyHierarchy()
+		}
 	}
 	if st.inbox != "" && union[st.inbox] && st.watch == nil && st.starting == nil && st.retry == nil {
 		w.startIdle(st)
 	}
 	return nil
+}
+
+// fingerprint sums up a folder list (IDs name the folder and its
+// UIDVALIDITY; parents and roles complete the picture), never 0.
+func fingerprint(fs []backend.Folder) uint64 {
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = string(f.ID) + "\x00" + string(f.Parent) + "\x00" + strconv.Itoa(int(f.Role))
+	}
+	slices.Sort(keys)
+	h := fnv.New64a()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0xff})
+	}
+	return h.Sum64() | 1
 }
 
 // startIdle sets up IDLE on the Inbox in a goroutine of its own, when the
@@ -552,8 +601,6 @@ func (w *userWatch) stopIdle(st *watchState) {
 		st.watch.Close()
 		st.watch = nil
 	}
-	st.armed = false
-	st.idleGen++
 }
 
 // nextBackoff doubles d within [lo, hi].

@@ -92,7 +92,8 @@ func (e *hubEnv) changed(sub *push.Subscription) []backend.FolderID {
 	e.t.Helper()
 	select {
 	case <-sub.Changed():
-		return sub.Take()
+		fs, _ := sub.Take()
+		return fs
 	case <-time.After(30 * time.Second):
 		e.t.Fatal("no change notified")
 	}
@@ -103,7 +104,8 @@ func (e *hubEnv) changed(sub *push.Subscription) []backend.FolderID {
 func quiet(sub *push.Subscription) bool {
 	select {
 	case <-sub.Changed():
-		return len(sub.Take()) == 0
+		fs, hier := sub.Take()
+		return len(fs) == 0 && !hier
 	default:
 		return true
 	}
@@ -111,9 +113,10 @@ func quiet(sub *push.Subscription) bool {
 
 // TestHubShared: five waiters of one user share one watcher with one
 // IDLE connection, counted on the Dovecot side; an APPEND to the Inbox
-// from another client reaches every waiter through IDLE, one to another
-// folder reaches only that folder's waiters at the next poll; the
-// watcher and its connection go when the last waiter leaves.
+// from another client reaches every waiter through IDLE (no poll runs
+// meanwhile), one to another folder reaches only that folder's waiters at
+// the next poll, and so does a new folder (to all of them); the watcher
+// and its connection go when the last waiter leaves.
 func TestHubShared(t *testing.T) {
 	e := newHubEnv(t)
 	ctx := t.Context()
@@ -152,6 +155,18 @@ func TestHubShared(t *testing.T) {
 		}
 	}
 
+	// The next poll sees the Inbox moved too (a safety net for what IDLE
+	// may miss): let it pass, then start from nothing pending.
+	e.ticks <- time.Time{}
+	e.ticks <- time.Time{}
+	for _, sub := range subs {
+		select {
+		case <-sub.Changed():
+		default:
+		}
+		sub.Take()
+	}
+
 	e.appendTo("Work")
 	e.ticks <- time.Time{}
 	for i, sub := range subs {
@@ -168,6 +183,23 @@ func TestHubShared(t *testing.T) {
 	for i, sub := range subs {
 		if i%2 != 0 && !quiet(sub) {
 			t.Fatalf("waiter %d (Inbox only) told of Work", i)
+		}
+	}
+
+	// A folder made by another client: every waiter hears that the
+	// folder list changed, at the next poll.
+	if err := e.out.Create("Projects", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.ticks <- time.Time{}
+	for i, sub := range subs {
+		select {
+		case <-sub.Changed():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("waiter %d: no word of the new folder", i)
+		}
+		if fs, hier := sub.Take(); !hier || len(fs) != 0 {
+			t.Fatalf("waiter %d after CREATE: folders %v, hierarchy %v", i, fs, hier)
 		}
 	}
 
