@@ -34,11 +34,14 @@ func TestParseServe(t *testing.T) {
 			args: []string{"-imap", "mail:143", "-listen", ":443", "-tls-cert", "c.pem", "-tls-key", "k.pem", "-redis", "redis://r:6379/2",
 				"-admin-listen", "127.0.0.1:9000", "-policy", "/etc/easgate/policy.toml", "-public-url", "https://m.example/Microsoft-Server-ActiveSync",
 				"-imap-security", "TLS", "-smtp", "mail:587", "-smtp-security", "starttls", "-data", "/var/lib/easgate", "-mail-domain", "example.com",
-				"-shutdown-timeout", "1m"},
+				"-shutdown-timeout", "1m", "-ping-min-heartbeat", "2m", "-ping-max-heartbeat", "30m", "-ping-max-folders", "50",
+				"-poll-interval", "15s", "-watch-linger", "1s", "-imap-max-conns", "6", "-imap-idle-timeout", "1m", "-write-timeout", "3m"},
 			want: gateway.Config{
 				Listen: ":443", TLSCert: "c.pem", TLSKey: "k.pem", PublicURL: "https://m.example/Microsoft-Server-ActiveSync", MailDomain: "example.com",
 				AdminListen: "127.0.0.1:9000", IMAP: "mail:143", IMAPSecurity: gateway.SecurityTLS, SMTP: "mail:587", SMTPSecurity: gateway.SecurityStartTLS,
 				Redis: "redis://r:6379/2", DataDir: "/var/lib/easgate", PolicyFile: "/etc/easgate/policy.toml", ShutdownTimeout: time.Minute,
+				PingMinHeartbeat: 2 * time.Minute, PingMaxHeartbeat: 30 * time.Minute, PingMaxFolders: 50, PollInterval: 15 * time.Second,
+				WatchLinger: time.Second, IMAPMaxConnsPerUser: 6, IMAPIdleTimeout: time.Minute, WriteTimeout: 3 * time.Minute,
 			},
 		},
 		{
@@ -46,11 +49,11 @@ func TestParseServe(t *testing.T) {
 			env: map[string]string{"EASGATE_IMAP": "mail:993", "EASGATE_IMAP_SECURITY": "tls", "EASGATE_ADMIN_LISTEN": "127.0.0.1:7000",
 				"EASGATE_REDIS": "redis://r/0", "EASGATE_ADMIN_TOKEN": "tok-from-env-0123456789", "EASGATE_TLS_CERT": "c", "EASGATE_TLS_KEY": "k",
 				"EASGATE_PUBLIC_URL": "https://p", "EASGATE_SMTP": "mail:465", "EASGATE_SMTP_SECURITY": "tls", "EASGATE_DATA": "/d", "EASGATE_POLICY": "/p.toml",
-				"EASGATE_LISTEN": ":8443", "EASGATE_SHUTDOWN_TIMEOUT": "5s"},
+				"EASGATE_LISTEN": ":8443", "EASGATE_SHUTDOWN_TIMEOUT": "5s", "EASGATE_POLL_INTERVAL": "45s"},
 			want: gateway.Config{
 				Listen: ":8443", TLSCert: "c", TLSKey: "k", PublicURL: "https://p", AdminListen: "127.0.0.1:7000", AdminToken: "tok-from-env-0123456789",
 				IMAP: "mail:993", IMAPSecurity: gateway.SecurityTLS, SMTP: "mail:465", SMTPSecurity: gateway.SecurityTLS,
-				Redis: "redis://r/0", DataDir: "/d", PolicyFile: "/p.toml", ShutdownTimeout: 5 * time.Second,
+				Redis: "redis://r/0", DataDir: "/d", PolicyFile: "/p.toml", ShutdownTimeout: 5 * time.Second, PollInterval: 45 * time.Second,
 			},
 		},
 		{
