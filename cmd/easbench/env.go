@@ -252,8 +252,8 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 	var cmd *exec.Cmd
 	var addrs gatewayAddrs
 	if cfg.easgateBinary != "" {
-		if cfg.imapIdle != 0 || cfg.pprof != "" {
-			return nil, errors.New("-imap-idle-timeout and -gateway-pprof cannot be passed to `easgate serve`; leave out -easgate")
+		if cfg.pprof != "" {
+			return nil, errors.New("-gateway-pprof needs the gateway mode of easbench; leave out -easgate")
 		}
 		eas, err := freeAddr()
 		if err != nil {
@@ -264,8 +264,12 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 			return nil, err
 		}
 		addrs = gatewayAddrs{EAS: eas, Admin: admin}
-		cmd = exec.Command(cfg.easgateBinary, "serve", "-listen", eas, "-admin-listen", admin,
-			"-imap", d.Addr, "-redis", redisURL, "-data", dataDir, "-shutdown-timeout", "2s")
+		args := []string{"serve", "-listen", eas, "-admin-listen", admin,
+			"-imap", d.Addr, "-redis", redisURL, "-data", dataDir, "-shutdown-timeout", "2s"}
+		if cfg.imapIdle != 0 {
+			args = append(args, "-imap-idle-timeout", cfg.imapIdle.String())
+		}
+		cmd = exec.Command(cfg.easgateBinary, args...)
 		cmd.Env = append(os.Environ(), "EASGATE_ADMIN_TOKEN="+t.adminToken)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		t.spawned = "easgate serve (" + cfg.easgateBinary + ")"

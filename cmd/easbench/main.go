@@ -100,7 +100,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	fs.StringVar(&c.gatewayLog, "gateway-log", "", "with -spawn: `file` for the gateway's log (default: a temporary file, named in the result)")
 	fs.TextVar(&c.gatewayLevel, "gateway-log-level", slog.LevelWarn, "with -spawn: the gateway's log `level` (debug, info, warn, error)")
 	fs.IntVar(&c.perProcess, "dovecot-clients", 0, "with -spawn: IMAP connections per Dovecot imap process (0: enough to stay under 64 processes)")
-	fs.DurationVar(&c.imapIdle, "imap-idle-timeout", 0, "with -spawn: close the gateway's pooled IMAP connections unused this long (0: the gateway's default, 5m)")
+	fs.DurationVar(&c.imapIdle, "imap-idle-timeout", 0, "with -spawn: the gateway's -imap-idle-timeout: close pooled IMAP connections unused this long (0: the gateway's default, 5m)")
 	fs.StringVar(&c.pprof, "gateway-pprof", "", "with -spawn: serve net/http/pprof of the gateway process on this `address`, e.g. 127.0.0.1:6060")
 	fs.StringVar(&c.memLimit, "gateway-gomemlimit", "", "with -spawn: GOMEMLIMIT of the gateway process, e.g. 350MiB (default: none, as `easgate serve` runs)")
 	fs.StringVar(&c.easURL, "eas", "", "without -spawn: the gateway's EAS `URL`, e.g. http://127.0.0.1:8080")
