@@ -105,6 +105,20 @@ type Session interface {
 	// (MS-ASEMAIL 2.2.2) and the Attachments block (MS-ASAIRS 2.2.2.7).
 	Summaries(ctx context.Context, id FolderID, uids UIDSet) ([]Summary, error)
 
+	// Contents reads the raw contents of many messages at once, without
+	// setting \Seen: for each request, the parts it names (and the
+	// summary, if asked) of every message in its UIDs that still exists
+	// (missing UIDs are left out),
+	// in one round trip per request on IMAP (one UID FETCH with
+	// BODY.PEEK[...]<0.n> items). f is called once per message as it
+	// arrives, in the server's order, never concurrently; the slices in
+	// Contents are the caller's to keep. An error from f stops the read
+	// and is returned as is. Errors: ErrFolderNotFound,
+	// ErrUIDValidityChanged, ErrInvalidSection (a malformed Part),
+	// ErrUnavailable. Sync Add's bodies for a whole window
+	// (MS-ASCMD 2.2.3.7.2, MS-ASAIRS 2.2.2.9).
+	Contents(ctx context.Context, id FolderID, reqs []ContentRequest, f func(Contents) error) error
+
 	// Section returns at most limit bytes (limit <= 0: all) starting at
 	// offset of one part of a message, as stored (transfer-encoded),
 	// without setting \Seen. part is an IMAP section: "" for the whole

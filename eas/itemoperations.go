@@ -665,7 +665,7 @@ func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, 
 	o := itemOptions(opts, req.Version)
 	o.Drafts = folder.Role == backend.RoleDrafts
 	o.FileRef = func(path []int) string { return fileReference(coll, uid, path) }
-	it, err := mailitem.Build(ctx, &sessionSource{sess: sess, folder: folder.ID, sum: &sums[0]}, o)
+	it, err := mailitem.Build(ctx, mailsync.NewSource(sess, folder.ID, &sums[0]), o)
 	if err != nil {
 		st, ferr := backendFailure(err, ioObjectNotFound)
 		if ferr != nil {
@@ -678,75 +678,4 @@ func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, 
 	e.Add(ids...)
 	e.Add(wbxml.T(wbxml.AirSyncClass, "Email"), it.Properties())
 	return ioFetch{e: e}, nil
-}
-
-// sessionSource is the mailitem.Source of one message read through the
-// session: the summary answers Meta and Structure, the header and the text
-// parts the body needs are each one Section, and only a MIME body (Type 4)
-// reads the whole message. An attachment is never read to build an item.
-type sessionSource struct {
-	sess   backend.Session
-	folder backend.FolderID
-	sum    *backend.Summary
-}
-
-func (s *sessionSource) Meta() mailitem.Meta {
-	return mailitem.Meta{UID: uint32(s.sum.UID), Flags: s.sum.Flags, InternalDate: s.sum.Received, Size: s.sum.Size}
-}
-
-func (s *sessionSource) Structure(context.Context) (*mailitem.Part, error) {
-	if s.sum.Structure == nil {
-		return &mailitem.Part{Path: []int{1}, Type: "text", Subtype: "plain"}, nil
-	}
-	return itemPart(s.sum.Structure), nil
-}
-
-func (s *sessionSource) Header(ctx context.Context) ([]byte, error) {
-	return s.sess.Section(ctx, s.folder, s.sum.UID, "HEADER", 0, 0)
-}
-
-func (s *sessionSource) Section(ctx context.Context, path []int, maxBytes int64) ([]byte, bool, error) {
-	limit := int64(0)
-	if maxBytes > 0 {
-		limit = maxBytes + 1 // one more byte tells whether there is more
-	}
-	p := mailitem.PathString(path)
-	if p == "" {
-		p = "TEXT"
-	}
-	b, err := s.sess.Section(ctx, s.folder, s.sum.UID, p, 0, limit)
-	if err != nil {
-		return nil, false, err
-	}
-	if maxBytes > 0 && int64(len(b)) > maxBytes {
-		return b[:maxBytes], true, nil
-	}
-	return b, false, nil
-}
-
-func (s *sessionSource) Full(ctx context.Context) (io.ReadCloser, int64, error) {
-	rc, err := s.sess.Message(ctx, s.folder, s.sum.UID)
-	return rc, s.sum.Size, err
-}
-
-// itemPart turns the backend's MIME tree into mailitem's.
-func itemPart(p *backend.BodyPart) *mailitem.Part {
-	out := &mailitem.Part{
-		Type: p.Type, Subtype: p.Subtype, Params: p.Params,
-		ID: p.ID, Description: p.Description, Encoding: p.Encoding, Size: p.Size,
-		Disposition: p.Disposition, DispositionParams: p.DispositionParams, Location: p.Location,
-	}
-	if p.Path != "" {
-		for f := range strings.SplitSeq(p.Path, ".") {
-			n, _ := strconv.Atoi(f)
-			out.Path = append(out.Path, n)
-		}
-	}
-	if p.Type != "multipart" && len(out.Path) == 0 {
-		out.Path = []int{1} // the body of a single-part message
-	}
-	for _, c := range p.Children {
-		out.Children = append(out.Children, itemPart(c))
-	}
-	return out
 }

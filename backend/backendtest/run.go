@@ -25,6 +25,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ChangesWindow", s.testChangesWindow)
 	t.Run("UIDValidity", s.testUIDValidity)
 	t.Run("Summaries", s.testSummaries)
+	t.Run("Contents", s.testContents)
+	t.Run("ContentsMany", s.testContentsMany)
 	t.Run("Section", s.testSection)
 	t.Run("OpenPart", s.testOpenPart)
 	t.Run("Message", s.testMessage)

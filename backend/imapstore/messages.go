@@ -28,10 +28,7 @@ func (s *session) Summaries(ctx context.Context, id backend.FolderID, uids backe
 		if _, _, err := selectFolder(c, id); err != nil {
 			return err
 		}
-		cmd := c.client.Fetch(toIMAPUIDs(uids), &imap.FetchOptions{
-			UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
-			BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
-		})
+		cmd := c.client.Fetch(toIMAPUIDs(uids), summaryItems())
 		defer cmd.Close()
 		for {
 			msg := cmd.Next()
@@ -45,17 +42,7 @@ func (s *session) Summaries(ctx context.Context, id backend.FolderID, uids backe
 			if buf.UID == 0 {
 				continue
 			}
-			sum := backend.Summary{
-				UID:      backend.UID(buf.UID),
-				Flags:    normalizeFlags(buf.Flags),
-				Received: buf.InternalDate,
-				Size:     buf.RFC822Size,
-				Envelope: toEnvelope(buf.Envelope),
-			}
-			if buf.BodyStructure != nil {
-				sum.Structure = toBodyPart(buf.BodyStructure, nil)
-			}
-			out = append(out, sum)
+			out = append(out, toSummary(buf))
 		}
 		if err := cmd.Close(); err != nil {
 			return fmt.Errorf("UID FETCH summary: %w", err)
@@ -67,6 +54,29 @@ func (s *session) Summaries(ctx context.Context, id backend.FolderID, uids backe
 	}
 	sortSummaries(out)
 	return out, nil
+}
+
+// summaryItems are the FETCH items of a backend.Summary.
+func summaryItems() *imap.FetchOptions {
+	return &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
+		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
+	}
+}
+
+// toSummary converts a FETCH response of summaryItems.
+func toSummary(buf *imapclient.FetchMessageBuffer) backend.Summary {
+	sum := backend.Summary{
+		UID:      backend.UID(buf.UID),
+		Flags:    normalizeFlags(buf.Flags),
+		Received: buf.InternalDate,
+		Size:     buf.RFC822Size,
+		Envelope: toEnvelope(buf.Envelope),
+	}
+	if buf.BodyStructure != nil {
+		sum.Structure = toBodyPart(buf.BodyStructure, nil)
+	}
+	return sum
 }
 
 func sortSummaries(s []backend.Summary) {

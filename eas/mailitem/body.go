@@ -132,11 +132,12 @@ func messageClass(root *Part) string {
 
 // choosePreference picks the body to send (digest 4.1 "Which body to
 // send"): MIME when MIMESupport says so, else the first preference that
-// can be produced (RTF cannot), else the whole plain text.
-func (b *builder) choosePreference() BodyPreference {
-	prefs := b.opts.BodyPreferences
-	smime := b.class != ClassNote
-	if b.opts.MIMESupport == MIMEAlways || b.opts.MIMESupport == MIMESMIMEOnly && smime {
+// can be produced (RTF cannot), else the whole plain text. class is the
+// message's email:MessageClass.
+func choosePreference(opts *Options, class string) BodyPreference {
+	prefs := opts.BodyPreferences
+	smime := class != ClassNote
+	if opts.MIMESupport == MIMEAlways || opts.MIMESupport == MIMESMIMEOnly && smime {
 		for _, p := range prefs {
 			if p.Type == BodyMIME {
 				return p
@@ -153,9 +154,24 @@ func (b *builder) choosePreference() BodyPreference {
 	return BodyPreference{Type: BodyPlain}
 }
 
+// previewRender says whether the Preview (MS-ASAIRS 2.2.2.37, 14.0+) is
+// rendered apart from the body: always when the body is not plain text,
+// and for an all-or-nothing plain body that turns out truncated (so has
+// no data). certain is false in the second case, which depends on the
+// text.
+func previewRender(pref BodyPreference, ver int) (maybe, certain bool) {
+	if pref.Preview <= 0 || ver < 140 {
+		return false, false
+	}
+	if pref.Type != BodyPlain {
+		return true, true
+	}
+	return pref.AllOrNone && pref.TruncationSize > 0, false
+}
+
 // body returns airsyncbase:Body (MS-ASAIRS 2.2.2.9) and its type.
 func (b *builder) body() (*wbxml.Element, BodyType, error) {
-	pref := b.choosePreference()
+	pref := choosePreference(&b.opts, b.class)
 	r, err := b.render(pref.Type, pref.TruncationSize)
 	if err != nil {
 		return nil, 0, err
@@ -173,7 +189,7 @@ func (b *builder) body() (*wbxml.Element, BodyType, error) {
 	}
 	if pref.Preview > 0 && b.ver >= 140 {
 		text := r.data
-		if pref.Type != BodyPlain || r.truncated && pref.AllOrNone {
+		if maybe, certain := previewRender(pref, b.ver); certain || maybe && r.truncated {
 			p, err := b.render(BodyPlain, previewBytes)
 			if err != nil {
 				return nil, 0, err
@@ -206,30 +222,11 @@ func (b *builder) render(typ BodyType, limit int64) (rendered, error) {
 	if typ == BodyMIME {
 		return b.renderMIME(limit)
 	}
-	src, conv := b.lay.plain, textIdentity
-	switch {
-	case typ == BodyPlain && src == nil:
-		src, conv = b.lay.html, htmlToText
-	case typ == BodyHTML:
-		src, conv = b.lay.html, textIdentity
-		if src == nil {
-			src, conv = b.lay.plain, textToHTML
-		}
-	}
+	src, conv, window := b.lay.textRead(typ, limit)
 	if src == nil {
 		return rendered{}, nil
 	}
-	window := int64(0)
-	if limit > 0 {
-		window = limit*3 + 1024
-		if src.Subtype == "html" && typ == BodyPlain {
-			window = limit*8 + 8192
-		}
-	}
 	for {
-		if window > 0 && src.Size > 0 && window >= src.Size {
-			window = 0
-		}
 		raw, more, err := b.section(src, window)
 		if err != nil {
 			return rendered{}, err
@@ -251,8 +248,45 @@ func (b *builder) render(typ BodyType, limit int64) (rendered, error) {
 			}
 			return rendered{data: truncateUTF8(out, int(limit)), full: max(full, n), truncated: true}, nil
 		}
-		window *= 4
+		window = readWindow(src, window*4)
 	}
+}
+
+// textRead says which part render converts for a body of type typ cut at
+// limit (> 0) bytes, how, and how much of the part its first read asks
+// for (0: all of it). Plan and render both use it.
+func (l *layout) textRead(typ BodyType, limit int64) (src *Part, conv func(string) string, window int64) {
+	src, conv = l.plain, textIdentity
+	switch {
+	case typ == BodyPlain && src == nil:
+		src, conv = l.html, htmlToText
+	case typ == BodyHTML:
+		src, conv = l.html, textIdentity
+		if src == nil {
+			src, conv = l.plain, textToHTML
+		}
+	}
+	if src == nil {
+		return nil, nil, 0
+	}
+	if limit > 0 {
+		// Transfer encoding and charsets rarely take more than 3 bytes
+		// per byte of text, HTML markup rarely more than 8.
+		window = limit*3 + 1024
+		if src.Subtype == "html" && typ == BodyPlain {
+			window = limit*8 + 8192
+		}
+	}
+	return src, conv, readWindow(src, window)
+}
+
+// readWindow is a read of window bytes of p, or 0 (all of it) when that
+// covers the part anyway.
+func readWindow(p *Part, window int64) int64 {
+	if window > 0 && p.Size > 0 && window >= p.Size {
+		return 0
+	}
+	return window
 }
 
 func textIdentity(s string) string { return s }
@@ -300,9 +334,9 @@ func (b *builder) renderMIME(limit int64) (rendered, error) {
 	defer rc.Close()
 	var r io.Reader = rc
 	want := size
-	if limit > 0 {
-		r = io.LimitReader(rc, limit+slack)
-		want = min(want, limit+slack)
+	if n := mimeRead(limit); n > 0 {
+		r = io.LimitReader(rc, n)
+		want = min(want, n)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(want, 64<<20))+bytes.MinRead))
 	if _, err := buf.ReadFrom(r); err != nil {
@@ -318,6 +352,16 @@ func (b *builder) renderMIME(limit int64) (rendered, error) {
 		return rendered{data: truncateUTF8(data, int(limit)), full: full, truncated: true}, nil
 	}
 	return rendered{data: data, full: full}, nil
+}
+
+// mimeRead is how much of the whole message renderMIME reads for a body
+// cut at limit bytes (0: all of it): slack more, so that sanitizing what
+// is cut cannot leave it short.
+func mimeRead(limit int64) int64 {
+	if limit > 0 {
+		return limit + slack
+	}
+	return 0
 }
 
 // attachments is airsyncbase:Attachments (MS-ASAIRS 2.2.2.8), or nil when

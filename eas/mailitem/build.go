@@ -95,11 +95,15 @@ func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error)
 	if root == nil {
 		root = &Part{Type: "text", Subtype: "plain", Path: []int{1}}
 	}
-	raw, err := src.Header(ctx)
-	if err != nil {
-		return nil, &SourceError{Op: "header", Err: err}
+	if ps, ok := src.(interface{ parsedHeader() textproto.Header }); ok {
+		b.hdr = ps.parsedHeader()
+	} else {
+		raw, err := src.Header(ctx)
+		if err != nil {
+			return nil, &SourceError{Op: "header", Err: err}
+		}
+		b.hdr = readHeader(raw)
 	}
-	b.hdr = readHeader(raw)
 	b.lay.collect(root, 0)
 	b.class = messageClass(root)
 	if ws, ok := src.(WarningSource); ok {

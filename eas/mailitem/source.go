@@ -126,6 +126,7 @@ type memSource struct {
 	meta     Meta
 	raw      []byte
 	header   []byte
+	hdr      textproto.Header // header, parsed
 	root     *Part
 	sections map[string][]byte
 	warnings []string
@@ -143,8 +144,8 @@ func FromBytes(raw []byte, meta Meta) Source {
 	s := &memSource{meta: meta, raw: raw, sections: make(map[string][]byte)}
 	hdr, body := splitHeader(raw)
 	s.header = hdr
-	h := readHeader(hdr)
-	s.root = s.parse(h, body, nil, 0)
+	s.hdr = readHeader(hdr)
+	s.root = s.parse(s.hdr, body, nil, 0)
 	return s
 }
 
@@ -324,6 +325,10 @@ func (s *memSource) Warnings() []string { return s.warnings }
 func (s *memSource) Structure(context.Context) (*Part, error) { return s.root, nil }
 
 func (s *memSource) Header(context.Context) ([]byte, error) { return s.header, nil }
+
+// parsedHeader returns the header FromBytes already parsed, so Build does
+// not parse it again.
+func (s *memSource) parsedHeader() textproto.Header { return s.hdr }
 
 func (s *memSource) Section(_ context.Context, path []int, maxBytes int64) ([]byte, bool, error) {
 	b, ok := s.sections[PathString(path)]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -139,58 +140,23 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	if b.Added.Len() == 0 {
 		return nil
 	}
-	sums, err := req.Session.Summaries(ctx, req.Folder, b.Added)
-	if err != nil {
-		return err
-	}
-	byUID := make(map[backend.UID]*backend.Summary, len(sums))
-	for i := range sums {
-		byUID[sums[i].UID] = &sums[i]
-	}
-	// Items are built by up to Parallel workers (each read is a round
-	// trip; the session's pool serves them side by side), in order,
-	// and none is started once the deadline has passed.
-	type job struct {
-		uid  backend.UID
-		sum  *backend.Summary
-		item *mailitem.Item
-		err  error
-		late bool
-	}
 	var jobs []*job
 	for uid := range b.Added.Backward() {
-		sum := byUID[uid]
-		if sum == nil {
+		jobs = append(jobs, &job{uid: uid})
+	}
+	if err := e.buildJobs(ctx, req, jobs); err != nil {
+		return err
+	}
+	var sent, unsent backend.UIDSet
+	for _, j := range jobs {
+		uid := j.uid
+		if j.sum == nil {
 			// Expunged since: the phone never hears of it.
 			if cur.Snap != nil {
 				cur.Snap.Remove(uid)
 			}
 			continue
 		}
-		jobs = append(jobs, &job{uid: uid, sum: sum})
-	}
-	workers := e.Parallel
-	if workers <= 0 {
-		workers = DefaultParallel
-	}
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
-			j.late = true
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			j.item, j.err = e.buildItem(ctx, req, j.sum)
-		}()
-	}
-	wg.Wait()
-	var sent, unsent backend.UIDSet
-	for _, j := range jobs {
-		uid := j.uid
 		if j.late {
 			unsent.AddUID(uid)
 			continue
@@ -228,34 +194,275 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	return nil
 }
 
-// WholeMessageMax is the size up to which a message is read whole in one
-// round trip and converted in memory; larger ones are read part by part
-// (header, then only the body text the options need).
+// job is one Add to build.
+type job struct {
+	uid  backend.UID
+	sum  *backend.Summary // nil until read; still nil when gone
+	root *mailitem.Part   // the structure, converted when planned
+
+	// whole is the message when the first read brought all of it.
+	whole []byte
+	// read is what the second read asks for (see plan); got is what it
+	// brought, nil when nothing. delivered is the reader's own mark.
+	read      backend.ContentRequest
+	got       *backend.Contents
+	delivered bool
+
+	item *mailitem.Item
+	err  error
+	late bool
+}
+
+// WholeMessageMax is the size up to which a message is read whole and
+// converted in memory; larger ones are read part by part (header, then
+// only the body text the options need, as mailitem.PlanReads says).
 const WholeMessageMax = 32 << 10
 
-// buildItem converts one message for a Sync Add or Fetch.
+// PrefetchMax is the largest part (or cut of the whole message) read
+// ahead for a window; larger reads are left to the per-message path when
+// the item is built, so a window of large messages is never held in
+// memory at once.
+const PrefetchMax = 256 << 10
+
+// readChunk is how many messages one request of a batched read covers at
+// most: windows are read newest first in chunks of this size, so the
+// newest items are built first (and make it before a deadline) while the
+// older ones are still on the wire.
+const readChunk = 128
+
+// buildJobs reads and builds the items in two batched reads
+// (Session.Contents). The first brings every message's summary and, up
+// to WholeMessageMax bytes, the message itself: small messages are whole
+// and built from memory at once. The second reads, for the larger ones,
+// what mailitem.PlanReads says their items need (header and text parts,
+// or the start of the MIME message), one request per shape. Both read
+// in chunks newest first; up to Parallel workers build each item as soon
+// as its contents arrive, and none is started once the deadline has
+// passed. Jobs the first read did not find are left without a summary
+// (gone since).
+func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error {
+	opts := req.Options.Item
+	byUID := make(map[backend.UID]*job, len(jobs))
+	var first []backend.ContentRequest
+	for i, j := range jobs {
+		byUID[j.uid] = j
+		if i%readChunk == 0 {
+			first = append(first, backend.ContentRequest{Summary: true, Whole: true, WholeLimit: WholeMessageMax + 1})
+		}
+		first[len(first)-1].UIDs.AddUID(j.uid)
+	}
+
+	ready := make(chan *job, len(jobs))
+	var firstErr, secondErr error
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		defer close(ready)
+		var large []*job
+		firstErr = req.Session.Contents(ctx, req.Folder, first, func(c backend.Contents) error {
+			j := byUID[c.UID]
+			if j == nil || j.sum != nil || c.Summary == nil {
+				return nil
+			}
+			j.sum = c.Summary
+			if int64(len(c.Whole)) <= WholeMessageMax {
+				j.whole = c.Whole
+				ready <- j
+			} else {
+				large = append(large, j)
+			}
+			return nil
+		})
+		if firstErr != nil {
+			return
+		}
+		secondErr = e.readPlanned(ctx, req, opts, large, ready)
+	})
+
+	workers := e.Parallel
+	if workers <= 0 {
+		workers = DefaultParallel
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range ready {
+				if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
+					j.late = true
+					continue
+				}
+				j.item, j.err = e.buildJob(ctx, req, j)
+				j.whole, j.got = nil, nil // the raw bytes are not needed any more
+			}
+		})
+	}
+	reader.Wait()
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if secondErr != nil {
+		if ctx.Err() != nil || errors.Is(secondErr, backend.ErrUnavailable) {
+			return secondErr
+		}
+		e.log().Warn("sync: batched read failed, read message by message", "user", req.User, "device", req.Device,
+			"collection", req.Collection, "err", secondErr)
+	}
+	return nil
+}
+
+// readPlanned reads what the items of the large messages need (the
+// second read of buildJobs) and hands each job to ready when its contents
+// are in; jobs the read did not bring (nothing to read ahead, gone since,
+// or the read failed) are handed over too, to be read message by
+// message.
+func (e *Engine) readPlanned(ctx context.Context, req *Request, opts mailitem.Options, jobs []*job, ready chan<- *job) error {
+	type shape struct {
+		req, jobs int // the request's index, jobs in it so far
+	}
+	var reqs []backend.ContentRequest
+	shapes := make(map[string]*shape)
+	byUID := make(map[backend.UID]*job, len(jobs))
+	for _, j := range jobs {
+		key := plan(j, opts)
+		if key == "" {
+			j.delivered = true
+			ready <- j
+			continue
+		}
+		byUID[j.uid] = j
+		sh := shapes[key]
+		if sh == nil || sh.jobs == readChunk {
+			sh = &shape{req: len(reqs)}
+			shapes[key] = sh
+			reqs = append(reqs, j.read)
+		}
+		reqs[sh.req].UIDs.AddUID(j.uid)
+		sh.jobs++
+	}
+	var err error
+	if len(reqs) > 0 {
+		err = req.Session.Contents(ctx, req.Folder, reqs, func(c backend.Contents) error {
+			j := byUID[c.UID]
+			if j == nil || j.delivered {
+				return nil
+			}
+			j.got, j.delivered = &c, true
+			ready <- j
+			return nil
+		})
+	}
+	for _, j := range jobs {
+		if !j.delivered {
+			j.delivered = true
+			ready <- j
+		}
+	}
+	return err
+}
+
+// plan sets what the batched read fetches for j (j.read) and returns a
+// key naming its shape, "" when nothing is read ahead.
+func plan(j *job, opts mailitem.Options) string {
+	if j.sum.Size > 0 && j.sum.Size <= WholeMessageMax {
+		j.read = backend.ContentRequest{Whole: true}
+		return "whole"
+	}
+	j.root = structure(j.sum)
+	p := mailitem.PlanReads(j.root, opts)
+	var key strings.Builder
+	if p.Header {
+		j.read.Header = true
+		key.WriteString("header")
+	}
+	for _, ps := range p.Sections {
+		part := findPart(j.root, ps.Path)
+		if part == nil || len(ps.Path) == 0 {
+			continue
+		}
+		want := part.Size
+		if ps.MaxBytes > 0 && (want <= 0 || ps.MaxBytes < want) {
+			want = ps.MaxBytes
+		}
+		if want > PrefetchMax {
+			continue
+		}
+		limit := int64(0)
+		if ps.MaxBytes > 0 {
+			limit = ps.MaxBytes + 1 // one more byte tells whether there is more
+		}
+		path := mailitem.PathString(ps.Path)
+		j.read.Sections = append(j.read.Sections, backend.SectionRequest{Part: path, Limit: limit})
+		key.WriteString(" " + path + "<" + strconv.FormatInt(limit, 10) + ">")
+	}
+	if p.Full && p.FullMax > 0 && p.FullMax <= PrefetchMax {
+		j.read.Whole, j.read.WholeLimit = true, p.FullMax+1
+		key.WriteString(" full<" + strconv.FormatInt(j.read.WholeLimit, 10) + ">")
+	}
+	return key.String()
+}
+
+// findPart returns the part at path under root, or nil.
+func findPart(root *mailitem.Part, path []int) *mailitem.Part {
+	if slices.Equal(root.Path, path) {
+		return root
+	}
+	for _, c := range root.Children {
+		if p := findPart(c, path); p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// buildItem converts one message for a Fetch, reading it message by
+// message.
 func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summary) (*mailitem.Item, error) {
+	return e.buildJob(ctx, req, &job{uid: sum.UID, sum: sum})
+}
+
+// buildJob converts one message for a Sync Add or Fetch from what the
+// batched reads brought, reading the rest message by message.
+func (e *Engine) buildJob(ctx context.Context, req *Request, j *job) (*mailitem.Item, error) {
+	sum := j.sum
 	opts := req.Options.Item
 	if ref := req.Options.FileRef; ref != nil {
 		uid := sum.UID
 		opts.FileRef = func(path []int) string { return ref(uid, path) }
 	}
-	if sum.Size > 0 && sum.Size <= WholeMessageMax {
+	meta := mailitem.Meta{UID: uint32(sum.UID), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}
+	src := &source{sess: req.Session, folder: req.Folder, sum: sum, root: j.root}
+	raw := j.whole
+	if raw == nil && j.got == nil && sum.Size > 0 && sum.Size <= WholeMessageMax {
 		rc, err := req.Session.Message(ctx, req.Folder, sum.UID)
 		if err != nil {
 			return nil, &mailitem.SourceError{Op: "full", Err: err}
 		}
-		raw, err := io.ReadAll(io.LimitReader(rc, WholeMessageMax+1))
+		raw, err = io.ReadAll(io.LimitReader(rc, WholeMessageMax+1))
 		rc.Close()
 		if err != nil {
 			return nil, &mailitem.SourceError{Op: "full", Err: err}
 		}
-		if int64(len(raw)) <= WholeMessageMax {
-			meta := mailitem.Meta{UID: uint32(sum.UID), Flags: sum.Flags, InternalDate: sum.Received, Size: sum.Size}
-			return mailitem.Build(ctx, mailitem.FromBytes(raw, meta), opts)
+		if int64(len(raw)) > WholeMessageMax {
+			raw = nil
 		}
 	}
-	return mailitem.Build(ctx, &source{sess: req.Session, folder: req.Folder, sum: sum}, opts)
+	switch {
+	case raw != nil:
+		return mailitem.Build(ctx, mailitem.FromBytes(raw, meta), opts)
+	case j.got == nil:
+		return mailitem.Build(ctx, src, opts)
+	}
+	got := j.got
+	pre := &prefetched{source: src, header: got.Header, sections: make(map[string]fetched, len(got.Sections))}
+	for i, data := range got.Sections {
+		if i < len(j.read.Sections) {
+			pre.sections[j.read.Sections[i].Part] = fetched{data: data, limit: j.read.Sections[i].Limit}
+		}
+	}
+	if got.Whole != nil {
+		pre.full = &fetched{data: got.Whole, limit: j.read.WholeLimit}
+	}
+	return mailitem.Build(ctx, pre, opts)
 }
 
 // bookkeeping are keywords that are not categories (as eas/mailitem
