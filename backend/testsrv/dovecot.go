@@ -46,6 +46,10 @@ type Options struct {
 	// Binary is the dovecot executable. Empty means "dovecot" from PATH,
 	// then /usr/sbin/dovecot.
 	Binary string
+	// Config is appended to the generated dovecot.conf, e.g. the raised
+	// service limits of a load test (see LoadConfig). A setting given
+	// again there overrides the generated one.
+	Config string
 }
 
 // Dovecot is a private Dovecot instance: its own configuration, base_dir,
@@ -111,7 +115,7 @@ func Launch(opts Options) (*Dovecot, error) {
 	// Dovecot's bind; try a few ports before giving up.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		d, err := launchOnce(bin, users)
+		d, err := launchOnce(bin, users, opts.Config)
 		if err == nil {
 			return d, nil
 		}
@@ -125,13 +129,13 @@ func Launch(opts Options) (*Dovecot, error) {
 
 var errAddrInUse = errors.New("address already in use")
 
-func launchOnce(bin string, users map[string]string) (*Dovecot, error) {
+func launchOnce(bin string, users map[string]string, extra string) (*Dovecot, error) {
 	dir, err := os.MkdirTemp("", "easgate-dovecot-")
 	if err != nil {
 		return nil, err
 	}
 	d := &Dovecot{Dir: dir, Users: users, binary: bin, exited: make(chan struct{})}
-	if err := d.prepare(); err != nil {
+	if err := d.prepare(extra); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -170,8 +174,9 @@ func launchOnce(bin string, users map[string]string) (*Dovecot, error) {
 	return d, nil
 }
 
-// prepare picks the port and writes the passwd-file and configuration.
-func (d *Dovecot) prepare() error {
+// prepare picks the port and writes the passwd-file and configuration,
+// with extra appended to the latter.
+func (d *Dovecot) prepare(extra string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -212,6 +217,9 @@ func (d *Dovecot) prepare() error {
 		return err
 	}
 	conf := dovecotConfig(d.Dir, port, ids)
+	if extra != "" {
+		conf += "# Options.Config\n" + extra + "\n"
+	}
 	return os.WriteFile(filepath.Join(d.Dir, "dovecot.conf"), []byte(conf), 0o644)
 }
 
@@ -466,6 +474,35 @@ func (d *Dovecot) ConnectionCount(user string) (int, error) {
 		return 0, fmt.Errorf("doveadm who: %v: %s", err, out)
 	}
 	return countWho(string(out), user), nil
+}
+
+// ConnectionCounts returns how many IMAP sessions each user has open, as
+// ConnectionCount does for one user; users without any are absent.
+func (d *Dovecot) ConnectionCounts() (map[string]int, error) {
+	doveadm, err := findBinary("", "doveadm", "/usr/bin/doveadm")
+	if err != nil {
+		return nil, fmt.Errorf("doveadm not found: install the Debian package dovecot-core: %w", err)
+	}
+	out, err := exec.Command(doveadm, "-c", filepath.Join(d.Dir, "dovecot.conf"), "who", "-1").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("doveadm who: %v: %s", err, out)
+	}
+	return countWhoAll(string(out)), nil
+}
+
+// countWhoAll counts the IMAP lines of `doveadm who -1` output per user.
+func countWhoAll(out string) map[string]int {
+	n := map[string]int{}
+	for i, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if i == 0 && len(f) > 0 && f[0] == "username" {
+			continue
+		}
+		if len(f) >= 2 && f[1] == "imap" {
+			n[f[0]]++
+		}
+	}
+	return n
 }
 
 // countWho counts the per-connection lines of `doveadm who -1` output

@@ -337,3 +337,51 @@ func TestSMTPSinkRequiresAuth(t *testing.T) {
 		t.Errorf("sink holds %d messages, want 0", n)
 	}
 }
+
+func TestCountWhoAll(t *testing.T) {
+	out := "username                          proto pid   ip       \n" +
+		"alice                             imap  22644 127.0.0.1\n" +
+		"alice                             imap  22645 127.0.0.1\n" +
+		"bob                               imap  22646 127.0.0.1\n" +
+		"bob                               pop3  22647 127.0.0.1\n"
+	got := countWhoAll(out)
+	if len(got) != 2 || got["alice"] != 2 || got["bob"] != 1 {
+		t.Errorf("countWhoAll = %v, want alice 2, bob 1", got)
+	}
+}
+
+// TestDovecotConfig checks that Options.Config overrides the generated
+// configuration (here the per-user connection limit) and that
+// ConnectionCounts sees every user's sessions.
+func TestDovecotConfig(t *testing.T) {
+	d, err := Launch(Options{Config: "protocol imap {\n  mail_max_userip_connections = 2\n}"})
+	if errors.Is(err, ErrDovecotMissing) {
+		t.Fatal(err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	d.Dial(t, "alice")
+	d.Dial(t, "alice")
+	d.Dial(t, "bob")
+	c, err := imapclient.DialInsecure(d.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice", d.Users["alice"]).Wait(); err == nil || !strings.Contains(err.Error(), "Maximum number of connections") {
+		t.Errorf("third login of alice: %v, want the connection limit", err)
+	}
+	counts, err := d.ConnectionCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(counts) != 2 || counts["alice"] != 2 || counts["bob"] != 1 {
+		t.Errorf("ConnectionCounts = %v, want alice 2, bob 1", counts)
+	}
+}
