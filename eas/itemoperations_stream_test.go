@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -77,6 +78,10 @@ const heapObjects = "/memory/classes/heap/objects:bytes"
 // with runtime/metrics (which, unlike ReadMemStats, does not stop the
 // world), and the bytes f allocated in all.
 func heapGrowth(f func()) (peak, allocated uint64) {
+	// Collect often while measuring, so the peak is what the gateway
+	// holds rather than garbage the collector has not reached yet (which
+	// depends on GOGC, the heap before, and the race detector).
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	samples := []metrics.Sample{{Name: heapObjects}, {Name: "/gc/heap/allocs:bytes"}}
 	runtime.GC()
 	metrics.Read(samples)
@@ -183,9 +188,8 @@ func postToFile(t testing.TB, srv http.Handler, req *wbxml.Element, multipart, g
 // and a 2 MB quoted-printable one, larger than the response spool keeps
 // in memory, whole and by Range, as base64 Data and as multipart parts,
 // and compares them byte for byte with what was appended to Dovecot. The
-// gateway's heap must grow by less than the goal for a 50 MB attachment
-// (16 MB) while serving the 12 MB one, which holding it whole (12 MB, its
-// base64 and the spool's 4 MiB) would exceed.
+// gateway's heap must stay well below what holding the 12 MB attachment
+// whole would take (see the bound at the end).
 func TestItemOperationsStreamedAttachments(t *testing.T) {
 	var qp strings.Builder
 	for i := 0; qp.Len() < 2<<20; i++ {
@@ -230,7 +234,11 @@ func TestItemOperationsStreamedAttachments(t *testing.T) {
 		ref := fileReference(e.inbox, e.uid, []int{2})
 		peak, alloc := heapGrowth(func() { fetchToFile(t, e.srv, ref, nil, multipart) })
 		t.Logf("multipart=%v: %d MB attachment, heap peak %d MB above the start, %d MB allocated", multipart, len(e.bin)>>20, peak>>20, alloc>>20)
-		if peak > 16<<20 {
+		// Held whole, the 12 MB attachment and its base64 alone are 28 MB;
+		// streamed, the spool's 4 MiB stage and buffers stay near 10 MB
+		// (race detector on). 20 MB tells the two apart without depending
+		// on how loaded the machine is.
+		if peak > 20<<20 {
 			t.Errorf("multipart=%v: the heap grew by %d bytes serving a %d-byte attachment: it is held in memory", multipart, peak, len(e.bin))
 		}
 	}
