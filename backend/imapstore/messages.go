@@ -157,30 +157,41 @@ func (s *session) Message(ctx context.Context, id backend.FolderID, uid backend.
 	if s.closed.Load() {
 		return nil, backend.ErrClosed
 	}
+	return lend(ctx, s, func(c *conn) (*messageReader, error) { return s.openMessage(c, id, uid) },
+		func(r *messageReader, release func(bool)) { r.release = release })
+}
+
+// lend opens, with open, something that keeps a pooled connection until
+// it is done with it (a streamed message or part): on success lent gets
+// the function that gives the connection back (to the pool when ok, else
+// dropped). A connection found broken while opening is replaced once, as
+// do() does; a server's refusal is returned as is.
+func lend[R any](ctx context.Context, s *session, open func(c *conn) (R, error), lent func(R, func(ok bool))) (R, error) {
+	var zero R
 	for attempt := 0; ; attempt++ {
 		c, fresh, err := s.pool.acquire(ctx, s.key, s.password)
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
 		stop := context.AfterFunc(ctx, func() { c.close() })
-		r, err := s.openMessage(c, id, uid)
+		r, err := open(c)
 		if err == nil {
-			r.release = func(ok bool) {
+			lent(r, func(ok bool) {
 				stop()
 				s.pool.release(c, ok && !c.isClosed())
-			}
+			})
 			return r, nil
 		}
 		stop()
 		broken := c.broken(err)
 		s.pool.release(c, !broken)
 		switch {
-		case !broken:
-			return nil, err
+		case !broken, errors.Is(err, errServer):
+			return zero, err
 		case !fresh && attempt == 0 && ctx.Err() == nil:
 			continue
 		}
-		return nil, fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
+		return zero, fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
 	}
 }
 

@@ -49,32 +49,13 @@ func (s *session) OpenPart(ctx context.Context, id backend.FolderID, uid backend
 	if s.closed.Load() {
 		return nil, backend.ErrClosed
 	}
-	for attempt := 0; ; attempt++ {
-		c, fresh, err := s.pool.acquire(ctx, s.key, s.password)
-		if err != nil {
-			return nil, err
-		}
-		stop := context.AfterFunc(ctx, func() { c.close() })
+	return lend(ctx, s, func(c *conn) (backend.PartReader, error) {
 		r := &partReader{ctx: ctx, c: c, uid: uid, path: sec.Part, part: part, offset: opts.Offset, limit: opts.Limit, total: -1}
-		err = r.open(c, id, opts.Raw)
-		if err == nil {
-			r.release = func(ok bool) {
-				stop()
-				s.pool.release(c, ok && !c.isClosed())
-			}
-			return r, nil
-		}
-		stop()
-		broken := c.broken(err)
-		s.pool.release(c, !broken)
-		switch {
-		case !broken, errors.Is(err, errServer):
+		if err := r.open(c, id, opts.Raw); err != nil {
 			return nil, err
-		case !fresh && attempt == 0 && ctx.Err() == nil:
-			continue
 		}
-		return nil, fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
-	}
+		return r, nil
+	}, func(r backend.PartReader, release func(bool)) { r.(*partReader).release = release })
 }
 
 // knownEncoding reports whether enc is a Content-Transfer-Encoding of
