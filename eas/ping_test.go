@@ -72,6 +72,12 @@ func pingReq(hb string, ids ...string) *wbxml.Element {
 // startPing sends a Ping in the background; the result arrives on the
 // channel.
 func (e *pingEnv) startPing(ctx context.Context, body *wbxml.Element) <-chan *httptest.ResponseRecorder {
+	return e.start(ctx, "Ping", body)
+}
+
+// start sends a command in the background; the result arrives on the
+// channel.
+func (e *pingEnv) start(ctx context.Context, cmd string, body *wbxml.Element) <-chan *httptest.ResponseRecorder {
 	var raw []byte
 	if body != nil {
 		raw = mustMarshal(e.t, body)
@@ -79,7 +85,7 @@ func (e *pingEnv) startPing(ctx context.Context, body *wbxml.Element) <-chan *ht
 	out := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
 		w := httptest.NewRecorder()
-		e.srv.ServeHTTP(w, post("Ping", "14.1", raw).WithContext(ctx))
+		e.srv.ServeHTTP(w, post(cmd, "14.1", raw).WithContext(ctx))
 		out <- w
 	}()
 	return out
@@ -89,16 +95,30 @@ func (e *pingEnv) startPing(ctx context.Context, body *wbxml.Element) <-chan *ht
 // schema.
 func (e *pingEnv) result(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder) *wbxml.Element {
 	t.Helper()
+	doc := e.answer(t, ctx, ch, "Ping")
+	if doc == nil {
+		t.Fatal("Ping: empty answer")
+	}
+	return doc
+}
+
+// answer waits for a background command and checks a non-empty answer
+// against the command's response schema; nil for an empty one.
+func (e *pingEnv) answer(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder, cmd string) *wbxml.Element {
+	t.Helper()
 	select {
 	case w := <-ch:
 		if w.Code != 200 {
-			t.Fatalf("Ping: HTTP %d", w.Code)
+			t.Fatalf("%s: HTTP %d", cmd, w.Code)
+		}
+		if w.Body.Len() == 0 {
+			return nil
 		}
 		doc := decode(t, w)
-		wbxmltest.ValidateResponse(t, "PingResponse", mustMarshal(t, doc))
+		wbxmltest.ValidateResponse(t, cmd+"Response", mustMarshal(t, doc))
 		return doc
 	case <-ctx.Done():
-		t.Fatal("Ping did not answer")
+		t.Fatalf("%s did not answer", cmd)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/wbxml"
-	"github.com/easgate/easgate/wbxml/wbxmltest"
 )
 
 // newHangingEnv is a pingEnv whose Sync waits on the same test-driven
@@ -28,37 +27,13 @@ func newHangingEnv(t *testing.T) *pingEnv {
 
 // startSync sends a Sync in the background.
 func (e *pingEnv) startSync(ctx context.Context, body *wbxml.Element) <-chan *httptest.ResponseRecorder {
-	var raw []byte
-	if body != nil {
-		raw = mustMarshal(e.t, body)
-	}
-	out := make(chan *httptest.ResponseRecorder, 1)
-	go func() {
-		w := httptest.NewRecorder()
-		e.srv.ServeHTTP(w, post("Sync", "14.1", raw).WithContext(ctx))
-		out <- w
-	}()
-	return out
+	return e.start(ctx, "Sync", body)
 }
 
 // syncResult waits for a background Sync; nil for the empty answer.
 func (e *pingEnv) syncResult(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder) *wbxml.Element {
 	t.Helper()
-	select {
-	case w := <-ch:
-		if w.Code != 200 {
-			t.Fatalf("Sync: HTTP %d", w.Code)
-		}
-		if w.Body.Len() == 0 {
-			return nil
-		}
-		doc := decode(t, w)
-		wbxmltest.ValidateResponse(t, "SyncResponse", mustMarshal(t, doc))
-		return doc
-	case <-ctx.Done():
-		t.Fatal("Sync did not answer")
-	}
-	return nil
+	return e.answer(t, ctx, ch, "Sync")
 }
 
 func withWait(body *wbxml.Element, tag wbxml.Tag, v string) *wbxml.Element {
