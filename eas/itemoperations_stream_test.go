@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/backend/backendtest"
 	"github.com/easgate/easgate/backend/imapstore"
 	"github.com/easgate/easgate/backend/testsrv"
 	"github.com/easgate/easgate/eas/hierarchy"
@@ -195,7 +196,7 @@ func TestItemOperationsStreamedAttachments(t *testing.T) {
 	for i := 0; qp.Len() < 2<<20; i++ {
 		fmt.Fprintf(&qp, "Line %d: Grüße, naïve café = 100 %% — tab\there, a long line that quoted-printable must break softly at 76 characters.\n", i)
 	}
-	e := newIOEnvWith(t, attachmentBytes(12<<20), qp.String())
+	e := newIOEnvWith(t, backendtest.Binary(12<<20), qp.String())
 	qpWant := []byte(strings.ReplaceAll(e.qp, "\n", "\r\n"))
 	for _, tc := range []struct {
 		name string
@@ -261,7 +262,7 @@ func fetchItemReq(coll, sid, bodyType string) *wbxml.Element {
 // grows by less than 4 MB); with a MIME body, the whole message, byte for
 // byte.
 func TestItemOperationsFetchItemReads(t *testing.T) {
-	e := newIOEnvWith(t, attachmentBytes(12<<20), "note")
+	e := newIOEnvWith(t, backendtest.Binary(12<<20), "note")
 	sid := mailsync.ServerID(e.inbox, e.uid)
 	var w *fileRecorder
 	peak, _ := heapGrowth(func() { w = postToFile(t, e.srv, fetchItemReq(e.inbox, sid, "1"), false, false) })
@@ -325,7 +326,7 @@ func TestItemOperationsFetchItemReads(t *testing.T) {
 //
 //	go test -run '^$' -bench ItemOperations50MB -benchtime 3x ./eas/
 func BenchmarkItemOperations50MB(b *testing.B) {
-	bin := attachmentBytes(50 << 20)
+	bin := backendtest.Binary(50 << 20)
 	srv, ref := newAttachmentServer(b, bin)
 	for _, v := range []struct{ multipart, gzip bool }{{false, false}, {true, false}, {false, true}} {
 		multipart := v.multipart
@@ -483,7 +484,7 @@ func (unsizedReader) Total() int64 { return -1 }
 // gateway spools it to learn the size, for the Range and Total and for
 // the multipart header.
 func TestItemOperationsUnsizedAttachment(t *testing.T) {
-	bin := attachmentBytes(5<<20 + 7)
+	bin := backendtest.Binary(5<<20 + 7)
 	srv, ref := newAttachmentServerWith(t, bin, func(s backend.Store) backend.Store { return unsizedStore{s} })
 	n := int64(len(bin))
 	for _, multipart := range []bool{false, true} {

@@ -12,23 +12,11 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/backend/backendtest"
 	"github.com/easgate/easgate/eas/mailsync"
 	"github.com/easgate/easgate/wbxml"
 	"github.com/easgate/easgate/wbxml/wbxmltest"
 )
-
-// attachmentBytes is binary content with every byte value.
-func attachmentBytes(n int) []byte {
-	b := make([]byte, n)
-	x := uint32(2463534242)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[i] = byte(x)
-	}
-	return b
-}
 
 // attachmentMessage is a multipart/mixed message: 1 a text body, 2 a
 // base64 application/octet-stream attachment of bin, 3 a quoted-printable
@@ -62,7 +50,7 @@ type ioEnv struct {
 }
 
 func newIOEnv(t *testing.T, binSize int) *ioEnv {
-	return newIOEnvWith(t, attachmentBytes(binSize), "Grüße = 100 % \nline two\n")
+	return newIOEnvWith(t, backendtest.Binary(binSize), "Grüße = 100 % \nline two\n")
 }
 
 // newIOEnvWith appends attachmentMessage(bin, qp) to the INBOX.

@@ -13,8 +13,10 @@ import (
 	"github.com/easgate/easgate/backend"
 )
 
-// partBytes is n bytes of every value, from a xorshift generator.
-func partBytes(n int) []byte {
+// Binary returns n bytes of test content with every byte value (a
+// xorshift sequence): attachments that only a byte-exact transfer
+// reproduces.
+func Binary(n int) []byte {
 	b := make([]byte, n)
 	x := uint32(88172645)
 	for i := range b {
@@ -138,7 +140,7 @@ func (s *suite) testOpenPart(t *testing.T) {
 	ctx := t.Context()
 	out := s.h.Outside(t)
 	out.CreateFolder("Parts")
-	msg := newPartsMessage(partBytes(300_000))
+	msg := newPartsMessage(Binary(300_000))
 	u := out.Append("Parts", msg.raw, nil, time.Now())
 	sess := s.session(t)
 	f := folderNamed(t, sess, "Parts").ID
