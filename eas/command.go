@@ -29,6 +29,9 @@ type Response struct {
 	// and its output spooled, so an error still becomes a clean error
 	// response. Element and Body are exclusive.
 	Body func(w io.Writer) error
+	// Status is the top-level status a Body response carries, for the
+	// request log and metrics (an Element's is read from the tree).
+	Status int
 	// ContentType overrides application/vnd.ms-sync.wbxml, e.g.
 	// application/vnd.ms-sync.multipart (MS-ASCMD 2.2.2.9.1.1).
 	ContentType string

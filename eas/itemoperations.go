@@ -219,13 +219,13 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 	}
 	switch {
 	case req.AcceptMultiPart:
-		return Response{ContentType: ContentTypeMultipart, Body: func(w io.Writer) error {
+		return Response{ContentType: ContentTypeMultipart, Status: ioSuccess, Body: func(w io.Writer) error {
 			return s.writeMultipartFetches(ctx, req, w, doc, order, pending)
 		}}, nil
 	case len(pending) == 0:
 		return Response{Element: doc}, nil
 	default:
-		return Response{Body: func(w io.Writer) error { return s.writeInlineFetches(ctx, req, w, doc, pending) }}, nil
+		return Response{Status: ioSuccess, Body: func(w io.Writer) error { return s.writeInlineFetches(ctx, req, w, doc, pending) }}, nil
 	}
 }
 

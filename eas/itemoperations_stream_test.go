@@ -230,6 +230,10 @@ func TestItemOperationsStreamedAttachments(t *testing.T) {
 			}
 		}
 	}
+	// The streamed answers are logged and counted with their status.
+	if n := requestsCounted(t, e.srv, "ItemOperations", "200", "1"); n == 0 {
+		t.Error(`no easgate_eas_requests_total{command="ItemOperations",code="200",status="1"}: streamed answers counted without their status`)
+	}
 	// The gateway's own share, without reading the response back.
 	for _, multipart := range []bool{false, true} {
 		ref := fileReference(e.inbox, e.uid, []int{2})
@@ -602,4 +606,28 @@ func TestItemOperationsCorruptAttachment(t *testing.T) {
 			t.Errorf("multipart=%v: Properties in the failed Fetch", multipart)
 		}
 	}
+}
+
+// requestsCounted returns easgate_eas_requests_total for the labels.
+func requestsCounted(t *testing.T, srv *Server, cmd, code, status string) float64 {
+	t.Helper()
+	mfs, err := srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "easgate_eas_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["command"] == cmd && labels["code"] == code && labels["status"] == status {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -96,6 +96,7 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, cmd comma
 		if err := resp.Body(body); err != nil {
 			return fmt.Errorf("writing response: %w", err)
 		}
+		rec.status = resp.Status
 	}
 	for k, v := range resp.Header {
 		w.Header()[k] = v
