@@ -150,9 +150,9 @@ func parseCollection(c *wbxml.Element) (*syncCollection, error) {
 			case wbxml.AirSyncAdd:
 				mc.Kind = mailsync.CmdAdd
 				if ad := cmd.Child(wbxml.AirSyncApplicationData); ad != nil {
-					// A draft that does not convert is left nil: the
-					// Add alone gets Status 6.
-					mc.Draft, _ = mailitem.ParseDraft(ad)
+					// A draft that does not convert gets Status 6;
+					// the engine logs why.
+					mc.Draft, mc.DraftErr = mailitem.ParseDraft(ad)
 				}
 			default:
 				return nil, fmt.Errorf("unknown Sync command %v", cmd.Tag)

@@ -33,7 +33,12 @@ func (e *Engine) addDraft(ctx context.Context, req *Request, cur *state, c Comma
 	case c.ClientID == "":
 		r.Status = StatusProtocolError
 		return r, nil, nil
-	case c.Draft == nil || !req.Options.Item.Drafts || req.Options.Item.ProtocolVersion() < 160:
+	case c.Draft == nil:
+		e.log().Info("sync: draft Add refused: not convertible", "user", req.User, "device", req.Device, "err", c.DraftErr)
+		return r, nil, nil
+	case !req.Options.Item.Drafts || req.Options.Item.ProtocolVersion() < 160:
+		e.log().Info("sync: email Add refused: only 16.x drafts in Drafts", "user", req.User, "device", req.Device,
+			"collection", req.Collection, "version", req.Options.Item.Version)
 		return r, nil, nil
 	case c.Draft.Send:
 		e.log().Info("sync: draft Add with Send refused: sending is not supported", "user", req.User, "device", req.Device)

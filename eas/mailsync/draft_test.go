@@ -3,6 +3,7 @@ package mailsync_test
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -127,7 +128,10 @@ func TestDraftAdd(t *testing.T) {
 		e.syncAll(p, drafts, 50)
 		p.matches(e.imapView("Drafts"))
 
-		// Refused Adds store nothing.
+		// Refused Adds store nothing, and the log says why.
+		var logged bytes.Buffer
+		e.eng.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+		defer func() { e.eng.Logger = nil }()
 		send := *d
 		send.Send = true
 		old := req(p.key, mailsync.Command{Kind: mailsync.CmdAdd, ClientID: "c2", Draft: d})
@@ -150,6 +154,11 @@ func TestDraftAdd(t *testing.T) {
 			}
 			if rq.Collection == "3" {
 				p.apply(r)
+			}
+		}
+		for _, why := range []string{"sending is not supported", "only 16.x drafts in Drafts", "not convertible"} {
+			if !strings.Contains(logged.String(), why) {
+				t.Errorf("no log line with %q:\n%s", why, logged.String())
 			}
 		}
 		if v := e.imapView("Drafts"); len(v) != 1 {

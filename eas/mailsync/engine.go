@@ -93,6 +93,9 @@ type Command struct {
 	// Draft is the ApplicationData of an Add (a 16.x draft), nil when
 	// absent or not convertible (the Add gets Status 6).
 	Draft *mailitem.Draft
+	// DraftErr is why the Add's ApplicationData is not a Draft
+	// (mailitem.ErrBadDraft), for the log.
+	DraftErr error
 }
 
 // Options are the collection's sync options.
