@@ -37,6 +37,14 @@ type Response struct {
 	ContentType string
 	// Header holds extra response headers.
 	Header http.Header
+	// Later, when set, is the rest of a command that waits for news
+	// (Ping, hanging Sync): the front door calls it once and writes what
+	// it returns instead; the other fields are then unused. It may run
+	// on another goroutine after the HTTP handler has returned (the
+	// connection parked, see Server.Listener), with a context that is not
+	// the request's, and it owns whatever the command handed it (the
+	// request's mail session stays open until it returns).
+	Later func(ctx context.Context) (Response, error)
 }
 
 // command describes one EAS command name of MS-ASHTTP 2.2.1.1.1.2.

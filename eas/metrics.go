@@ -16,6 +16,7 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	inFlight     prometheus.Gauge
+	parked       prometheus.Gauge
 	authFailures prometheus.Counter
 	authDelays   prometheus.Counter
 }
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "easgate_eas_requests_in_flight",
 			Help: "EAS requests being handled now, long-polls included.",
 		}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "easgate_eas_requests_parked",
+			Help: "Waiting Pings and hanging Syncs whose connection is parked (held without a net/http goroutine); counted in easgate_eas_requests_in_flight too.",
+		}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "easgate_eas_auth_failures_total",
 			Help: "HTTP Basic logins refused by the mail server.",
@@ -47,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Logins slowed down because of earlier failures for the same user and address.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.authFailures, m.authDelays} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.parked, m.authFailures, m.authDelays} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

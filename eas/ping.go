@@ -220,35 +220,65 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 	if err != nil {
 		return Response{}, err
 	}
-	defer w.End()
+	cw, res, err := p.begin(ctx, req, params)
+	if err != nil || cw == nil || res.done() {
+		if cw != nil {
+			cw.close()
+		}
+		w.End()
+		if err != nil {
+			return Response{}, err
+		}
+		return p.answer(ctx, req, cw, res)
+	}
+	// Nothing to report yet: the wait may be parked (Response.Later).
+	return Response{Later: func(ctx context.Context) (Response, error) {
+		defer w.End()
+		defer cw.close()
+		res, err := cw.wait(ctx, w)
+		if err != nil {
+			return Response{}, err
+		}
+		return p.answer(ctx, req, cw, res)
+	}}, nil
+}
 
+// begin prepares a Ping's wait and checks its folders once. A nil
+// changeWait means the device's folders are not what it thinks (Status
+// 7); otherwise the caller closes it.
+func (p *pinger) begin(ctx context.Context, req *Request, params pingParams) (*changeWait, waitResult, error) {
+	store := p.s.cfg.Devices
 	sess, err := req.Mailbox(ctx)
 	if err != nil {
-		return Response{}, err
+		return nil, waitResult{}, err
 	}
 	h, err := hierarchy.Load(ctx, store, req.User, req.DeviceID)
 	if errors.Is(err, devices.ErrNotFound) {
-		return pingStatus(pingHierarchyChanged), nil
+		return nil, waitResult{hierarchy: true}, nil
 	}
 	if err != nil {
-		return Response{}, err
+		return nil, waitResult{}, err
 	}
 	var watched []watchedFolder
 	for _, f := range params.Folders {
 		hf, ok := h.Folder(f.ID)
 		if !ok {
-			return pingStatus(pingHierarchyChanged), nil
+			return nil, waitResult{hierarchy: true}, nil
 		}
 		if !hf.NoSelect {
 			watched = append(watched, watchedFolder{sid: f.ID, folder: hf.ID})
 		}
 	}
-	wait := &changeWait{s: p.s, eng: p.eng, req: req, sess: sess, watched: watched, hb: hb, after: p.after, waiting: p.waiting,
+	cw := &changeWait{s: p.s, eng: p.eng, req: req, sess: sess, watched: watched,
+		hb: time.Duration(params.Heartbeat) * time.Second, after: p.after, waiting: p.waiting,
 		hierarchy: func(ctx context.Context) (bool, error) { return p.hier.Pending(ctx, sess, req.User, req.DeviceID) }}
-	res, err := wait.run(ctx, w)
-	if err != nil {
-		return Response{}, err
-	}
+	res, err := cw.begin(ctx)
+	return cw, res, err
+}
+
+// answer turns how a Ping's wait ended into its response. cw is nil when
+// the wait never began (the folders were not the device's).
+func (p *pinger) answer(ctx context.Context, req *Request, cw *changeWait, res waitResult) (Response, error) {
 	switch {
 	case res.reason == push.DeviceChanged:
 		// An administrator blocked or wiped the device: the gate's
@@ -259,7 +289,7 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 		return pingStatus(pingExpired), nil
 	case res.reason == push.Wake:
 		res.changed = nil
-		for _, f := range watched {
+		for _, f := range cw.watched {
 			res.changed = append(res.changed, f.sid)
 		}
 	case res.reason != 0:
@@ -303,6 +333,8 @@ type changeWait struct {
 	// the device's (Ping Status 7); it is asked once at the start and
 	// whenever the watcher saw the folder list change.
 	hierarchy func(ctx context.Context) (bool, error)
+
+	sub *push.Subscription // from begin
 }
 
 // waitResult is how a changeWait ended: with the CollectionIds that have
@@ -328,26 +360,47 @@ func (cw *changeWait) hierarchyChanged(ctx context.Context) (waitResult, error) 
 	return waitResult{hierarchy: changed}, err
 }
 
-// run waits; an error means the client went away or a store failed.
-func (cw *changeWait) run(ctx context.Context, w push.Wait) (waitResult, error) {
+// begin subscribes to the user's watcher, then checks the folder list and
+// every folder once; the caller closes cw afterwards. Subscribed before
+// the checks, a change after them is reported to wait.
+func (cw *changeWait) begin(ctx context.Context) (waitResult, error) {
 	req := cw.req
 	ids := make([]backend.FolderID, len(cw.watched))
 	for i, f := range cw.watched {
 		ids[i] = f.folder
 	}
-	// Subscribed before the first check: a change after it is
-	// reported.
 	sub, err := cw.s.hub.Watch(ctx, req.User, req.mailOpener(), ids)
 	if err != nil {
 		return waitResult{}, err
 	}
-	defer sub.Close()
+	cw.sub = sub
 	if res, err := cw.hierarchyChanged(ctx); err != nil || res.done() {
 		return res, err
 	}
-	if res, err := cw.check(ctx, cw.watched); err != nil || res.done() {
+	return cw.check(ctx, cw.watched)
+}
+
+// close ends the subscription begin made, if any.
+func (cw *changeWait) close() {
+	if cw.sub != nil {
+		cw.sub.Close()
+	}
+}
+
+// run is begin, wait when begin found nothing, and close. An error means
+// the client went away or a store failed.
+func (cw *changeWait) run(ctx context.Context, w push.Wait) (waitResult, error) {
+	defer cw.close()
+	if res, err := cw.begin(ctx); err != nil || res.done() {
 		return res, err
 	}
+	return cw.wait(ctx, w)
+}
+
+// wait waits, after begin found nothing, until a watched folder has news
+// for the device, the heartbeat ends or w is ended from outside.
+func (cw *changeWait) wait(ctx context.Context, w push.Wait) (waitResult, error) {
+	req, sub := cw.req, cw.sub
 	// The answer comes after the heartbeat: this request may write
 	// later than the server's WriteTimeout allows others.
 	if err := req.ExtendWriteDeadline(cw.hb + writeSlack); err != nil {

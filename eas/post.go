@@ -56,7 +56,10 @@ type Request struct {
 
 	authKey [32]byte                 // auth cache key, to forget it if the backend refuses later
 	mail    *mailbox                 // the mail session behind Mailbox; holds the password
-	rc      *http.ResponseController // nil outside servePost (handlers called directly in tests)
+	rc      *http.ResponseController // nil outside servePost (handlers called directly in tests) and once parked
+	// writeDeadline sets the connection's write deadline once the
+	// request is parked (park.go); nil before.
+	writeDeadline func(time.Time) error
 }
 
 // ExtendWriteDeadline lets the answer to this request be written up to d
@@ -66,10 +69,13 @@ type Request struct {
 // cannot change its deadline (http.ErrNotSupported) or the request is
 // not served over HTTP.
 func (r *Request) ExtendWriteDeadline(d time.Duration) error {
-	if r.rc == nil {
-		return http.ErrNotSupported
+	switch {
+	case r.writeDeadline != nil:
+		return r.writeDeadline(time.Now().Add(d))
+	case r.rc != nil:
+		return r.rc.SetWriteDeadline(time.Now().Add(d))
 	}
-	return r.rc.SetWriteDeadline(time.Now().Add(d))
+	return http.ErrNotSupported
 }
 
 // VersionNumber returns the protocol version times ten: 141 for "14.1".
@@ -148,13 +154,20 @@ func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err erro
 
 // servePost runs one EAS command: authenticate, check the query, register
 // the device, pass the gate, read and check the body, run the handler and
-// write its answer in one go.
+// write its answer in one go. A command that waits (Response.Later) is
+// parked when it can be (park.go): its answer, log line and metrics come
+// from the parked request's own goroutine.
 func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	start := s.cfg.Now()
 	s.metrics.inFlight.Inc()
-	defer s.metrics.inFlight.Dec()
 	rec := &logRecord{remote: r.RemoteAddr}
-	defer func() { s.finish(rec, start) }()
+	parked := false
+	defer func() {
+		if !parked {
+			s.finish(rec, start)
+			s.metrics.inFlight.Dec()
+		}
+	}()
 
 	q, qerr := ParseQuery(r.URL.RawQuery, r.Header)
 	cmd, known := commandByName(q.Command)
@@ -182,19 +195,38 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		mail:    s.newMailbox(cred),
 		rc:      http.NewResponseController(w),
 	}
-	defer s.closeMailbox(req)
+	defer func() {
+		if !parked {
+			s.closeMailbox(req)
+		}
+	}()
 	req.Header.Del("Authorization")
 
 	resp, err := s.run(w, r, req, q, qerr, cmd, known)
+	if err == nil && resp.Later != nil {
+		if parked = s.park(w, r, req, cmd, resp.Later, rec, start); parked {
+			return
+		}
+		resp, err = resp.Later(r.Context())
+	}
+	s.answer(w, r, req, cmd, resp, err, rec)
+}
+
+// answer writes a handler's result: its Response, or the error response
+// for its error.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, req *Request, cmd command, resp Response, err error, rec *logRecord) {
+	if err == nil && resp.Later != nil {
+		err = errors.New("eas: Later returned a Response with Later")
+	}
 	if err != nil {
 		if errors.Is(err, backend.ErrAuthFailed) {
 			s.cache.forget(req.authKey)
 		}
-		s.writeError(w, r, q.Version, cmd, err, rec)
+		s.writeError(w, r, req.Version, cmd, err, rec)
 		return
 	}
 	if err := s.writeResponse(w, r, cmd, resp, rec); err != nil {
-		s.writeError(w, r, q.Version, cmd, err, rec)
+		s.writeError(w, r, req.Version, cmd, err, rec)
 	}
 }
 

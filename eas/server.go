@@ -130,6 +130,7 @@ type Server struct {
 	router   chi.Router
 	broker   push.Broker // where Ping and hanging Sync wait
 	hub      *push.Hub   // the per-user mail watchers
+	parking  parking     // requests waiting without a goroutine of net/http's (park.go)
 }
 
 // New returns a Server for cfg, with Provision and Settings registered when
@@ -263,13 +264,6 @@ func (s *Server) Commands() []string {
 	}
 	return out
 }
-
-// EndWaits answers every Ping and hanging Sync waiting in this process as
-// if its heartbeat had ended (nothing changed that it knows of), and every
-// one that begins afterwards at once. The gateway calls it when it shuts
-// down, before waiting for requests in flight, so that phones are not cut
-// off but told to come back (MS-ASCMD 2.2.3.177.10, Status 1).
-func (s *Server) EndWaits() { s.broker.Shutdown() }
 
 // Versions returns the protocol versions on offer, oldest first.
 func (s *Server) Versions() []string { return slices.Clone(s.versions) }

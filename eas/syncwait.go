@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/eas/mailsync"
@@ -80,17 +81,30 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 	if err != nil {
 		return Response{}, err
 	}
-	defer w.End()
 	watched, err := hs.watched(ctx, req, cache)
 	if err != nil || len(watched) == 0 {
+		w.End()
 		return resp, err
 	}
 	sess, err := req.Mailbox(ctx)
 	if err != nil {
+		w.End()
 		return Response{}, err
 	}
 	again := withoutCommands(body)
 	deadline := time.Now().Add(hb)
+	// The wait may be parked (Response.Later).
+	return Response{Later: func(ctx context.Context) (Response, error) {
+		defer w.End()
+		return hs.wait(ctx, req, w, sess, watched, again, deadline)
+	}}, nil
+}
+
+// wait holds a hanging Sync until deadline: it runs the request again
+// (again: without the client's commands, which were applied the first
+// time) whenever a watched folder has news for the device, and answers
+// with the first non-empty result.
+func (hs *hangingSync) wait(ctx context.Context, req *Request, w push.Wait, sess backend.Session, watched []watchedFolder, again *wbxml.Element, deadline time.Time) (Response, error) {
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -116,8 +130,6 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 		if res.reason == 0 && !res.done() {
 			return Response{}, nil // the heartbeat ended
 		}
-		// Run the request again, without the client's commands (they
-		// were applied the first time).
 		resp, err := hs.m.sync(ctx, req, again)
 		if err != nil || !emptySync(resp) || res.reason == push.Wake {
 			return resp, err

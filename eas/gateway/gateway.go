@@ -531,22 +531,28 @@ func (g *Gateway) Run(ctx context.Context) error {
 		policy.WatchSIGHUP(ctx, g.policy, g.log)
 	}
 
-	servers := []*http.Server{g.httpServer(g.eas, "eas")}
-	lns := []net.Listener{g.easLn}
+	easSrv := g.httpServer(g.eas, "eas")
+	easLn := g.easLn
+	if g.TLS() {
+		cert, err := tls.LoadX509KeyPair(g.cfg.TLSCert, g.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("gateway: loading the TLS certificate: %w", err)
+		}
+		// TLS inside the parking listener: a parked connection goes
+		// back to net/http as the *tls.Conn it came from (eas.Server.Listener).
+		easSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+		easLn = tls.NewListener(easLn, easSrv.TLSConfig)
+	}
+	servers := []*http.Server{easSrv}
+	lns := []net.Listener{g.eas.Listener(easLn)}
 	if g.adminLn != nil {
 		servers = append(servers, g.httpServer(g.admin, "admin"))
 		lns = append(lns, g.adminLn)
 	}
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
-		tlsOn := i == 0 && g.TLS()
 		go func() {
-			var err error
-			if tlsOn {
-				err = srv.ServeTLS(lns[i], g.cfg.TLSCert, g.cfg.TLSKey)
-			} else {
-				err = srv.Serve(lns[i])
-			}
+			err := srv.Serve(lns[i])
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
 			}
@@ -572,6 +578,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.log.Warn("graceful shutdown cut short; closing the remaining connections", "err", err)
 			srv.Close()
 		}
+	}
+	if err := g.eas.AwaitParked(sctx); err != nil {
+		g.log.Warn("graceful shutdown cut short; parked requests not all answered", "err", err)
 	}
 	return runErr
 }

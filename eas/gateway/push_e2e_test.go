@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ type pushGateway struct {
 	easURL   string
 	adminURL string
 	stop     func() error // ends Run and returns its error
+	client   *http.Client // the devices' HTTP client; nil means the default
 }
 
 func newPushEnv(t *testing.T) *pushEnv {
@@ -96,6 +98,7 @@ func (e *pushEnv) start(tweak func(*gateway.Config)) *pushGateway {
 type device struct {
 	c     *easclient.Client
 	inbox string // the Inbox's CollectionId
+	key   string // the Inbox's SyncKey after the last full sync
 }
 
 // newDevice provisions a phone of user on gateway g and syncs its Inbox.
@@ -103,7 +106,7 @@ func (e *pushEnv) newDevice(g *pushGateway, user, id string) *device {
 	t := e.t
 	t.Helper()
 	c := &easclient.Client{BaseURL: g.easURL, User: user, Password: user + "pw",
-		DeviceID: id, DeviceType: "iPhone", Version: "14.1", UserAgent: "Apple-iPhone15C2/2201.108"}
+		DeviceID: id, DeviceType: "iPhone", Version: "14.1", UserAgent: "Apple-iPhone15C2/2201.108", HTTPClient: g.client}
 	provision(t, c, nil)
 	_, fc, err := c.FolderSync(context.Background(), "0")
 	if err != nil || fc.Status != 1 {
@@ -115,13 +118,13 @@ func (e *pushEnv) newDevice(g *pushGateway, user, id string) *device {
 			d.inbox = f.ServerID
 		}
 	}
-	key := d.sync(t, "0")
+	d.key = d.sync(t, "0")
 	for {
-		next := d.sync(t, key)
-		if next == key {
+		next := d.sync(t, d.key)
+		if next == d.key {
 			break
 		}
-		key = next
+		d.key = next
 	}
 	return d
 }
@@ -173,7 +176,8 @@ func (d *device) ping(c *easclient.Client, hb int) <-chan *easclient.Response {
 // on returns a copy of the device's client that talks to gateway g.
 func (d *device) on(g *pushGateway) *easclient.Client {
 	c := &easclient.Client{BaseURL: g.easURL, User: d.c.User, Password: d.c.Password,
-		DeviceID: d.c.DeviceID, DeviceType: d.c.DeviceType, Version: d.c.Version, UserAgent: d.c.UserAgent}
+		DeviceID: d.c.DeviceID, DeviceType: d.c.DeviceType, Version: d.c.Version, UserAgent: d.c.UserAgent,
+		HTTPClient: g.client}
 	c.SetPolicyKey(d.c.PolicyKey())
 	return c
 }
