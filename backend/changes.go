@@ -1,6 +1,9 @@
 package backend
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Scan says how much work Session.Changes had to do.
 type Scan int
@@ -103,32 +106,34 @@ func (s *FolderState) FlagsOf(uid UID) []string {
 	return flags
 }
 
-// SetFlags records that uid is tracked and has exactly flags.
+// SetFlags records that uid is tracked and has exactly flags. Sets
+// that already agree are not touched, so recording flags the snapshot
+// already holds allocates nothing.
 func (s *FolderState) SetFlags(uid UID, flags []string) {
 	s.UIDs.AddUID(uid)
-	want := make(map[string]bool, len(flags))
+	for f, set := range s.Flags {
+		if !set.Contains(uid) || slices.ContainsFunc(flags, func(g string) bool { return CanonicalFlag(g) == f }) {
+			continue
+		}
+		set.RemoveUID(uid)
+		if len(set) == 0 {
+			delete(s.Flags, f)
+		} else {
+			s.Flags[f] = set
+		}
+	}
 	for _, f := range flags {
 		f = CanonicalFlag(f)
 		if f == FlagRecent {
 			continue
 		}
-		want[f] = true
-	}
-	for f, set := range s.Flags {
-		if !want[f] {
-			set.RemoveUID(uid)
-			if set.Len() == 0 {
-				delete(s.Flags, f)
-			} else {
-				s.Flags[f] = set
-			}
-		}
-	}
-	if len(want) > 0 && s.Flags == nil {
-		s.Flags = make(map[string]UIDSet)
-	}
-	for f := range want {
 		set := s.Flags[f]
+		if set.Contains(uid) {
+			continue
+		}
+		if s.Flags == nil {
+			s.Flags = make(map[string]UIDSet)
+		}
 		set.AddUID(uid)
 		s.Flags[f] = set
 	}

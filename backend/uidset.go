@@ -3,6 +3,7 @@ package backend
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,20 +58,56 @@ func (s *UIDSet) AddUID(uid UID) {
 }
 
 // AddRange adds start through stop to s; a range with start 0 or start >
-// stop is ignored.
+// stop is ignored. It works in place: adding in ascending order (as a
+// FETCH or SEARCH answer comes) extends or appends the last range, and
+// any other addition costs a binary search and at most one move of the
+// ranges after it, so building a set of n UIDs never takes n² time.
 func (s *UIDSet) AddRange(start, stop UID) {
 	if start == 0 || start > stop {
 		return
 	}
-	*s = s.Union(UIDSet{{start, stop}})
-}
-
-// RemoveUID removes uid from s.
-func (s *UIDSet) RemoveUID(uid UID) {
-	if !s.Contains(uid) {
+	set := *s
+	n := len(set)
+	if n == 0 || uint64(start) > uint64(set[n-1].Stop)+1 {
+		*s = append(set, UIDRange{start, stop})
 		return
 	}
-	*s = s.Diff(UIDSet{{uid, uid}})
+	// i: the first range that ends at or after start-1 (touching or
+	// overlapping the new one from the left).
+	i := sort.Search(n, func(i int) bool { return uint64(set[i].Stop)+1 >= uint64(start) })
+	// j: the first range that starts after stop+1 (apart on the right).
+	j := i
+	for j < n && uint64(set[j].Start) <= uint64(stop)+1 {
+		j++
+	}
+	if i == j {
+		*s = slices.Insert(set, i, UIDRange{start, stop})
+		return
+	}
+	set[i].Start = min(set[i].Start, start)
+	set[i].Stop = max(set[j-1].Stop, stop)
+	*s = slices.Delete(set, i+1, j)
+}
+
+// RemoveUID removes uid from s, in place.
+func (s *UIDSet) RemoveUID(uid UID) {
+	set := *s
+	i := sort.Search(len(set), func(i int) bool { return set[i].Stop >= uid })
+	if i == len(set) || set[i].Start > uid {
+		return
+	}
+	r := set[i]
+	switch {
+	case r.Start == r.Stop:
+		*s = slices.Delete(set, i, i+1)
+	case uid == r.Start:
+		set[i].Start++
+	case uid == r.Stop:
+		set[i].Stop--
+	default:
+		set[i].Stop = uid - 1
+		*s = slices.Insert(set, i+1, UIDRange{uid + 1, r.Stop})
+	}
 }
 
 // Clone returns a copy of s that shares no memory with it.

@@ -85,6 +85,13 @@ func TestUIDSetOps(t *testing.T) {
 		if got := slices.Collect(a.All()); len(got) != len(am) || a.Len() != len(am) {
 			t.Fatalf("%v: All gives %d UIDs, Len %d, want %d", a, len(got), a.Len(), len(am))
 		}
+		// RemoveUID edits in place; the set stays disjoint and apart.
+		for range 5 {
+			u := UID(1 + r.IntN(70))
+			a.RemoveUID(u)
+			delete(am, u)
+			check("a after RemoveUID", a, func(u UID) bool { return am[u] })
+		}
 		fwd := slices.Collect(a.All())
 		back := slices.Collect(a.Backward())
 		slices.Reverse(back)

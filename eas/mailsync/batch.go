@@ -14,26 +14,32 @@ import (
 )
 
 // collect asks the store what changed since the snapshot and adds it to
-// the due sets. It returns the messages to add (tracked in the new
-// snapshot until pick or build untracks what is not sent).
-func (e *Engine) collect(ctx context.Context, req *Request, cur *state) (backend.UIDSet, backend.Scan, error) {
+// the due sets: new messages to DueAdded (the snapshot tracks them from
+// now on), changes, expunges and messages out of the window to the
+// others. A change or expunge of a message still due as an Add is not
+// news to the phone: its Add will carry its flags, or it is dropped.
+func (e *Engine) collect(ctx context.Context, req *Request, cur *state) (backend.Scan, error) {
 	window := FilterSince(req.Options.FilterType, e.now())
 	cs, err := req.Session.Changes(ctx, req.Folder, cur.Snap, window)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	cur.Snap = cs.State
+	due := cur.DueAdded
 	// Drafts the phone added are tracked, not sent back to it.
 	added := cs.Added.Diff(cur.Own)
 	cur.Own = nil
 	for _, fc := range cs.Changed {
-		cur.DueChanged.AddUID(fc.UID)
+		if !due.Contains(fc.UID) {
+			cur.DueChanged.AddUID(fc.UID)
+		}
 	}
-	cur.DueDeleted = cur.DueDeleted.Union(cs.Expunged)
-	cur.DueSoft = cur.DueSoft.Union(cs.AgedOut).Diff(cs.Added)
+	cur.DueDeleted = cur.DueDeleted.Union(cs.Expunged.Diff(due))
+	cur.DueSoft = cur.DueSoft.Union(cs.AgedOut.Diff(due)).Diff(cs.Added)
 	cur.DueChanged = cur.DueChanged.Diff(cur.DueDeleted).Diff(cur.DueSoft)
-	cur.Failed = cur.Failed.Intersect(added)
-	return added, cs.Scan, nil
+	cur.DueAdded = due.Diff(cs.Expunged).Diff(cs.AgedOut).Union(added)
+	cur.Failed = cur.Failed.Intersect(cur.DueAdded)
+	return cs.Scan, nil
 }
 
 // take removes and returns up to n UIDs from *set, lowest first.
@@ -51,10 +57,10 @@ func take(set *backend.UIDSet, n int) backend.UIDSet {
 }
 
 // pick chooses the next batch of at most win items: deletes, soft
-// deletes, changes, then adds newest first (the phone shows the newest
-// mail at once), failed items last. Adds not chosen are untracked so the
-// store reports them again.
-func pick(cur *state, adds backend.UIDSet, win int) batch {
+// deletes, changes, then, with adds, the due adds newest first (the phone
+// shows the newest mail at once), failed items last. What is not chosen
+// stays due.
+func pick(cur *state, win int, adds bool) batch {
 	var b batch
 	n := win
 	b.Deleted = take(&cur.DueDeleted, n)
@@ -63,26 +69,28 @@ func pick(cur *state, adds backend.UIDSet, win int) batch {
 	n -= b.Soft.Len()
 	b.Changed = take(&cur.DueChanged, n)
 	n -= b.Changed.Len()
-	good := adds.Diff(cur.Failed)
-	for uid := range good.Backward() {
-		if n <= 0 {
-			break
+	more := cur.DueDeleted.Len()+cur.DueSoft.Len()+cur.DueChanged.Len() > 0
+	if adds {
+		for uid := range cur.DueAdded.Backward() {
+			if n <= 0 {
+				break
+			}
+			if !cur.Failed.Contains(uid) {
+				b.Added.AddUID(uid)
+				n--
+			}
 		}
-		b.Added.AddUID(uid)
-		n--
-	}
-	for uid := range adds.Intersect(cur.Failed).All() {
-		if n <= 0 {
-			break
+		for uid := range cur.Failed.All() {
+			if n <= 0 {
+				break
+			}
+			b.Added.AddUID(uid)
+			n--
 		}
-		b.Added.AddUID(uid)
-		n--
+		cur.DueAdded = cur.DueAdded.Diff(b.Added)
+		more = more || cur.DueAdded.Diff(cur.Failed).Len() > 0
 	}
-	rest := adds.Diff(b.Added)
-	if cur.Snap != nil && rest.Len() > 0 {
-		cur.Snap.Untrack(rest)
-	}
-	b.More = cur.DueDeleted.Len()+cur.DueSoft.Len()+cur.DueChanged.Len() > 0 || rest.Diff(cur.Failed).Len() > 0
+	b.More = more
 	return b
 }
 
@@ -97,9 +105,7 @@ func (e *Engine) cutBatch(cur *state, b *batch, win int) {
 	keep := func(set *backend.UIDSet, due *backend.UIDSet) {
 		kept := take(set, n)
 		n -= kept.Len()
-		if due != nil {
-			*due = due.Union(*set)
-		}
+		*due = due.Union(*set)
 		*set = kept
 	}
 	keep(&b.Deleted, &cur.DueDeleted)
@@ -113,16 +119,14 @@ func (e *Engine) cutBatch(cur *state, b *batch, win int) {
 		added.AddUID(uid)
 		n--
 	}
-	if rest := b.Added.Diff(added); rest.Len() > 0 && cur.Snap != nil {
-		cur.Snap.Untrack(rest)
-	}
+	cur.DueAdded = cur.DueAdded.Union(b.Added.Diff(added))
 	b.Added = added
 	b.More = true
 }
 
-// build turns the batch into the result's items, adjusting the snapshot
-// to what was really sent: adds that vanished are forgotten, adds that
-// failed or came after the deadline are untracked again.
+// build turns the batch into the result's items, adjusting the state to
+// what was really sent: adds that vanished are forgotten, adds that
+// failed or came after the deadline are due again.
 func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, res *Result) error {
 	for uid := range b.Deleted.All() {
 		res.Deletes = append(res.Deletes, ServerID(req.Collection, uid))
@@ -130,17 +134,19 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	for uid := range b.Soft.All() {
 		res.SoftDeletes = append(res.SoftDeletes, ServerID(req.Collection, uid))
 	}
+	var untracked backend.UIDSet
 	for uid := range b.Changed.All() {
 		if cur.Snap == nil || !cur.Snap.UIDs.Contains(uid) {
-			b.Changed.RemoveUID(uid)
+			untracked.AddUID(uid)
 			continue
 		}
 		res.Changes = append(res.Changes, Item{ServerID: ServerID(req.Collection, uid), Data: mailitem.ChangeData(cur.Snap.FlagsOf(uid), req.Options.Item)})
 	}
+	b.Changed = b.Changed.Diff(untracked)
 	if b.Added.Len() == 0 {
 		return nil
 	}
-	var jobs []*job
+	jobs := make([]*job, 0, b.Added.Len())
 	for uid := range b.Added.Backward() {
 		jobs = append(jobs, &job{uid: uid})
 	}
@@ -148,6 +154,7 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 		return err
 	}
 	var sent, unsent backend.UIDSet
+	res.Adds = slices.Grow(res.Adds, len(jobs))
 	for _, j := range jobs {
 		uid := j.uid
 		if j.sum == nil {
@@ -155,6 +162,7 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 			if cur.Snap != nil {
 				cur.Snap.Remove(uid)
 			}
+			cur.Failed.RemoveUID(uid)
 			continue
 		}
 		if j.late {
@@ -184,9 +192,7 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 		sent.AddUID(uid)
 		res.Adds = append(res.Adds, Item{ServerID: ServerID(req.Collection, uid), Data: it.ApplicationData})
 	}
-	if unsent.Len() > 0 && cur.Snap != nil {
-		cur.Snap.Untrack(unsent)
-	}
+	cur.DueAdded = cur.DueAdded.Union(unsent)
 	if unsent.Diff(cur.Failed).Len() > 0 {
 		b.More = true
 	}

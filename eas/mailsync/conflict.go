@@ -52,10 +52,11 @@ func (e *Engine) serverFlags(ctx context.Context, req *Request, cur *state, repl
 // conflicts reports whether the server changed uid since the phone last
 // heard of it: a change is due to it, or the server's flags differ from
 // the snapshot's. A message the server no longer has is not a conflict
-// (the Change finds it missing: Status 8).
+// (the Change finds it missing: Status 8), nor one the phone has not been
+// sent yet.
 func conflicts(cur *state, uid backend.UID, server map[backend.UID][]string) bool {
 	now, ok := server[uid]
-	if !ok || cur.Snap == nil || !cur.Snap.UIDs.Contains(uid) {
+	if !ok || cur.Snap == nil || !cur.Snap.UIDs.Contains(uid) || cur.DueAdded.Contains(uid) {
 		return false
 	}
 	if cur.DueChanged.Contains(uid) {

@@ -10,8 +10,11 @@
 // the folder after it applied the response that carried the state's key: a
 // backend.FolderState snapshot (compact UID sets), the changes found but
 // not yet sent because of WindowSize (due sets), and the batch that
-// response carried. Messages not yet added stay untracked in the snapshot
-// (FolderState.Untrack), so the store reports them as Added again.
+// response carried. Messages found but not yet added are tracked in the
+// snapshot and kept in a due set of their own (state.DueAdded), so the
+// later rounds of a paged initial sync ask the store only whether the
+// folder's change marks moved (one STATUS with CONDSTORE) instead of
+// rescanning it.
 //
 // # SyncKey rule
 //

@@ -479,15 +479,13 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	} else {
 		primed = cur.Snap == nil
 		if req.Options.GetChanges {
-			adds, scan, err := e.collect(ctx, req, cur)
+			scan, err := e.collect(ctx, req, cur)
 			if err != nil {
 				return nil, err
 			}
 			res.Scan = scan
-			b = pick(cur, adds, win)
-		} else {
-			b = pick(cur, nil, win)
 		}
+		b = pick(cur, win, req.Options.GetChanges)
 	}
 	b.Results = results
 	if err := e.build(ctx, req, cur, &b, res); err != nil {

@@ -67,6 +67,49 @@ func TestPagedInitialSyncWithOutsideChanges(t *testing.T) {
 	})
 }
 
+// TestPagedRoundsSkipScan: the adds a window leaves for later are kept
+// as due, so on a server with CONDSTORE the later rounds of an initial
+// sync only check the folder's change marks; a change meanwhile is found
+// by the next scan and a due message it touches is sent with its flags
+// of then, not as a Change or Delete.
+func TestPagedRoundsSkipScan(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 12; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		p.apply(e.sync(e.request("1", inbox, "0", 5)))
+		want := backend.ScanSkipped
+		if strings.HasSuffix(t.Name(), "/memimap") {
+			want = backend.ScanFull // no CONDSTORE: every round scans
+		}
+		var scans []backend.Scan
+		for round := 0; ; round++ {
+			if round == 2 {
+				e.store("INBOX", 2, imap.StoreFlagsAdd, imap.FlagFlagged) // due, not sent
+				e.expunge("INBOX", 1)                                     // due, not sent
+			}
+			r := e.sync(e.request("1", inbox, p.key, 5))
+			scans = append(scans, r.Scan)
+			if len(r.Changes)+len(r.Deletes) > 0 {
+				t.Errorf("round %d: %d changes, %d deletes of messages the phone never had", round, len(r.Changes), len(r.Deletes))
+			}
+			p.apply(r)
+			if !r.MoreAvailable {
+				break
+			}
+			if round > 10 {
+				t.Fatal("no end")
+			}
+		}
+		if len(scans) != 3 || scans[1] != want || scans[2] == backend.ScanSkipped {
+			t.Errorf("scans %v: want the second round %v and the third (after outside changes) a real scan", scans, want)
+		}
+		p.matches(e.imapView("INBOX"))
+	})
+}
+
 func encodeItems(t *testing.T, r *mailsync.Result) []byte {
 	t.Helper()
 	root := wbxml.E(wbxml.AirSyncCommands)

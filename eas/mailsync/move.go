@@ -45,7 +45,7 @@ func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
 	if replay {
 		n = cur.Batch.size()
 	}
-	adds, _, err := e.collect(ctx, req, cur)
+	_, err = e.collect(ctx, req, cur)
 	switch {
 	case errors.Is(err, backend.ErrFolderNotFound):
 		return 0, EstimateInvalidCollection, nil
@@ -54,7 +54,7 @@ func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
 	case err != nil:
 		return 0, 0, err
 	}
-	n += adds.Len() + cur.DueChanged.Len() + cur.DueDeleted.Len() + cur.DueSoft.Len()
+	n += cur.DueAdded.Len() + cur.DueChanged.Len() + cur.DueDeleted.Len() + cur.DueSoft.Len()
 	return n, EstimateSuccess, nil
 }
 
@@ -90,7 +90,7 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 	var flags []string
 	known := false // the phone had the message, so it shows it in dst now
 	if err := e.Amend(ctx, user, device, from.ID, func(st *state) {
-		if st.Snap != nil && st.Snap.UIDs.Contains(uid) {
+		if st.Snap != nil && st.Snap.UIDs.Contains(uid) && !st.DueAdded.Contains(uid) {
 			flags, known = st.Snap.FlagsOf(uid), true
 		}
 		st.forget(uid)

@@ -28,8 +28,15 @@ type state struct {
 	DueChanged backend.UIDSet `json:"dc,omitempty"`
 	DueDeleted backend.UIDSet `json:"dd,omitempty"`
 	DueSoft    backend.UIDSet `json:"ds,omitempty"`
-	// Failed are messages that could not be built; they stay untracked
-	// and are tried again after the others, without making MoreAvailable.
+	// DueAdded are messages found but not sent to the phone yet
+	// (WindowSize, response time budget, or failed to build). The
+	// snapshot tracks them like the others, so that the rounds of a
+	// paged initial sync cost the store a check of the folder's change
+	// marks rather than a rescan; a change or expunge of one of them is
+	// not reported (its Add carries its flags then, or it is dropped).
+	DueAdded backend.UIDSet `json:"da,omitempty"`
+	// Failed are messages (among DueAdded) that could not be built; they
+	// are tried again after the others, without making MoreAvailable.
 	Failed backend.UIDSet `json:"x,omitempty"`
 	// Retries counts how often the phone repeated Parent.
 	Retries int `json:"r,omitempty"`
@@ -107,6 +114,7 @@ func (st *state) clone() *state {
 	c.DueChanged = st.DueChanged.Clone()
 	c.DueDeleted = st.DueDeleted.Clone()
 	c.DueSoft = st.DueSoft.Clone()
+	c.DueAdded = st.DueAdded.Clone()
 	c.Failed = st.Failed.Clone()
 	c.Own = st.Own.Clone()
 	c.Drafts = append([]draftID(nil), st.Drafts...)
@@ -124,6 +132,7 @@ func (st *state) forget(uid backend.UID) {
 	st.DueChanged.RemoveUID(uid)
 	st.DueDeleted.RemoveUID(uid)
 	st.DueSoft.RemoveUID(uid)
+	st.DueAdded.RemoveUID(uid)
 	st.Failed.RemoveUID(uid)
 }
 
@@ -136,8 +145,10 @@ type Report struct {
 	// Tracked is how many messages the phone has been sent (0 before the
 	// first Sync after priming).
 	Tracked int `json:"tracked"`
-	// DueChanges, DueDeletes and DueSoftDeletes are changes found but not
-	// sent yet (window, time budget).
+	// DueAdds, DueChanges, DueDeletes and DueSoftDeletes are changes
+	// found but not sent yet (window, time budget); DueAdds counts the
+	// failed ones too.
+	DueAdds        int `json:"dueAdds"`
 	DueChanges     int `json:"dueChanges"`
 	DueDeletes     int `json:"dueDeletes"`
 	DueSoftDeletes int `json:"dueSoftDeletes"`
@@ -157,6 +168,7 @@ func ReportState(data []byte) (Report, error) {
 	}
 	r := Report{
 		FilterType:     st.Filter,
+		DueAdds:        st.DueAdded.Len(),
 		DueChanges:     st.DueChanged.Len(),
 		DueDeletes:     st.DueDeleted.Len(),
 		DueSoftDeletes: st.DueSoft.Len(),
@@ -164,7 +176,7 @@ func ReportState(data []byte) (Report, error) {
 		Retries:        st.Retries,
 	}
 	if st.Snap != nil {
-		r.Tracked = st.Snap.UIDs.Len()
+		r.Tracked = st.Snap.UIDs.Diff(st.DueAdded).Len()
 	}
 	for uid := range st.Failed.All() {
 		r.Failed = append(r.Failed, uint32(uid))

@@ -13,7 +13,7 @@ func TestStateEncoding(t *testing.T) {
 	snap := &backend.FolderState{UIDValidity: 7, UIDNext: 100, Messages: 50, HighestModSeq: 9,
 		Window: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), UIDs: backend.NewUIDSet(1, 2, 3, 5, 9, 10),
 		Flags: map[string]backend.UIDSet{`\Seen`: backend.NewUIDSet(1, 3, 9)}, Pending: backend.NewUIDSet(4)}
-	st := &state{Snap: snap, Filter: 3, Parent: 42, DueChanged: backend.NewUIDSet(3), Batch: batch{Added: backend.NewUIDSet(9, 10), More: true,
+	st := &state{Snap: snap, Filter: 3, Parent: 42, DueChanged: backend.NewUIDSet(3), DueAdded: backend.NewUIDSet(2, 5), Batch: batch{Added: backend.NewUIDSet(9, 10), More: true,
 		Results: []result{{Kind: CmdDelete, ID: "1:4", Status: 1}}}}
 	data, err := encodeState(st)
 	if err != nil {
@@ -40,8 +40,9 @@ func TestStateEncoding(t *testing.T) {
 // TestReportState: the operator's report of a state counts what the phone
 // has and is owed, and lists the messages that failed.
 func TestReportState(t *testing.T) {
-	st := &state{Snap: &backend.FolderState{UIDs: backend.NewUIDSet(1, 2, 3, 4)}, Filter: 2,
-		DueChanged: backend.NewUIDSet(2), DueDeleted: backend.NewUIDSet(8, 9), Failed: backend.NewUIDSet(5, 7), Retries: 1}
+	st := &state{Snap: &backend.FolderState{UIDs: backend.NewUIDSet(1, 2, 3, 4, 5, 6, 7)}, Filter: 2,
+		DueChanged: backend.NewUIDSet(2), DueDeleted: backend.NewUIDSet(8, 9), DueAdded: backend.NewUIDSet(5, 6, 7),
+		Failed: backend.NewUIDSet(5, 7), Retries: 1}
 	data, err := encodeState(st)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestReportState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Report{FilterType: 2, Tracked: 4, DueChanges: 1, DueDeletes: 2, Failed: []uint32{5, 7}, Retries: 1}
+	want := Report{FilterType: 2, Tracked: 4, DueAdds: 3, DueChanges: 1, DueDeletes: 2, Failed: []uint32{5, 7}, Retries: 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("report %+v, want %+v", got, want)
 	}
