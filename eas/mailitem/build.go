@@ -271,10 +271,25 @@ func (b *builder) received() time.Time {
 	if !b.meta.InternalDate.IsZero() {
 		return b.meta.InternalDate
 	}
-	if t, err := mail.ParseDate(b.hdr.Get("Date")); err == nil {
+	if t, err := parseDate(b.hdr.Get("Date")); err == nil {
 		return t
 	}
 	return time.Unix(0, 0)
+}
+
+// rfc5322Date is the Date layout nearly every message uses (RFC 5322
+// 3.3 with day of week, seconds and a numeric zone).
+const rfc5322Date = "Mon, 2 Jan 2006 15:04:05 -0700"
+
+// parseDate parses a Date header as net/mail.ParseDate does, trying
+// the common layout first: ParseDate tries two dozen layouts without a
+// day of week before it, each failure costing an error value, which made
+// it a tenth of the time spent building a Sync window.
+func parseDate(v string) (time.Time, error) {
+	if t, err := time.Parse(rfc5322Date, v); err == nil {
+		return t, nil
+	}
+	return mail.ParseDate(v)
 }
 
 // formatDate writes t as EAS dates are written: UTC with milliseconds.
@@ -312,7 +327,7 @@ func (b *builder) conversationID(subject string) []byte {
 // of its FILETIME, as the header block of a conversation index holds it
 // (MS-ASEMAIL 2.2.2.15).
 func (b *builder) conversationIndex() []byte {
-	t, err := mail.ParseDate(b.hdr.Get("Date"))
+	t, err := parseDate(b.hdr.Get("Date"))
 	if err != nil {
 		t = b.received()
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -236,14 +237,22 @@ func splitMultipart(body []byte, boundary string) (parts [][]byte, closed bool) 
 	return parts, false
 }
 
+// headerReaders are the buffered readers readHeader parses with: a Sync
+// window parses hundreds of headers, and a fresh 4 KiB buffer for each
+// was a good part of the garbage building it made.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
 // readHeader parses a header block leniently: fields read before a
 // malformed line are kept.
 func readHeader(b []byte) textproto.Header {
 	if len(b) == 0 {
 		return textproto.Header{}
 	}
-	br := bufio.NewReaderSize(bytes.NewReader(append(slices.Clip(b), '\r', '\n')), 4096)
-	h, _ := textproto.ReadHeader(br)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(append(slices.Clip(b), '\r', '\n')))
+	h, _ := textproto.ReadHeader(br) // copies what it keeps
+	br.Reset(nil)
+	headerReaders.Put(br)
 	return h
 }
 

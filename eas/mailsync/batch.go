@@ -236,12 +236,14 @@ const PrefetchMax = 256 << 10
 // older ones are still on the wire.
 const readChunk = 128
 
-// buildJobs reads and builds the items in two batched reads
-// (Session.Contents). The first brings every message's summary and, up
-// to WholeMessageMax bytes, the message itself: small messages are whole
-// and built from memory at once. The second reads, for the larger ones,
-// what mailitem.PlanReads says their items need (header and text parts,
-// or the start of the MIME message), one request per shape. Both read
+// buildJobs reads and builds the items in batched reads
+// (Session.Contents). The first brings every message's flags, date and
+// size and, up to WholeMessageMax bytes, the message itself: small
+// messages are whole and built from memory at once, their MIME structure
+// found in them. For the larger ones a second read brings their structure
+// (BODYSTRUCTURE) and a third what mailitem.PlanReads says their items
+// need (header and text parts, or the start of the MIME message), one
+// request per shape. Both read
 // in chunks newest first; up to Parallel workers build each item as soon
 // as its contents arrive, and none is started once the deadline has
 // passed. Jobs the first read did not find are left without a summary
@@ -253,7 +255,7 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 	for i, j := range jobs {
 		byUID[j.uid] = j
 		if i%readChunk == 0 {
-			first = append(first, backend.ContentRequest{Summary: true, Whole: true, WholeLimit: WholeMessageMax + 1})
+			first = append(first, backend.ContentRequest{Summary: true, NoStructure: true, Whole: true, WholeLimit: WholeMessageMax + 1})
 		}
 		first[len(first)-1].UIDs.AddUID(j.uid)
 	}
@@ -278,9 +280,13 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 			}
 			return nil
 		})
-		if firstErr != nil {
+		if firstErr != nil || len(large) == 0 {
 			return
 		}
+		if firstErr = readStructures(ctx, req, large); firstErr != nil {
+			return
+		}
+		large = slices.DeleteFunc(large, func(j *job) bool { return j.sum == nil })
 		secondErr = e.readPlanned(ctx, req, opts, large, ready)
 	})
 
@@ -314,6 +320,26 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 			"collection", req.Collection, "err", secondErr)
 	}
 	return nil
+}
+
+// readStructures reads the summaries of the large messages again, with
+// their MIME structure this time (the first read leaves it out: small
+// messages are read whole and their structure is found in them). A
+// message gone since is left without a summary.
+func readStructures(ctx context.Context, req *Request, jobs []*job) error {
+	byUID := make(map[backend.UID]*job, len(jobs))
+	r := backend.ContentRequest{Summary: true}
+	for _, j := range jobs {
+		byUID[j.uid] = j
+		r.UIDs.AddUID(j.uid)
+		j.sum = nil
+	}
+	return req.Session.Contents(ctx, req.Folder, []backend.ContentRequest{r}, func(c backend.Contents) error {
+		if j := byUID[c.UID]; j != nil && c.Summary != nil {
+			j.sum = c.Summary
+		}
+		return nil
+	})
 }
 
 // readPlanned reads what the items of the large messages need (the
