@@ -1,7 +1,6 @@
 package mailitem
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -237,23 +235,67 @@ func splitMultipart(body []byte, boundary string) (parts [][]byte, closed bool) 
 	return parts, false
 }
 
-// headerReaders are the buffered readers readHeader parses with: a Sync
-// window parses hundreds of headers, and a fresh 4 KiB buffer for each
-// was a good part of the garbage building it made.
-var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-
-// readHeader parses a header block leniently: fields read before a
-// malformed line are kept.
+// readHeader parses a header block leniently, as go-message's
+// textproto.ReadHeader does — the same fields, values and order, and, at
+// the first malformed line (one without a colon or with a bad key), the
+// fields before it kept — but in place: each field is a slice of b, where
+// ReadHeader copies every line into a fresh 256-byte buffer behind a
+// 4 KiB reader, which made header parsing most of the garbage of building
+// a Sync window. b must not be modified while the header is in use.
 func readHeader(b []byte) textproto.Header {
-	if len(b) == 0 {
-		return textproto.Header{}
+	var h textproto.Header
+	if len(b) == 0 || b[0] == ' ' || b[0] == '\t' {
+		return h // ReadHeader refuses a first line that is a continuation
 	}
-	br := headerReaders.Get().(*bufio.Reader)
-	br.Reset(bytes.NewReader(append(slices.Clip(b), '\r', '\n')))
-	h, _ := textproto.ReadHeader(br) // copies what it keeps
-	br.Reset(nil)
-	headerReaders.Put(br)
+	if b[len(b)-1] != '\n' {
+		// The last line ends with the block (a message that is all
+		// header): end it as ReadHeader's reader did.
+		b = append(slices.Clip(b), '\r', '\n')
+	}
+	var buf [32][]byte
+	fields := buf[:0]
+	for rest := b; len(rest) > 0; {
+		end := lineEnd(rest, 0)
+		if isBlankLine(rest[:end]) {
+			break // the empty line that ends the header
+		}
+		for end < len(rest) && (rest[end] == ' ' || rest[end] == '\t') {
+			end = lineEnd(rest, end) // folded: continuation lines
+		}
+		kv := rest[:end]
+		rest = rest[end:]
+		colon := bytes.IndexByte(kv, ':')
+		if colon < 0 {
+			break
+		}
+		key := bytes.Trim(kv[:colon], " \t")
+		if bytes.ContainsFunc(key, func(r rune) bool { return r < '!' || r > '~' || r == ':' }) {
+			break
+		}
+		if len(key) > 0 {
+			fields = append(fields, kv)
+		}
+	}
+	// ReadHeader keeps the fields last first, and Get gives the first
+	// of a name: add them in that order.
+	for i := len(fields) - 1; i >= 0; i-- {
+		h.AddRaw(fields[i])
+	}
 	return h
+}
+
+// lineEnd returns the index just past the line break of the line that
+// starts at i in b, or len(b).
+func lineEnd(b []byte, i int) int {
+	if j := bytes.IndexByte(b[i:], '\n'); j >= 0 {
+		return i + j + 1
+	}
+	return len(b)
+}
+
+// isBlankLine reports whether line (with its line break) is empty.
+func isBlankLine(line []byte) bool {
+	return len(line) == 0 || line[0] == '\n' || len(line) >= 2 && line[0] == '\r' && line[1] == '\n'
 }
 
 // parse builds the part for one entity with header h and body. path is

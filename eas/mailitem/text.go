@@ -14,6 +14,18 @@ import (
 func sanitize(s string) string {
 	ok := true
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			// Eight bytes at a time while they are all printable
+			// ASCII: no high bit set, and none below 0x20 (subtracting
+			// 0x20 from each sets the high bit of those that are).
+			w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			const high, space = 0x8080808080808080, 0x2020202020202020
+			if w&high == 0 && (w-space)&high == 0 {
+				i += 8
+				continue
+			}
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {

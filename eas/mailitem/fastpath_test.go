@@ -1,0 +1,152 @@
+package mailitem
+
+// The fast paths of building an item (readHeader, parseDate, sanitize's
+// word-at-a-time scan) against the slower code they stand in for.
+
+import (
+	"bufio"
+	"bytes"
+	"math/rand/v2"
+	"net/mail"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// referenceHeader is how readHeader used to parse: go-message's
+// textproto.ReadHeader over the block and an empty line.
+func referenceHeader(b []byte) textproto.Header {
+	if len(b) == 0 {
+		return textproto.Header{}
+	}
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(append(slices.Clip(b), '\r', '\n'))))
+	return h
+}
+
+// headerView lists a header's fields in its order, and what Get gives
+// for each name.
+func headerView(h textproto.Header) (fields, gets []string) {
+	f := h.Fields()
+	for f.Next() {
+		fields = append(fields, f.Key()+"="+f.Value())
+		gets = append(gets, f.Key()+"="+h.Get(f.Key()))
+	}
+	return fields, gets
+}
+
+// TestReadHeaderAsGoMessage: readHeader gives what textproto.ReadHeader
+// gives — fields, order, values, first-of-a-name, and where a malformed
+// line stops it — on hand-picked and on random header blocks.
+func TestReadHeaderAsGoMessage(t *testing.T) {
+	blocks := []string{
+		"",
+		"Subject: hi\r\n",
+		"Subject: hi",
+		"Subject: hi\n",
+		"From: a@b\r\nTo: c@d\r\nSubject: one\r\nSubject: two\r\n",
+		"Subject: folded\r\n  over\r\n\tthree lines\r\nTo: x\r\n",
+		"Subject: lf only\n folded\nTo: y\n",
+		" leading space: no\r\nTo: x\r\n",
+		"\tleading tab: no\r\n",
+		"To: x\r\nno colon here\r\nCc: y\r\n",
+		"To: x\r\nBad Key: y\r\nCc: z\r\n",
+		"To: x\r\n: empty key\r\nCc: z\r\n",
+		"To: x\r\n\r\nCc: after the blank line\r\n",
+		"To: x\r\n\nCc: after a bare LF blank line\r\n",
+		"To: x\r\r\nCc: y\r\n",
+		"X-Trailing-CR: v\r",
+		"x-lower-case: v\r\nCONTENT-TYPE: text/plain\r\n",
+		"Key : spaced key\r\nKey2:no space\r\n",
+		"Folded-Key\r\n : v\r\nTo: x\r\n",
+		"Subject: =?utf-8?q?caf=C3=A9?=\r\n",
+		"Subject: \xff\xfe 8-bit\r\nT\xc3\xa9: bad key\r\n",
+		"To: x\r\n \r\nCc: y\r\n",
+		"A: 1\r\nB: 2\r\nA: 3\r\nB: 4\r\n",
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	pieces := []string{"To", "Cc", "Subject", "X-A", " ", "\t", ":", ": ", "v", "\r\n", "\n", "\r", "\r\n ", "\n\t", "é", "\x00", "a b", "=?x?="}
+	for range 3000 {
+		var b []byte
+		for range 1 + r.IntN(14) {
+			b = append(b, pieces[r.IntN(len(pieces))]...)
+		}
+		blocks = append(blocks, string(b))
+	}
+	for _, blk := range blocks {
+		wf, wg := headerView(referenceHeader([]byte(blk)))
+		gf, gg := headerView(readHeader([]byte(blk)))
+		if !slices.Equal(gf, wf) || !slices.Equal(gg, wg) {
+			t.Errorf("readHeader(%q):\n fields %q\n gets   %q\nwant\n fields %q\n gets   %q", blk, gf, gg, wf, wg)
+		}
+	}
+}
+
+// TestParseDate: the fast path gives what net/mail.ParseDate gives, for
+// the common layout and for the ones it leaves to ParseDate.
+func TestParseDate(t *testing.T) {
+	for _, v := range []string{
+		"Mon, 02 Jan 2006 15:04:05 -0700",
+		"Tue, 3 Feb 2026 01:02:03 +0100",
+		"Fri, 27 Nov 2026 23:59:59 +0000",
+		"Wed, 31 Dec 1969 23:59:59 -1200",
+		"Sun, 1 Mar 2026 12:00:00 +1400",
+		"Mon, 02 Jan 2006 15:04:05 -0700 (MST)",
+		"2 Jan 2006 15:04:05 -0700",
+		"Mon, 2 Jan 06 15:04 GMT",
+		"Thu, 20 Nov 1997 09:55:06 MDT",
+		" Mon, 02 Jan 2006 15:04:05 -0700",
+		"Mon, 02 Jan 2006 15:04:05 -0700\r\n",
+		"Mon, 32 Jan 2006 15:04:05 -0700",
+		"yesterday",
+		"",
+	} {
+		want, werr := mail.ParseDate(v)
+		got, err := parseDate(v)
+		if (err == nil) != (werr == nil) || !got.Equal(want) || got.Format(rfc5322Date) != want.Format(rfc5322Date) {
+			t.Errorf("parseDate(%q) = %v, %v; net/mail: %v, %v", v, got, err, want, werr)
+		}
+	}
+}
+
+// referenceSanitize is sanitize without the word-at-a-time scan.
+func referenceSanitize(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 || c == '\t' || c == '\n' || c == '\r' {
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || r == 0xFFFE || r == 0xFFFF {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// TestSanitizeAsReference: sanitize gives what the byte-by-byte version
+// gives wherever in a long run of plain text a bad byte sits.
+func TestSanitizeAsReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	odd := []string{"\x00", "\x1f", "\x7f", "\x80", "\xff", "\t", "\r\n", "é", "\uFFFE", "\uFFFF", "\U0001F600", "\xe2\x82", " ", "~"}
+	for range 5000 {
+		b := []byte(strings.Repeat("plain text ", 1+r.IntN(4)))
+		for range r.IntN(4) {
+			i := r.IntN(len(b) + 1)
+			b = slices.Insert(b, i, []byte(odd[r.IntN(len(odd))])...)
+		}
+		if got, want := sanitize(string(b)), referenceSanitize(string(b)); got != want {
+			t.Fatalf("sanitize(%q) = %q, want %q", b, got, want)
+		}
+	}
+}
