@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/easgate/easgate/wbxml"
 )
@@ -232,21 +233,25 @@ func (b *builder) render(typ BodyType, limit int64) (rendered, error) {
 			return rendered{}, err
 		}
 		more = more && window > 0 // a whole read has nothing more
+		// decode may give a view of the message's bytes: only the part
+		// of it that is sent is copied (strings.Clone), where copying
+		// the whole text to cut most of it off was a tenth of what
+		// building a window allocated.
 		out := conv(b.decode(src, raw))
 		n := int64(len(out))
 		switch {
 		case !more:
 			if limit > 0 && n > limit {
-				return rendered{data: truncateUTF8(out, int(limit)), full: n, truncated: true}, nil
+				return rendered{data: strings.Clone(truncateUTF8(out, int(limit))), full: n, truncated: true}, nil
 			}
-			return rendered{data: out, full: n}, nil
+			return rendered{data: strings.Clone(out), full: n}, nil
 		case n > limit+slack:
 			// Estimate the whole from the share read so far.
 			full := n
 			if len(raw) > 0 && src.Size > int64(len(raw)) {
 				full = int64(float64(n) * float64(src.Size) / float64(len(raw)))
 			}
-			return rendered{data: truncateUTF8(out, int(limit)), full: max(full, n), truncated: true}, nil
+			return rendered{data: strings.Clone(truncateUTF8(out, int(limit))), full: max(full, n), truncated: true}, nil
 		}
 		window = readWindow(src, window*4)
 	}
@@ -291,14 +296,18 @@ func readWindow(p *Part, window int64) int64 {
 
 func textIdentity(s string) string { return s }
 
-// decode turns a section's raw bytes into UTF-8 text XML can carry.
+// decode turns a section's raw bytes into UTF-8 text XML can carry. The
+// text may share memory with raw (nothing is copied when raw is UTF-8 in
+// an identity transfer encoding): it must not outlive the build, and raw
+// must not change meanwhile (render copies what it keeps).
 func (b *builder) decode(p *Part, raw []byte) string {
 	data := decodeTransfer(raw, p.Encoding)
 	cs := p.Params["charset"]
 	if cs == "" && p.Subtype == "html" {
 		cs = sniffHTMLCharset(data)
 	}
-	text := sanitize(string(toUTF8(data, cs)))
+	utf := toUTF8(data, cs)
+	text := sanitize(unsafe.String(unsafe.SliceData(utf), len(utf)))
 	if p.Subtype == "html" {
 		text = fixMetaCharset(text)
 	}

@@ -134,7 +134,9 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 	subject := decodeText(h.Get("Subject"))
 	flags := newFlagSet(b.meta.Flags)
 
-	ad := wbxml.E(wbxml.AirSyncApplicationData)
+	// Room for every element an item can have, so the list is not
+	// regrown while it is built.
+	ad := &wbxml.Element{Tag: wbxml.AirSyncApplicationData, Children: make([]*wbxml.Element, 0, 28)}
 	if s := formatAddresses(to, ", "); s != "" {
 		ad.Add(wbxml.T(wbxml.EmailTo, s))
 	}
