@@ -72,7 +72,7 @@ func changes(c *conn, id backend.FolderID, since *backend.FolderState, day time.
 		}
 	}
 
-	_, sel, err := examineFolder(c, id)
+	_, sel, err := openFolder(c, id, true)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func changes(c *conn, id backend.FolderID, since *backend.FolderState, day time.
 func (s *session) Search(ctx context.Context, id backend.FolderID, window time.Time) (backend.UIDSet, error) {
 	var uids backend.UIDSet
 	err := s.do(ctx, func(c *conn) error {
-		if _, _, err := examineFolder(c, id); err != nil {
+		if err := examineFolder(c, id); err != nil {
 			return err
 		}
 		var err error

@@ -70,7 +70,7 @@ func (s *session) Contents(ctx context.Context, id backend.FolderID, reqs []back
 	done := make([]backend.UIDSet, len(reqs))
 	var stopped error
 	err := s.do(ctx, func(c *conn) error {
-		if _, _, err := examineFolder(c, id); err != nil {
+		if err := examineFolder(c, id); err != nil {
 			return err
 		}
 		for i, r := range reqs {

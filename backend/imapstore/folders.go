@@ -222,6 +222,7 @@ func childName(folders []backend.Folder, parent backend.FolderID, name string) (
 func (s *session) CreateFolder(ctx context.Context, parent backend.FolderID, name string) (backend.Folder, error) {
 	var created backend.Folder
 	err := s.do(ctx, func(c *conn) error {
+		c.selected = selection{} // the selected folder may be renamed or deleted: open it afresh after
 		folders, err := listFolders(c)
 		if err != nil {
 			return err
@@ -267,6 +268,7 @@ func relist(c *conn, name string) (backend.Folder, error) {
 func (s *session) RenameFolder(ctx context.Context, id, newParent backend.FolderID, newName string) (backend.Folder, error) {
 	var renamed backend.Folder
 	err := s.do(ctx, func(c *conn) error {
+		c.selected = selection{} // the selected folder may be renamed or deleted: open it afresh after
 		folders, err := listFolders(c)
 		if err != nil {
 			return err
@@ -321,6 +323,7 @@ func (s *session) RenameFolder(ctx context.Context, id, newParent backend.Folder
 // deletes a folder with everything below it), deepest first.
 func (s *session) DeleteFolder(ctx context.Context, id backend.FolderID) error {
 	return s.do(ctx, func(c *conn) error {
+		c.selected = selection{} // the selected folder may be renamed or deleted: open it afresh after
 		folders, err := listFolders(c)
 		if err != nil {
 			return err
@@ -372,6 +375,7 @@ func unselect(c *conn) error {
 	if c.client.Mailbox() == nil {
 		return nil
 	}
+	c.selected = selection{}
 	if err := c.client.Unselect().Wait(); err != nil {
 		return fmt.Errorf("UNSELECT: %w", err)
 	}
@@ -415,6 +419,7 @@ func (s *session) EmptyFolder(ctx context.Context, id backend.FolderID, subfolde
 			}
 		}
 		// CLOSE expunges silently and leaves the mailbox.
+		c.selected = selection{}
 		if err := c.client.UnselectAndExpunge().Wait(); err != nil {
 			return fmt.Errorf("CLOSE: %w", err)
 		}

@@ -25,7 +25,7 @@ func (s *session) Summaries(ctx context.Context, id backend.FolderID, uids backe
 	}
 	err := s.do(ctx, func(c *conn) error {
 		out = out[:0]
-		if _, _, err := examineFolder(c, id); err != nil {
+		if err := examineFolder(c, id); err != nil {
 			return err
 		}
 		cmd := c.client.Fetch(toIMAPUIDs(uids), summaryItems())
@@ -105,7 +105,7 @@ func (s *session) Section(ctx context.Context, id backend.FolderID, uid backend.
 	}
 	var data []byte
 	err := s.do(ctx, func(c *conn) error {
-		if _, _, err := examineFolder(c, id); err != nil {
+		if err := examineFolder(c, id); err != nil {
 			return err
 		}
 		cmd := c.client.Fetch(imap.UIDSetNum(imap.UID(uid)), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}})
@@ -196,7 +196,7 @@ func lend[R any](ctx context.Context, s *session, open func(c *conn) (R, error),
 }
 
 func (s *session) openMessage(c *conn, id backend.FolderID, uid backend.UID) (*messageReader, error) {
-	if _, _, err := examineFolder(c, id); err != nil {
+	if err := examineFolder(c, id); err != nil {
 		return nil, err
 	}
 	cmd := c.client.Fetch(imap.UIDSetNum(imap.UID(uid)), &imap.FetchOptions{

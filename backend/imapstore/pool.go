@@ -251,6 +251,15 @@ type conn struct {
 	// changes the mailbox; until then a broken connection can be replaced
 	// and the operation retried without doing anything twice.
 	mutated bool
+	// selected is the folder the connection has selected, as it was
+	// when selected (see examineFolder); zero when none.
+	selected selection
+}
+
+// selection names a selected folder: its name and UIDVALIDITY.
+type selection struct {
+	name string
+	uv   uint32
 }
 
 func (c *conn) isClosed() bool {

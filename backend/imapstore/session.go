@@ -102,19 +102,40 @@ func selectFolder(c *conn, id backend.FolderID) (string, *imap.SelectData, error
 	return openFolder(c, id, false)
 }
 
-// examineFolder is selectFolder for operations that only read: EXAMINE
-// (RFC 9051 6.3.3) opens the folder read-only, which on Dovecot costs a
-// quarter of a read-write SELECT (no index write to take \Recent).
-// BODY.PEEK, FLAGS, SEARCH and STATUS need no more.
-func examineFolder(c *conn, id backend.FolderID) (string, *imap.SelectData, error) {
-	return openFolder(c, id, true)
+// examineFolder opens the folder id names for an operation that only
+// reads (BODY.PEEK, FLAGS, SEARCH). A selection this connection made of
+// the same folder — the same name and UIDVALIDITY, checked when it was
+// made — is brought up to date with NOOP (RFC 9051 6.1.2: the server
+// reports new messages, expunges and flag changes) and used again:
+// EXAMINE of a 2,000-message folder costs Dovecot 2–5 ms, NOOP 0.1 ms.
+// The selected mailbox is the one the UIDs were checked against even if
+// it was renamed since; one deleted since fails the NOOP or the read
+// (Dovecot ends the session), never reads another folder's messages.
+// Otherwise the folder is opened read-only (EXAMINE, RFC 9051 6.3.3),
+// which needs no index write to take \Recent as SELECT does.
+func examineFolder(c *conn, id backend.FolderID) error {
+	name, uv, err := parseFolderID(id)
+	if err != nil {
+		return err
+	}
+	if mb := c.client.Mailbox(); mb != nil && mb.Name == name && c.selected == (selection{name, uv}) {
+		err := c.client.Noop().Wait()
+		if err == nil || !isNo(err) {
+			return err
+		}
+	}
+	_, _, err = openFolder(c, id, true)
+	return err
 }
 
+// openFolder selects (or, readOnly, examines) the folder id names and
+// checks its UIDVALIDITY, recording the selection for examineFolder.
 func openFolder(c *conn, id backend.FolderID, readOnly bool) (string, *imap.SelectData, error) {
 	name, uv, err := parseFolderID(id)
 	if err != nil {
 		return "", nil, err
 	}
+	c.selected = selection{}
 	opts := &imap.SelectOptions{ReadOnly: readOnly, CondStore: c.condStore()}
 	data, err := c.client.Select(name, opts).Wait()
 	if err != nil {
@@ -126,6 +147,7 @@ func openFolder(c *conn, id backend.FolderID, readOnly bool) (string, *imap.Sele
 	if data.UIDValidity != uv {
 		return "", nil, fmt.Errorf("%w: %s: UIDVALIDITY %d, ID has %d", backend.ErrUIDValidityChanged, name, data.UIDValidity, uv)
 	}
+	c.selected = selection{name, uv}
 	return name, data, nil
 }
 

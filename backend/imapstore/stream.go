@@ -195,7 +195,7 @@ func (r *partReader) Read(p []byte) (int, error) {
 
 // open selects the folder, finds the part, fetches it and sets up r.out.
 func (r *partReader) open(c *conn, id backend.FolderID, raw bool) error {
-	if _, _, err := examineFolder(c, id); err != nil {
+	if err := examineFolder(c, id); err != nil {
 		return err
 	}
 	leaf, err := fetchLeaf(c, r.uid, r.path)

@@ -19,12 +19,13 @@ import (
 // others. A change or expunge of a message still due as an Add is not
 // news to the phone: its Add will carry its flags, or it is dropped.
 func (e *Engine) collect(ctx context.Context, req *Request, cur *state) (backend.Scan, error) {
-	window := FilterSince(req.Options.FilterType, e.now())
-	cs, err := req.Session.Changes(ctx, req.Folder, cur.Snap, window)
+	now := e.now()
+	cs, err := req.Session.Changes(ctx, req.Folder, cur.Snap, FilterSince(req.Options.FilterType, now))
 	if err != nil {
 		return 0, err
 	}
 	cur.Snap = cs.State
+	cur.Scanned = now.Unix()
 	due := cur.DueAdded
 	// Drafts the phone added are tracked, not sent back to it.
 	added := cs.Added.Diff(cur.Own)

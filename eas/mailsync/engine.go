@@ -478,7 +478,11 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		e.cutBatch(cur, &b, win)
 	} else {
 		primed = cur.Snap == nil
-		if req.Options.GetChanges {
+		switch {
+		case !req.Options.GetChanges:
+		case cur.dueFills(win, req.Options.FilterType, e.now):
+			res.Scan = backend.ScanSkipped // the window is full without asking
+		default:
 			scan, err := e.collect(ctx, req, cur)
 			if err != nil {
 				return nil, err

@@ -3,6 +3,7 @@ package mailsync
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/easgate/easgate/backend"
 )
@@ -35,6 +36,10 @@ type state struct {
 	// marks rather than a rescan; a change or expunge of one of them is
 	// not reported (its Add carries its flags then, or it is dropped).
 	DueAdded backend.UIDSet `json:"da,omitempty"`
+	// Scanned is when the store was last asked for changes (Unix
+	// seconds): a scan is put off while the due items fill the window,
+	// but not for longer than maxScanDefer.
+	Scanned int64 `json:"t,omitempty"`
 	// Failed are messages (among DueAdded) that could not be built; they
 	// are tried again after the others, without making MoreAvailable.
 	Failed backend.UIDSet `json:"x,omitempty"`
@@ -47,6 +52,27 @@ type state struct {
 	Own backend.UIDSet `json:"o,omitempty"`
 	// Drafts are the most recent drafts the phone added, by ClientId.
 	Drafts []draftID `json:"dr,omitempty"`
+}
+
+// maxScanDefer is how long the rounds of a paged sync may go on sending
+// what is due without asking the store for changes.
+const maxScanDefer = 30 * time.Second
+
+// dueFills reports whether the items already due fill a window of win,
+// so that asking the store for changes can wait for a later round: what
+// a scan would find now is due only after them, except new mail, which
+// then comes a few rounds later, and deletes, which the phone then gets
+// after the adds of this window. Nothing is lost: the snapshot still holds
+// the folder as it was, so the next scan finds what changed meanwhile.
+// The scan is not put off when the FilterType changed (the window moved),
+// for longer than maxScanDefer, or before the first scan.
+// The clock is read only when the rest says yes.
+func (st *state) dueFills(win, filter int, now func() time.Time) bool {
+	if st.Snap == nil || filter != st.Filter {
+		return false
+	}
+	due := st.DueDeleted.Len() + st.DueSoft.Len() + st.DueChanged.Len() + st.DueAdded.Diff(st.Failed).Len()
+	return due >= win && now().Sub(time.Unix(st.Scanned, 0)) <= maxScanDefer
 }
 
 // batch is the content of one response, by UID, and the answers to the

@@ -13,7 +13,7 @@ func TestStateEncoding(t *testing.T) {
 	snap := &backend.FolderState{UIDValidity: 7, UIDNext: 100, Messages: 50, HighestModSeq: 9,
 		Window: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), UIDs: backend.NewUIDSet(1, 2, 3, 5, 9, 10),
 		Flags: map[string]backend.UIDSet{`\Seen`: backend.NewUIDSet(1, 3, 9)}, Pending: backend.NewUIDSet(4)}
-	st := &state{Snap: snap, Filter: 3, Parent: 42, DueChanged: backend.NewUIDSet(3), DueAdded: backend.NewUIDSet(2, 5), Batch: batch{Added: backend.NewUIDSet(9, 10), More: true,
+	st := &state{Snap: snap, Filter: 3, Parent: 42, DueChanged: backend.NewUIDSet(3), DueAdded: backend.NewUIDSet(2, 5), Scanned: 1795000000, Batch: batch{Added: backend.NewUIDSet(9, 10), More: true,
 		Results: []result{{Kind: CmdDelete, ID: "1:4", Status: 1}}}}
 	data, err := encodeState(st)
 	if err != nil {
