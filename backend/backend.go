@@ -88,7 +88,9 @@ type Session interface {
 	// returns the new snapshot in ChangeSet.State. Only messages whose
 	// arrival date falls on or after window's day (IMAP SINCE; zero means
 	// no window) are added or tracked; tracked messages that fall out of
-	// the window are reported as AgedOut (EAS SoftDelete). Errors:
+	// the window are reported as AgedOut (EAS SoftDelete). Added
+	// messages are tracked without their flags (see ChangeSet.Added).
+	// Errors:
 	// ErrFolderNotFound, ErrUIDValidityChanged (the caller resets the
 	// collection: Sync Status 3). Sync (MS-ASCMD 2.2.1.21),
 	// GetItemEstimate (2.2.1.9), and Ping (2.2.1.13) after a wake-up.

@@ -38,7 +38,12 @@ func (s Scan) String() string {
 // ChangeSet is what Session.Changes found.
 type ChangeSet struct {
 	// Added are messages in the window that the snapshot did not track
-	// (Sync Commands > Add). Their summaries come from Session.Summaries.
+	// (Sync Commands > Add). Their summaries come from Session.Summaries
+	// or Session.Contents. State tracks them without flags (FlagsOf gives
+	// none): the caller reads their flags anyway when it reads them to
+	// send them, and records them then with State.SetFlags; a scan
+	// without CONDSTORE reports a tracked message whose recorded flags
+	// differ from the server's as Changed.
 	Added UIDSet
 	// Changed are tracked messages whose flags differ from the snapshot
 	// (Sync Commands > Change), in UID order.

@@ -348,6 +348,12 @@ func (s *suite) testChanges(t *testing.T) {
 	if len(cs.Changed) != 0 || cs.Expunged.Len() != 0 {
 		t.Fatalf("first Changes: %+v", cs)
 	}
+	// Added messages are tracked without flags until the caller records
+	// what it read.
+	if got := cs.State.UIDs.String(); got != backend.NewUIDSet(u1, u2, u3).String() || len(cs.State.FlagsOf(u2)) != 0 {
+		t.Fatalf("first state tracks %s, flags of %d %q; want all, none", got, u2, cs.State.FlagsOf(u2))
+	}
+	recordAdded(t, sess, f.ID, cs)
 	if got := cs.State.FlagsOf(u2); !slices.Equal(got, []string{backend.FlagSeen}) {
 		t.Fatalf("state flags of %d = %q, want \\Seen", u2, got)
 	}
@@ -397,6 +403,7 @@ func (s *suite) testChanges(t *testing.T) {
 	if got, want := cs.State.UIDs.String(), backend.NewUIDSet(u1, u3, u4).String(); got != want {
 		t.Errorf("state tracks %s, want %s", got, want)
 	}
+	recordAdded(t, sess, f.ID, cs)
 	state = cs.State
 
 	// Our own flag change, recorded in the state, is not echoed back.
@@ -424,8 +431,12 @@ func (s *suite) testChanges(t *testing.T) {
 	if got := uids(cs.Added); !slices.Equal(got, []backend.UID{u3, u4}) || len(cs.Changed) != 0 || cs.Expunged.Len() != 0 {
 		t.Fatalf("after Untrack: %+v, want added [%d %d] only", cs, u3, u4)
 	}
-	if cs.State.Pending.Len() != 0 || !slices.Equal(cs.State.FlagsOf(u4), []string{backend.FlagFlagged}) {
+	if cs.State.Pending.Len() != 0 || !cs.State.UIDs.Contains(u4) || len(cs.State.FlagsOf(u4)) != 0 {
 		t.Fatalf("after Untrack: state %+v", cs.State)
+	}
+	recordAdded(t, sess, f.ID, cs)
+	if !slices.Equal(cs.State.FlagsOf(u4), []string{backend.FlagFlagged}) {
+		t.Fatalf("after Untrack: flags of %d %q", u4, cs.State.FlagsOf(u4))
 	}
 	state = cs.State
 
@@ -439,6 +450,19 @@ func (s *suite) testChanges(t *testing.T) {
 	out.DeleteFolder("Sync")
 	_, err = sess.Changes(ctx, f.ID, state, time.Time{})
 	wantErr(t, "Changes of a deleted folder", err, backend.ErrFolderNotFound)
+}
+
+// recordAdded does what a caller of Changes does when it sends the Added
+// messages: reads their flags (Summaries) and records them in cs.State.
+func recordAdded(t *testing.T, sess backend.Session, id backend.FolderID, cs *backend.ChangeSet) {
+	t.Helper()
+	sums, err := sess.Summaries(t.Context(), id, cs.Added)
+	if err != nil {
+		t.Fatalf("Summaries of the added: %v", err)
+	}
+	for _, sum := range sums {
+		cs.State.SetFlags(sum.UID, sum.Flags)
+	}
 }
 
 func (s *suite) testChangesWindow(t *testing.T) {

@@ -30,7 +30,7 @@ func windowDay(window time.Time) time.Time {
 // UID SEARCH SINCE find expunged, aged-out and added messages, and the
 // tracked messages' flags are fetched: only those changed since the
 // snapshot's mod-sequence with CONDSTORE (ScanModSeq), all of them
-// without (ScanFull). QRESYNC is never used (go-imap cannot parse
+// without (ScanFull). Added messages' flags are not fetched. QRESYNC is never used (go-imap cannot parse
 // VANISHED).
 func (s *session) Changes(ctx context.Context, id backend.FolderID, since *backend.FolderState, window time.Time) (*backend.ChangeSet, error) {
 	var cs *backend.ChangeSet
@@ -132,14 +132,11 @@ func changes(c *conn, id backend.FolderID, since *backend.FolderState, day time.
 		sort.Slice(cs.Changed, func(i, j int) bool { return cs.Changed[i].UID < cs.Changed[j].UID })
 	}
 	if added := inWindow.Diff(tracked); added.Len() > 0 {
-		// A message expunged since the search is simply not returned.
-		err := fetchFlags(c, added, &imap.FetchOptions{UID: true, Flags: true}, func(uid backend.UID, flags []string) {
-			cs.Added.AddUID(uid)
-			state.SetFlags(uid, flags)
-		})
-		if err != nil {
-			return nil, err
-		}
+		// Tracked without flags (backend.ChangeSet.Added): the caller
+		// reads them with the messages. A FETCH FLAGS of every new
+		// message was most of the first snapshot's cost.
+		cs.Added = added
+		state.UIDs = state.UIDs.Union(added)
 	}
 	cs.State = state
 	return cs, nil

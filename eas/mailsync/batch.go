@@ -27,7 +27,17 @@ func (e *Engine) collect(ctx context.Context, req *Request, cur *state) (backend
 	cur.Snap = cs.State
 	cur.Scanned = now.Unix()
 	due := cur.DueAdded
-	// Drafts the phone added are tracked, not sent back to it.
+	// Drafts the phone added are tracked, not sent back to it; their
+	// flags are read now, as the store tracks new messages without them.
+	if own := cs.Added.Intersect(cur.Own); own.Len() > 0 {
+		sums, err := req.Session.Summaries(ctx, req.Folder, own)
+		if err != nil {
+			return 0, err
+		}
+		for _, sum := range sums {
+			cur.Snap.SetFlags(sum.UID, sum.Flags)
+		}
+	}
 	added := cs.Added.Diff(cur.Own)
 	cur.Own = nil
 	for _, fc := range cs.Changed {

@@ -31,10 +31,11 @@ type state struct {
 	DueSoft    backend.UIDSet `json:"ds,omitempty"`
 	// DueAdded are messages found but not sent to the phone yet
 	// (WindowSize, response time budget, or failed to build). The
-	// snapshot tracks them like the others, so that the rounds of a
-	// paged initial sync cost the store a check of the folder's change
-	// marks rather than a rescan; a change or expunge of one of them is
-	// not reported (its Add carries its flags then, or it is dropped).
+	// snapshot tracks them (without their flags, which are recorded when
+	// the Add is sent), so that the rounds of a paged initial sync cost
+	// the store a check of the folder's change marks, or nothing, rather
+	// than a rescan; a change or expunge of one of them is not reported
+	// (its Add carries its flags then, or it is dropped).
 	DueAdded backend.UIDSet `json:"da,omitempty"`
 	// Scanned is when the store was last asked for changes (Unix
 	// seconds): a scan is put off while the due items fill the window,
