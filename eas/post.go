@@ -207,7 +207,14 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		if parked = s.park(w, r, req, cmd, resp.Later, rec, start); parked {
 			return
 		}
-		resp, err = resp.Later(r.Context())
+		type result struct {
+			resp Response
+			err  error
+		}
+		ch := make(chan result, 1)
+		resp.Later(r.Context(), func(resp Response, err error) { ch <- result{resp, err} })
+		res := <-ch
+		resp, err = res.resp, res.err
 	}
 	s.answer(w, r, req, cmd, resp, err, rec)
 }
@@ -216,7 +223,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 // for its error.
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, req *Request, cmd command, resp Response, err error, rec *logRecord) {
 	if err == nil && resp.Later != nil {
-		err = errors.New("eas: Later returned a Response with Later")
+		err = errors.New("eas: Later answered with a Response with Later")
 	}
 	if err != nil {
 		if errors.Is(err, backend.ErrAuthFailed) {

@@ -156,16 +156,37 @@ type Subscription struct {
 	w       *userWatch
 	folders map[backend.FolderID]bool // fixed at Watch
 
-	mu      sync.Mutex
-	pending map[backend.FolderID]bool
-	hier    bool // the folder list changed since the last Take
-	c       chan struct{}
-	closed  bool
+	mu       sync.Mutex
+	pending  map[backend.FolderID]bool
+	hier     bool // the folder list changed since the last Take
+	c        chan struct{}
+	onChange func()
+	closed   bool
 }
 
 // Changed receives a value when some of the folders may have changed
 // since the last Take.
 func (s *Subscription) Changed() <-chan struct{} { return s.c }
+
+// OnChange sets f to be called whenever Changed would receive, for a
+// waiter without a goroutine of its own; nil removes it. f runs on the
+// watcher's goroutine: it must not block.
+func (s *Subscription) OnChange(f func()) {
+	s.mu.Lock()
+	s.onChange = f
+	s.mu.Unlock()
+}
+
+// signal wakes the subscriber. s.mu is held.
+func (s *Subscription) signal() {
+	select {
+	case s.c <- struct{}{}:
+	default:
+	}
+	if s.onChange != nil {
+		s.onChange()
+	}
+}
 
 // Take returns the folders that may have changed since the last Take,
 // and whether the list of folders changed (one was created, deleted or
@@ -186,11 +207,8 @@ func (s *Subscription) Take() (folders []backend.FolderID, hierarchy bool) {
 func (s *Subscription) notifyHierarchy() {
 	s.mu.Lock()
 	s.hier = true
+	s.signal()
 	s.mu.Unlock()
-	select {
-	case s.c <- struct{}{}:
-	default:
-	}
 }
 
 // notify records that f may have changed, if the subscription watches it.
@@ -200,11 +218,8 @@ func (s *Subscription) notify(f backend.FolderID) {
 	}
 	s.mu.Lock()
 	s.pending[f] = true
+	s.signal()
 	s.mu.Unlock()
-	select {
-	case s.c <- struct{}{}:
-	default:
-	}
 }
 
 // Close ends the subscription; the user's watcher stops when it was the
