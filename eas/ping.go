@@ -60,12 +60,12 @@ type pingFolder struct {
 // Ping starts waiting: first, and again after a wake-up that was no news
 // to its device.
 type pinger struct {
-	s       *Server
-	eng     *mailsync.Engine
-	hier    *hierarchy.Engine
-	min     time.Duration
-	max     time.Duration
-	maxFold int
+	s         *Server
+	eng       *mailsync.Engine
+	hier      *hierarchy.Engine
+	min       time.Duration
+	max       time.Duration
+	maxFold   int
 	afterFunc func(d time.Duration, f func()) (stop func())
 	waiting   func(user, device string)
 }
@@ -83,12 +83,12 @@ func (s *Server) registerPing() {
 // ones replaced by the defaults.
 func (s *Server) newPinger() *pinger {
 	return &pinger{
-		s:       s,
-		eng:     &mailsync.Engine{Store: s.cfg.Devices, Logger: s.log, Now: s.cfg.Now},
-		hier:    s.hierarchyEngine(),
-		min:     positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
-		max:     positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
-		maxFold: positiveOr(s.cfg.PingMaxFolders, DefaultPingMaxFolders),
+		s:         s,
+		eng:       &mailsync.Engine{Store: s.cfg.Devices, Logger: s.log, Now: s.cfg.Now},
+		hier:      s.hierarchyEngine(),
+		min:       positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
+		max:       positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
+		maxFold:   positiveOr(s.cfg.PingMaxFolders, DefaultPingMaxFolders),
 		afterFunc: afterFunc,
 	}
 }
@@ -329,11 +329,11 @@ type watchedFolder struct {
 // goroutine: the watcher, the heartbeat timer and the push.Wait call it
 // back (see wait), so that a parked request costs a few small objects.
 type changeWait struct {
-	s       *Server
-	eng     *mailsync.Engine
-	req     *Request
-	sess    backend.Session
-	watched []watchedFolder
+	s         *Server
+	eng       *mailsync.Engine
+	req       *Request
+	sess      backend.Session
+	watched   []watchedFolder
 	hb        time.Duration
 	afterFunc func(d time.Duration, f func()) (stop func())
 	waiting   func(user, device string)

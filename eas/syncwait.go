@@ -26,9 +26,9 @@ import (
 // block or wipe (the gate's answer) or wake (run again), and by shutdown
 // (empty answer).
 type hangingSync struct {
-	m       *mailSync
-	min     time.Duration
-	max     time.Duration
+	m         *mailSync
+	min       time.Duration
+	max       time.Duration
 	afterFunc func(d time.Duration, f func()) (stop func())
 	waiting   func(user, device string)
 }
@@ -41,9 +41,9 @@ func (s *Server) hangingSyncHandler(m *mailSync) Handler {
 
 func (s *Server) newHangingSync(m *mailSync) *hangingSync {
 	return &hangingSync{
-		m:   m,
-		min: positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
-		max: positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
+		m:         m,
+		min:       positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
+		max:       positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
 		afterFunc: afterFunc,
 	}
 }

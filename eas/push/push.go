@@ -103,7 +103,7 @@ type wait struct {
 	k      Key
 	seq    uint64
 	done   chan struct{}
-	reason Reason // set once, before done closes; guarded by r.mu
+	reason Reason              // set once, before done closes; guarded by r.mu
 	after  map[*afterDone]bool // AfterDone functions not yet run; guarded by r.mu
 }
 
