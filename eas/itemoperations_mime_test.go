@@ -248,7 +248,9 @@ func TestItemOperationsMIMEWithOthers(t *testing.T) {
 		if fs[3].ChildText(wbxml.AirSyncServerId) != mailsync.ServerID(e.inbox, small+100) || fs[3].Has(wbxml.ItemOperationsProperties) {
 			t.Errorf("multipart=%v: the missing item's answer %v", multipart, fs[3])
 		}
-		bodyOf := func(i int) *wbxml.Element { return fs[i].Child(wbxml.ItemOperationsProperties).Child(wbxml.AirSyncBaseBody) }
+		bodyOf := func(i int) *wbxml.Element {
+			return fs[i].Child(wbxml.ItemOperationsProperties).Child(wbxml.AirSyncBaseBody)
+		}
 		for i, want := range map[int][]byte{0: big, 2: smallRaw} {
 			b := bodyOf(i)
 			if b.ChildText(wbxml.AirSyncBaseEstimatedDataSize) != strconv.Itoa(len(want)) || b.ChildText(wbxml.AirSyncBaseTruncated) != "0" {
