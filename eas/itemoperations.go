@@ -171,15 +171,17 @@ type ioAttachment struct {
 //
 // Attachments are streamed: their bytes go from the mail server (IMAP
 // BINARY, decoded there) through the encoder into the response spool
-// (see writeResponse), never whole in memory. So does a whole item's MIME
-// body (Type 4 without TruncationSize: the whole message, IMAP
-// BODY.PEEK[]), by way of a temporary file, as its EstimatedDataSize,
-// written before the data, is the size of the data made XML-safe
-// (mailitem.MIMEBody.Copy); with MS-ASAcceptMultiPart it is a part of
-// the multipart body. A truncated MIME body is bounded by its
-// TruncationSize and is built in memory with the rest of the item. The spool also means that a
+// (see writeResponse), never whole in memory. The spool also means that a
 // failure half way through an attachment (the mail server hangs up)
 // still becomes a clean error response: nothing has been sent yet.
+//
+// A whole item's MIME body (Type 4 without TruncationSize: the whole
+// message, IMAP BODY.PEEK[]) is streamed too, by way of a temporary file,
+// as its EstimatedDataSize, written before the data, is the size of the
+// data made XML-safe (mailitem.MIMEBody.Copy); with MS-ASAcceptMultiPart
+// it is a part of the multipart body (airsyncbase:Body > Part). A
+// truncated MIME body is bounded by its TruncationSize and is built in
+// memory with the rest of the item.
 //
 // EmptyFolderContents does not touch the collection's sync state: the
 // next Sync of the collection reports the removed messages as Deletes of
@@ -353,7 +355,7 @@ func (s *Server) attachmentElement(a *ioAttachment, refEl *wbxml.Element, total 
 // spoolAttachment copies r (size bytes, or up to EOF when size < 0) into
 // a temporary file, which the body's close removes.
 func spoolAttachment(r io.Reader, size int64) (*attachmentBody, error) {
-	return spool2File("an attachment", func(w io.Writer) (int64, error) {
+	return spoolToFile("an attachment", func(w io.Writer) (int64, error) {
 		if size >= 0 {
 			return io.CopyN(w, r, size)
 		}
@@ -361,10 +363,10 @@ func spoolAttachment(r io.Reader, size int64) (*attachmentBody, error) {
 	})
 }
 
-// spool2File writes what write writes (and counts) into a temporary
+// spoolToFile writes what write writes (and counts) into a temporary
 // file and returns it to be read from the start; the body's close
 // removes the file. what names the content for errors.
-func spool2File(what string, write func(io.Writer) (int64, error)) (*attachmentBody, error) {
+func spoolToFile(what string, write func(io.Writer) (int64, error)) (*attachmentBody, error) {
 	f, err := os.CreateTemp("", "easgate-attachment-*")
 	if err != nil {
 		return nil, fmt.Errorf("spooling %s: %w", what, err)
@@ -399,7 +401,7 @@ func (s *Server) openMIME(ctx context.Context, req *Request, e *wbxml.Element, m
 	var body *attachmentBody
 	msg, err := sess.Message(ctx, m.folder, m.uid)
 	if err == nil {
-		body, err = spool2File("a MIME body", func(w io.Writer) (int64, error) { return m.body.Copy(w, msg) })
+		body, err = spoolToFile("a MIME body", func(w io.Writer) (int64, error) { return m.body.Copy(w, msg) })
 		if cerr := msg.Close(); err == nil && cerr != nil {
 			body.close()
 			body, err = nil, cerr
