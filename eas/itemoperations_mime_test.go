@@ -21,6 +21,7 @@ import (
 	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
 	"github.com/easgate/easgate/wbxml"
+	"github.com/easgate/easgate/wbxml/wbxmltest"
 )
 
 // mimeCorpus is every message of the mail item test corpus
@@ -198,7 +199,8 @@ func firstDiff(a, b []byte) int {
 // TestItemOperationsMIMEWithOthers fetches, in one request, a whole item
 // with a MIME body, an attachment, a second MIME item, a missing item
 // and a truncated MIME body (built in memory): inline and as multipart,
-// each is answered in its place, parts numbered in order.
+// each is answered in its place, parts numbered in order, and the
+// response is valid against ItemOperationsResponse.xsd.
 func TestItemOperationsMIMEWithOthers(t *testing.T) {
 	e := newIOEnv(t, 100_000)
 	small := e.appendMsg(t, e.inbox, 1)
@@ -224,6 +226,7 @@ func TestItemOperationsMIMEWithOthers(t *testing.T) {
 		mimeFetch(e.inbox, mailsync.ServerID(e.inbox, small+100), mimeOpts("")...),
 		mimeFetch(e.inbox, mailsync.ServerID(e.inbox, e.uid), mimeOpts("100")...),
 	)
+	var docs [][]byte // the WBXML of each response, to validate
 	for _, multipart := range []bool{false, true} {
 		body := postVersion(t, e.srv, req, "14.1", multipart)
 		doc := body
@@ -235,6 +238,7 @@ func TestItemOperationsMIMEWithOthers(t *testing.T) {
 			}
 			doc = parts[0]
 		}
+		docs = append(docs, doc)
 		d, err := wbxml.Parse(bytes.NewReader(doc), wbxml.DefaultLimits)
 		if err != nil {
 			t.Fatal(err)
@@ -285,6 +289,9 @@ func TestItemOperationsMIMEWithOthers(t *testing.T) {
 			tb.ChildText(wbxml.AirSyncBaseEstimatedDataSize) != strconv.Itoa(len(big)) || tb.Has(wbxml.ItemOperationsPart) {
 			t.Errorf("multipart=%v: truncated body %v", multipart, tb)
 		}
+	}
+	for _, doc := range docs {
+		wbxmltest.ValidateResponse(t, "ItemOperationsResponse", doc)
 	}
 }
 
