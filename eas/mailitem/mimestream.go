@@ -111,8 +111,11 @@ const mimeChunk = 32 << 10
 // and writes it to w made XML-safe as Build makes a MIME body (invalid
 // UTF-8, U+FFFE and U+FFFF become U+FFFD; C0 controls other than tab, CR
 // and LF are dropped; line ends and everything else are kept), then sets
-// the body's EstimatedDataSize as Build does: the largest of the size
-// the Source's Meta gave, the bytes read and the bytes written. It holds
+// the body's EstimatedDataSize as Build does: the largest of the stored
+// size, the bytes read and the bytes written. The stored size is the one
+// the Source's Meta gave, where Build takes the one Source.Full gives:
+// the same for FromBytes (unless given another Meta.Size) and for the
+// IMAP Source of eas/mailsync (RFC822.SIZE). It holds
 // only a small buffer, however long the message. It returns the number
 // of bytes written: the body's data. Errors from r are returned as
 // *SourceError, those of w as they are.
