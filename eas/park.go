@@ -195,6 +195,9 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd 
 	}
 	req.rc = nil
 	req.writeDeadline = conn.SetWriteDeadline
+	// Thousands of parked requests: keep only what the rest of the
+	// command reads (see Request.Header and Device).
+	req.Header, req.Device = nil, nil
 	p.wg.Add(1)
 	s.metrics.parked.Inc()
 	// The parked request's context: the client is not watched (nobody

@@ -40,7 +40,8 @@ type Request struct {
 	Query *Query
 
 	// UserAgent and RemoteAddr identify the client; Header holds all
-	// request headers (Authorization removed).
+	// request headers (Authorization removed), for the handler: a parked
+	// request's Later no longer has them (park.go).
 	UserAgent  string
 	RemoteAddr string
 	Header     http.Header
@@ -51,7 +52,8 @@ type Request struct {
 	Raw []byte
 
 	// Device is the device's record after this request registered it;
-	// nil when the server has no device store.
+	// nil when the server has no device store, and in a parked request's
+	// Later (the gate's admit reads it again).
 	Device *devices.Device
 
 	authKey [32]byte                 // auth cache key, to forget it if the backend refuses later
