@@ -249,6 +249,23 @@ func (r *Registry) Shutdown() {
 	}
 }
 
+// heldWait names one wait held here.
+type heldWait struct {
+	k   Key
+	seq uint64
+}
+
+// held lists the waits held here.
+func (r *Registry) held() []heldWait {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]heldWait, 0, len(r.waits))
+	for k, w := range r.waits {
+		out = append(out, heldWait{k, w.seq})
+	}
+	return out
+}
+
 // Len returns how many waits are held.
 func (r *Registry) Len() int {
 	r.mu.Lock()
