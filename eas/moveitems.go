@@ -10,6 +10,7 @@ import (
 	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/eas/mailsync"
+	"github.com/easgate/easgate/eas/push"
 	"github.com/easgate/easgate/wbxml"
 )
 
@@ -32,6 +33,7 @@ const (
 // server does not report the new UID (no UIDPLUS) the answer is Status 3
 // without DstMsgId and the destination's next Sync adds the message.
 func (m *mailSync) moveItems(ctx context.Context, req *Request, body *wbxml.Element) (Response, error) {
+	defer m.s.busy.begin(push.Key{User: req.User, Device: req.DeviceID})()
 	if body == nil {
 		return Response{}, errBadRequest(StatusInvalidContent, fmt.Errorf("MoveItems without a body"))
 	}

@@ -382,11 +382,19 @@ func (cw *changeWait) begin(ctx context.Context) (waitResult, error) {
 		return waitResult{}, err
 	}
 	cw.sub = sub
+	// A Sync of this device still running here may have changed IMAP
+	// and not yet recorded it (busy.go).
+	if err := cw.s.busy.wait(ctx, cw.key()); err != nil {
+		return waitResult{}, err
+	}
 	if res, err := cw.hierarchyChanged(ctx); err != nil || res.done() {
 		return res, err
 	}
 	return cw.check(ctx, cw.watched)
 }
+
+// key is the device's push.Key.
+func (cw *changeWait) key() push.Key { return push.Key{User: cw.req.User, Device: cw.req.DeviceID} }
 
 // close ends the subscription begin made, if any.
 func (cw *changeWait) close() {
@@ -496,6 +504,11 @@ func (ws *waitSteps) step() {
 	}
 	if ws.expired.Load() {
 		ws.finish(waitResult{}, nil)
+		return
+	}
+	// What the watcher saw may be the device's own change, not yet in
+	// its sync state: look again once its commands are done (busy.go).
+	if cw.s.busy.later(cw.key(), ws.kick) {
 		return
 	}
 	moved, hier := cw.sub.Take()
