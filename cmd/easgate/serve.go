@@ -50,7 +50,7 @@ func serveFlags(fs *flag.FlagSet, cfg *gateway.Config, imapSec, smtpSec *string)
 	fs.IntVar(&cfg.PingMaxFolders, "ping-max-folders", 0, "most folders one Ping may watch (default 300)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 0, "how often a user's watcher reads the marks of folders IMAP IDLE does not cover (default 30s)")
 	fs.DurationVar(&cfg.WatchLinger, "watch-linger", 0, "how long a user's watcher stays after its last waiting request ended (default 10s)")
-	fs.IntVar(&cfg.IMAPMaxConnsPerUser, "imap-max-conns", 0, "pooled IMAP connections per user, besides the watcher's (default 4)")
+	fs.IntVar(&cfg.IMAPMaxConnsPerUser, "imap-max-conns", 0, "pooled IMAP connections per user, besides the watcher's (default 2)")
 	fs.DurationVar(&cfg.IMAPIdleTimeout, "imap-idle-timeout", 0, "close pooled IMAP connections unused this long (default 5m)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 0, "server-wide write timeout; Ping and hanging Sync extend their own (default 5m)")
 }
