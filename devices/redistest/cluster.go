@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/easgate/easgate/internal/testproc"
 )
 
 // clusterSlots is the number of hash slots in a Redis Cluster.
@@ -84,7 +86,7 @@ func LaunchCluster(n int) (*Cluster, error) {
 // clusterArgs enables cluster mode with the config file in the node's own
 // directory and a free bus port (the default port+10000 may be taken).
 func clusterArgs(dir string) (bus int, args []string, err error) {
-	bus, err = freePort()
+	bus, err = testproc.FreePort()
 	if err != nil {
 		return 0, nil, err
 	}

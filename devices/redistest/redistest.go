@@ -20,19 +20,20 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/easgate/easgate/internal/testproc"
 )
 
 // Package is the Debian package that provides redis-server.
 const Package = "redis-server"
 
-// ErrMissing reports that no redis-server binary was found.
-var ErrMissing = errors.New("redis-server not found: install the Debian package " +
-	Package + " (apt-get install -y " + Package + ")")
+// ErrMissing reports that no redis-server binary was found. It is a
+// *testproc.MissingError.
+var ErrMissing error = &testproc.MissingError{Binary: "redis-server", Package: Package}
 
 // startTimeout bounds waiting for a server or a cluster to come up. It is
 // a guard against hanging forever, not a performance expectation.
@@ -50,8 +51,7 @@ type Server struct {
 	// Dir is the server's working directory (holds redis.log).
 	Dir string
 
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has been reaped
+	proc *testproc.Process
 
 	stopOnce sync.Once
 	stopErr  error
@@ -85,32 +85,21 @@ func Launch() (*Server, error) {
 // launchRetrying starts a server with extra arguments, retrying on a new
 // port if another process took the probed one first.
 func launchRetrying(extra func(dir string, port int) ([]string, error)) (*Server, error) {
-	bin, err := findRedis()
+	bin, err := testproc.FindBinary("redis-server", "/usr/bin/redis-server")
 	if err != nil {
-		return nil, err
+		return nil, ErrMissing
 	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		s, err := launchOnce(bin, extra)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if !errors.Is(err, errAddrInUse) {
-			break
-		}
-	}
-	return nil, lastErr
+	return testproc.RetryAddrInUse(func() (*Server, error) {
+		return launchOnce(bin, extra)
+	})
 }
-
-var errAddrInUse = errors.New("address already in use")
 
 func launchOnce(bin string, extra func(dir string, port int) ([]string, error)) (*Server, error) {
 	dir, err := os.MkdirTemp("", "easgate-redis-")
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -136,28 +125,23 @@ func launchOnce(bin string, extra func(dir string, port int) ([]string, error)) 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	proc, err := testproc.Start("redis-server", cmd)
+	if err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+		return nil, err
 	}
 	s := &Server{
-		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		PID:    cmd.Process.Pid,
-		Dir:    dir,
-		cmd:    cmd,
-		exited: make(chan struct{}),
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		PID:  proc.PID,
+		Dir:  dir,
+		proc: proc,
 	}
-	go func() {
-		cmd.Wait()
-		close(s.exited)
-	}()
 	if err := s.waitReady(); err != nil {
 		log := s.Log()
 		s.Kill()
 		os.RemoveAll(dir)
 		if strings.Contains(log, "Address already in use") {
-			return nil, fmt.Errorf("redis-server on %s: %w", s.Addr, errAddrInUse)
+			return nil, fmt.Errorf("redis-server on %s: %w", s.Addr, testproc.ErrAddrInUse)
 		}
 		return nil, fmt.Errorf("redis-server on %s: %v\n%s", s.Addr, err, log)
 	}
@@ -179,7 +163,7 @@ func (s *Server) waitReady() error {
 			return nil
 		}
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 			return errors.New("redis-server exited before answering PING")
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -204,8 +188,7 @@ func (s *Server) Log() string {
 // Kill ends the server with SIGKILL, as a crash would, and waits for it
 // to be reaped. The directory stays until Stop.
 func (s *Server) Kill() {
-	syscall.Kill(-s.PID, syscall.SIGKILL)
-	<-s.exited
+	s.proc.Kill()
 }
 
 // Stop sends SIGTERM, falls back to SIGKILL after a grace period, waits
@@ -213,41 +196,10 @@ func (s *Server) Kill() {
 // the first result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		select {
-		case <-s.exited:
-		default:
-			syscall.Kill(s.PID, syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(stopGrace):
-				s.stopErr = fmt.Errorf("redis-server (pid %d) ignored SIGTERM for %v; killed", s.PID, stopGrace)
-				syscall.Kill(-s.PID, syscall.SIGKILL)
-				<-s.exited
-			}
-		}
+		s.stopErr = s.proc.Terminate(stopGrace)
 		if err := os.RemoveAll(s.Dir); err != nil && s.stopErr == nil {
 			s.stopErr = err
 		}
 	})
 	return s.stopErr
-}
-
-func findRedis() (string, error) {
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p, nil
-	}
-	if p, err := exec.LookPath("/usr/bin/redis-server"); err == nil {
-		return p, nil
-	}
-	return "", ErrMissing
-}
-
-// freePort asks the kernel for a free loopback TCP port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
