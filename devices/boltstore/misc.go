@@ -28,11 +28,7 @@ func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string,
 			}
 			return nil
 		}
-		db, err := createDeviceBucket(tx, user, id)
-		if err != nil {
-			return err
-		}
-		rb, err := db.CreateBucketIfNotExists(bucketReq)
+		rb, err := createSubBucket(tx, user, id, bucketReq)
 		if err != nil {
 			return err
 		}
@@ -81,22 +77,12 @@ func liveCount(v []byte, now int64) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-func checkCounterKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty counter key", devices.ErrInvalid)
-	}
-	return nil
-}
-
 // IncrAuthFailures implements devices.Store. Each failure renews the
 // counter's life to ttl. Every sweepEvery calls, expired counters are
 // dropped in the same transaction so the bucket does not grow without end.
 func (s *Store) IncrAuthFailures(ctx context.Context, key string, ttl time.Duration) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterIncr(key, ttl); err != nil {
 		return 0, err
-	}
-	if ttl <= 0 {
-		return 0, fmt.Errorf("%w: ttl %v", devices.ErrInvalid, ttl)
 	}
 	sweep := s.incrs.Add(1)%sweepEvery == 0
 	var n uint64
@@ -136,7 +122,7 @@ func sweepExpired(b *bolt.Bucket, now int64) error {
 
 // AuthFailures implements devices.Store.
 func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return 0, err
 	}
 	var n uint64
@@ -149,7 +135,7 @@ func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
 
 // ResetAuthFailures implements devices.Store.
 func (s *Store) ResetAuthFailures(ctx context.Context, key string) error {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketAuth).Delete([]byte(key)) })

@@ -379,21 +379,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
 `)
 
-func checkCounterKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty counter key", devices.ErrInvalid)
-	}
-	return nil
-}
-
 // IncrAuthFailures implements devices.Store. Each failure renews the
 // counter's life to ttl.
 func (s *Store) IncrAuthFailures(ctx context.Context, key string, ttl time.Duration) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterIncr(key, ttl); err != nil {
 		return 0, err
-	}
-	if ttl <= 0 {
-		return 0, fmt.Errorf("%w: ttl %v", devices.ErrInvalid, ttl)
 	}
 	now := s.now().UnixMilli()
 	ms := max(ttl.Milliseconds(), 1)
@@ -406,7 +396,7 @@ func (s *Store) IncrAuthFailures(ctx context.Context, key string, ttl time.Durat
 
 // AuthFailures implements devices.Store.
 func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return 0, err
 	}
 	v, err := s.rdb.HMGet(ctx, s.authKey(key), "n", "exp").Result()
@@ -425,7 +415,7 @@ func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
 
 // ResetAuthFailures implements devices.Store.
 func (s *Store) ResetAuthFailures(ctx context.Context, key string) error {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return err
 	}
 	if err := s.rdb.Del(ctx, s.authKey(key)).Err(); err != nil {
