@@ -296,6 +296,15 @@ func parentFolder(folders []Folder, parentID string) (backend.FolderID, bool) {
 	return folders[i].ID, true
 }
 
+// opFailure answers a folder operation the mail store refused: the error
+// passed on (see passOn) or the status opStatus gives.
+func opFailure(doing, folder string, err error) (Result, error) {
+	if passOn(err) {
+		return Result{}, fmt.Errorf("%s: %w", doing, err)
+	}
+	return Result{Status: opStatus(err), Cause: fmt.Errorf("%s %q: %w", doing, folder, err)}, nil
+}
+
 // opStatus maps a backend error of a folder operation to its status.
 func opStatus(err error) int {
 	switch {
@@ -421,10 +430,7 @@ func (e *Engine) Create(ctx context.Context, sess backend.Session, user, device 
 	}
 	f, err := sess.CreateFolder(ctx, parent, name)
 	if err != nil {
-		if passOn(err) {
-			return Result{}, fmt.Errorf("creating folder: %w", err)
-		}
-		return Result{Status: opStatus(err), Cause: fmt.Errorf("creating folder %q: %w", name, err)}, nil
+		return opFailure("creating folder", name, err)
 	}
 	return e.commit(ctx, user, device, key, req, l, func(l *loaded) ([]Folder, uint64, string) {
 		folders := append([]Folder(nil), l.known.Folders...)
@@ -440,6 +446,17 @@ func (e *Engine) Create(ctx context.Context, sess backend.Session, user, device 
 		})
 		return folders, n + 1, sid
 	}, nil)
+}
+
+// beginEdit is begin for FolderUpdate and FolderDelete: the folder sid
+// must also be editable. It returns the folder's index in l.known.Folders.
+func (e *Engine) beginEdit(ctx context.Context, user, device string, key uint64, req, sid string) (*loaded, int, *Result, error) {
+	l, r, err := e.begin(ctx, user, device, key, req)
+	if r != nil || err != nil {
+		return nil, -1, r, err
+	}
+	i, r := editable(l.known.Folders, sid)
+	return l, i, r, nil
 }
 
 // editable checks that the folder of a FolderUpdate or FolderDelete may be
@@ -483,13 +500,9 @@ func (e *Engine) Update(ctx context.Context, sess backend.Session, user, device 
 		parentID = RootID
 	}
 	req := fingerprint("FolderUpdate", sid, parentID, name)
-	l, r, err := e.begin(ctx, user, device, key, req)
+	l, i, r, err := e.beginEdit(ctx, user, device, key, req, sid)
 	if r != nil || err != nil {
 		return *r, err
-	}
-	i, r := editable(l.known.Folders, sid)
-	if r != nil {
-		return *r, nil
 	}
 	old := l.known.Folders[i]
 	parent, ok := parentFolder(l.known.Folders, parentID)
@@ -501,10 +514,7 @@ func (e *Engine) Update(ctx context.Context, sess backend.Session, user, device 
 	}
 	f, err := sess.RenameFolder(ctx, old.ID, parent, name)
 	if err != nil {
-		if passOn(err) {
-			return Result{}, fmt.Errorf("renaming folder: %w", err)
-		}
-		return Result{Status: opStatus(err), Cause: fmt.Errorf("renaming folder %q: %w", old.Name, err)}, nil
+		return opFailure("renaming folder", old.Name, err)
 	}
 	// The children's names, and IDs that derive from names, changed too.
 	live, lerr := sess.Folders(ctx)
@@ -555,13 +565,9 @@ func (e *Engine) Delete(ctx context.Context, sess backend.Session, user, device 
 		return fail(StatusMalformed, "hierarchy: FolderDelete without ServerId"), nil
 	}
 	req := fingerprint("FolderDelete", sid)
-	l, r, err := e.begin(ctx, user, device, key, req)
+	l, i, r, err := e.beginEdit(ctx, user, device, key, req, sid)
 	if r != nil || err != nil {
 		return *r, err
-	}
-	i, r := editable(l.known.Folders, sid)
-	if r != nil {
-		return *r, nil
 	}
 	victim := l.known.Folders[i]
 	sub := descendants(l.known.Folders, sid)
@@ -571,10 +577,7 @@ func (e *Engine) Delete(ctx context.Context, sess backend.Session, user, device 
 		}
 	}
 	if err := sess.DeleteFolder(ctx, victim.ID); err != nil {
-		if passOn(err) {
-			return Result{}, fmt.Errorf("deleting folder: %w", err)
-		}
-		return Result{Status: opStatus(err), Cause: fmt.Errorf("deleting folder %q: %w", victim.Name, err)}, nil
+		return opFailure("deleting folder", victim.Name, err)
 	}
 	var gone []string
 	for _, f := range l.known.Folders {

@@ -19,7 +19,7 @@ const (
 	device = "androidc123"
 )
 
-func newEngine(t *testing.T) *Engine {
+func newEngine(t testing.TB) *Engine {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "devices.db"))
 	if err != nil {
@@ -363,12 +363,7 @@ func TestPending(t *testing.T) {
 // BenchmarkFolderSyncUnchanged is the common FolderSync: 200 folders,
 // nothing changed (no write).
 func BenchmarkFolderSyncUnchanged(b *testing.B) {
-	st, err := boltstore.Open(filepath.Join(b.TempDir(), "devices.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	e := &Engine{Store: st}
+	e := newEngine(b)
 	m := newMem("Drafts:drafts", "Sent:sent", "Trash:trash")
 	for i := range 200 {
 		m.add(fmt.Sprintf("Projects/%03d", i), backend.RoleNone)
@@ -391,12 +386,7 @@ func BenchmarkFolderSyncUnchanged(b *testing.B) {
 // BenchmarkFolderSyncZero is Gmail's pull-to-refresh on 200 folders: every
 // folder answered again, a new state written.
 func BenchmarkFolderSyncZero(b *testing.B) {
-	st, err := boltstore.Open(filepath.Join(b.TempDir(), "devices.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	e := &Engine{Store: st}
+	e := newEngine(b)
 	m := newMem("Drafts:drafts", "Sent:sent", "Trash:trash")
 	for i := range 200 {
 		m.add(fmt.Sprintf("F%03d", i), backend.RoleNone)
