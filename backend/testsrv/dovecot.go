@@ -29,14 +29,6 @@ const DovecotPackage = "dovecot-imapd"
 // *testproc.MissingError.
 var ErrDovecotMissing error = &testproc.MissingError{Binary: "dovecot", Package: DovecotPackage}
 
-// startTimeout bounds how long Launch waits for the IMAP greeting. It is a
-// guard against hanging forever, not a performance expectation.
-const startTimeout = 60 * time.Second
-
-// stopGrace is how long Stop lets Dovecot shut down after SIGTERM before
-// the whole process group is killed.
-const stopGrace = 10 * time.Second
-
 // Options configure Launch.
 type Options struct {
 	// Users maps user names to plain-text passwords; nil means
@@ -150,7 +142,7 @@ func launchOnce(bin string, users map[string]string, extra string) (*Dovecot, er
 	d.proc = proc
 	d.PID = proc.PID
 
-	if err := waitGreeting(d.Addr, proc.Exited()); err != nil {
+	if err := proc.WaitReady("IMAP greeting", func() (bool, error) { return greeted(d.Addr) }); err != nil {
 		log := d.Log()
 		d.Kill()
 		os.RemoveAll(dir)
@@ -308,32 +300,17 @@ func dovecotConfig(dir string, port int, ids identity) string {
 	return b.String()
 }
 
-// waitGreeting polls addr until an IMAP server greets with "* OK", or the
-// process exits, or startTimeout passes.
-func waitGreeting(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(startTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("dovecot exited before greeting")
-		default:
-		}
-		line, err := readGreeting(addr)
-		if err == nil {
-			if strings.HasPrefix(line, "* OK") {
-				return nil
-			}
-			return fmt.Errorf("unexpected greeting %q", line)
-		}
-		lastErr = err
-		select {
-		case <-exited:
-			return errors.New("dovecot exited before greeting")
-		case <-time.After(10 * time.Millisecond):
-		}
+// greeted is the WaitReady probe of an IMAP server at addr: done when it
+// greets, successfully if with "* OK".
+func greeted(addr string) (bool, error) {
+	line, err := readGreeting(addr)
+	switch {
+	case err != nil:
+		return false, err
+	case !strings.HasPrefix(line, "* OK"):
+		return true, fmt.Errorf("unexpected greeting %q", line)
 	}
-	return fmt.Errorf("no IMAP greeting within %v: %v", startTimeout, lastErr)
+	return true, nil
 }
 
 func readGreeting(addr string) (string, error) {
@@ -381,7 +358,7 @@ func (d *Dovecot) Kill() {
 // longer accepts connections. Calling Stop again returns the first result.
 func (d *Dovecot) Stop() error {
 	d.stopOnce.Do(func() {
-		d.stopErr = d.proc.Terminate(stopGrace)
+		d.stopErr = d.proc.Terminate(testproc.StopGrace)
 		d.proc.Kill()
 		if err := waitPortClosed(d.Addr); err != nil && d.stopErr == nil {
 			d.stopErr = err
@@ -400,7 +377,7 @@ func (d *Dovecot) Stop() error {
 // waitPortClosed waits until nothing accepts connections on addr. Killed
 // processes release their sockets as they exit, a moment after the signal.
 func waitPortClosed(addr string) error {
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(testproc.StartTimeout)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {

@@ -100,7 +100,7 @@ func clusterArgs(dir string) (bus int, args []string, err error) {
 
 // form assigns slots, introduces the nodes and waits for a healthy view.
 func (c *Cluster) form() error {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testproc.StartTimeout)
 	defer cancel()
 	clients := make([]*redis.Client, len(c.Nodes))
 	for i, s := range c.Nodes {

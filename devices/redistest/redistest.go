@@ -35,13 +35,6 @@ const Package = "redis-server"
 // *testproc.MissingError.
 var ErrMissing error = &testproc.MissingError{Binary: "redis-server", Package: Package}
 
-// startTimeout bounds waiting for a server or a cluster to come up. It is
-// a guard against hanging forever, not a performance expectation.
-const startTimeout = 60 * time.Second
-
-// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
-const stopGrace = 10 * time.Second
-
 // Server is one private redis-server process.
 type Server struct {
 	// Addr is "127.0.0.1:port".
@@ -148,27 +141,16 @@ func launchOnce(bin string, extra func(dir string, port int) ([]string, error)) 
 	return s, nil
 }
 
-// waitReady polls PING until it succeeds, the process exits or
-// startTimeout passes.
+// waitReady waits until the server answers PING.
 func (s *Server) waitReady() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 3, MaxRetries: -1, DialTimeout: time.Second})
 	defer rdb.Close()
-	deadline := time.Now().Add(startTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
+	return s.proc.WaitReady("PING answer", func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		lastErr = rdb.Ping(ctx).Err()
-		cancel()
-		if lastErr == nil {
-			return nil
-		}
-		select {
-		case <-s.proc.Exited():
-			return errors.New("redis-server exited before answering PING")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("no PING answer within %v: %v", startTimeout, lastErr)
+		defer cancel()
+		err := rdb.Ping(ctx).Err()
+		return err == nil, err
+	})
 }
 
 // Client returns a RESP3 client for the server, closed at tb.Cleanup.
@@ -196,7 +178,7 @@ func (s *Server) Kill() {
 // the first result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		s.stopErr = s.proc.Terminate(stopGrace)
+		s.stopErr = s.proc.Terminate(testproc.StopGrace)
 		if err := os.RemoveAll(s.Dir); err != nil && s.stopErr == nil {
 			s.stopErr = err
 		}

@@ -2,10 +2,11 @@
 // (backend/testsrv's Dovecot, devices/redistest's redis-server) have in
 // common: finding the binary or naming the Debian package that provides
 // it, picking a free loopback port, retrying a start that lost its port to
-// another process, and running the server in its own process group so
-// that stopping it leaves nothing behind.
+// another process, running the server in its own process group, waiting
+// until it is ready, and stopping it so that it leaves nothing behind.
 //
-// It imports only the standard library, so any harness may use it.
+// It imports only the standard library (testing included, for CheckGone),
+// so any harness may use it.
 package testproc
 
 import (
@@ -78,6 +79,15 @@ func RetryAddrInUse[T any](launch func() (T, error)) (T, error) {
 	return v, err
 }
 
+// StartTimeout bounds how long a harness waits for a server to come up
+// (WaitReady) or go away. It is a guard against hanging forever, not a
+// performance expectation.
+const StartTimeout = 60 * time.Second
+
+// StopGrace is how long a harness lets a server shut down after SIGTERM
+// before it kills the process group (see Terminate).
+const StopGrace = 10 * time.Second
+
 // Process is a server started in its own process group, reaped in the
 // background as soon as it exits.
 type Process struct {
@@ -105,6 +115,34 @@ func Start(name string, cmd *exec.Cmd) (*Process, error) {
 
 // Exited is closed once the process has exited and been reaped.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// WaitReady calls probe every few milliseconds until it is done, the
+// process exits or StartTimeout passes. probe returns done and a nil
+// error once the server is ready, done and an error when it never will
+// be, and !done with the reason while it is not ready yet. what names
+// what is waited for in errors ("IMAP greeting").
+func (p *Process) WaitReady(what string, probe func() (done bool, err error)) error {
+	deadline := time.Now().Add(StartTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited while waiting for its %s", p.name, what)
+		default:
+		}
+		done, err := probe()
+		if done {
+			return err
+		}
+		lastErr = err
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited while waiting for its %s", p.name, what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no %s within %v: %v", what, StartTimeout, lastErr)
+}
 
 // Kill sends SIGKILL to the whole process group at once, as a crash or an
 // OOM kill would, and waits until the leader has been reaped.

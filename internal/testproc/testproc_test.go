@@ -187,3 +187,30 @@ func TestKillGroup(t *testing.T) {
 	}
 	waitDead(t, pid)
 }
+
+func TestWaitReady(t *testing.T) {
+	p, _ := start(t, "echo ready; exec sleep 600")
+	calls := 0
+	if err := p.WaitReady("answer", func() (bool, error) {
+		calls++
+		if calls < 3 {
+			return false, errors.New("not yet")
+		}
+		return true, nil
+	}); err != nil || calls != 3 {
+		t.Errorf("ready on the third probe: %v after %d probes", err, calls)
+	}
+	refused := errors.New("refused")
+	calls = 0
+	if err := p.WaitReady("answer", func() (bool, error) {
+		calls++
+		return true, refused
+	}); err != refused || calls != 1 {
+		t.Errorf("failing probe: %v after %d probes, want %v after 1", err, calls, refused)
+	}
+	p.Kill()
+	err := p.WaitReady("answer", func() (bool, error) { return false, errors.New("not yet") })
+	if err == nil || err.Error() != "sh exited while waiting for its answer" {
+		t.Errorf("WaitReady on an exited process: %v", err)
+	}
+}
