@@ -2,7 +2,6 @@ package testsrv
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -70,19 +69,7 @@ type Dovecot struct {
 // failed start fails the test.
 func StartDovecot(tb testing.TB, users map[string]string) *Dovecot {
 	tb.Helper()
-	d, err := Launch(Options{Users: users})
-	if errors.Is(err, ErrDovecotMissing) {
-		tb.Fatal(err.Error())
-	}
-	if err != nil {
-		tb.Fatalf("testsrv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			tb.Errorf("testsrv: stopping dovecot: %v", err)
-		}
-	})
-	return d
+	return testproc.ForTest(tb, "dovecot", func() (*Dovecot, error) { return Launch(Options{Users: users}) }, (*Dovecot).Stop)
 }
 
 // Launch starts a private Dovecot and waits until its IMAP listener sends

@@ -2,7 +2,6 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -35,19 +34,7 @@ type Cluster struct {
 // tb.Cleanup.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	c, err := LaunchCluster(n)
-	if errors.Is(err, ErrMissing) {
-		tb.Fatal(err.Error())
-	}
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			tb.Errorf("redistest: %v", err)
-		}
-	})
-	return c
+	return testproc.ForTest(tb, "redis cluster", func() (*Cluster, error) { return LaunchCluster(n) }, (*Cluster).Stop)
 }
 
 // LaunchCluster starts n cluster-enabled servers, splits the hash slots

@@ -11,7 +11,6 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -54,19 +53,7 @@ type Server struct {
 // tb.Cleanup.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s, err := Launch()
-	if errors.Is(err, ErrMissing) {
-		tb.Fatal(err.Error())
-	}
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("redistest: %v", err)
-		}
-	})
-	return s
+	return testproc.ForTest(tb, "redis-server", Launch, (*Server).Stop)
 }
 
 // Launch starts a standalone redis-server without persistence and waits

@@ -170,6 +170,29 @@ func (p *Process) Terminate(grace time.Duration) error {
 	}
 }
 
+// ForTest runs launch for tb and stop at tb.Cleanup: the testing
+// constructors of the harnesses (StartDovecot, redistest.Start, ...). A
+// failed launch fails tb (a *MissingError with its message alone, which
+// names the package to install), and so does a failed stop. what names the
+// server in those messages ("dovecot").
+func ForTest[T any](tb testing.TB, what string, launch func() (T, error), stop func(T) error) T {
+	tb.Helper()
+	v, err := launch()
+	if err != nil {
+		var missing *MissingError
+		if errors.As(err, &missing) {
+			tb.Fatal(err.Error())
+		}
+		tb.Fatalf("%s: %v", what, err)
+	}
+	tb.Cleanup(func() {
+		if err := stop(v); err != nil {
+			tb.Errorf("stopping %s: %v", what, err)
+		}
+	})
+	return v
+}
+
 // CheckGone fails tb unless a stopped server left nothing behind: nothing
 // accepts connections on addr, the process pid no longer exists and its
 // directory dir is removed.

@@ -214,3 +214,68 @@ func TestWaitReady(t *testing.T) {
 		t.Errorf("WaitReady on an exited process: %v", err)
 	}
 }
+
+// recorder is the testing.TB ForTest sees: it records what would fail the
+// test and ends a Fatal with a panic of itself.
+type recorder struct {
+	testing.TB // nil: ForTest calls only the methods below
+	msgs       []string
+	cleanups   []func()
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Fatal(args ...any) {
+	r.msgs = append(r.msgs, "fatal: "+fmt.Sprint(args...))
+	panic(r)
+}
+func (r *recorder) Fatalf(format string, args ...any) { r.Fatal(fmt.Sprintf(format, args...)) }
+func (r *recorder) Errorf(format string, args ...any) {
+	r.msgs = append(r.msgs, "error: "+fmt.Sprintf(format, args...))
+}
+func (r *recorder) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+
+// forTest runs ForTest on a recorder and then its cleanups.
+func (r *recorder) forTest(launchErr, stopErr error) (got int, stops int) {
+	defer func() {
+		if p := recover(); p != nil && p != r {
+			panic(p)
+		}
+	}()
+	got = ForTest(r, "thing", func() (int, error) { return 42, launchErr }, func(v int) error {
+		stops++
+		return stopErr
+	})
+	for _, f := range r.cleanups {
+		f()
+	}
+	return got, stops
+}
+
+func TestForTest(t *testing.T) {
+	missing := &MissingError{Binary: "thing", Package: "thing-pkg"}
+	for _, tc := range []struct {
+		name               string
+		launchErr, stopErr error
+		want               []string
+		wantStops          int
+	}{
+		{"fine", nil, nil, nil, 1},
+		{"missing", fmt.Errorf("launch: %w", missing), nil, []string{"fatal: launch: " + missing.Error()}, 0},
+		{"broken", errors.New("boom"), nil, []string{"fatal: thing: boom"}, 0},
+		{"stop fails", nil, errors.New("bang"), []string{"error: stopping thing: bang"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{}
+			got, stops := r.forTest(tc.launchErr, tc.stopErr)
+			if strings.Join(r.msgs, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("messages %q, want %q", r.msgs, tc.want)
+			}
+			if stops != tc.wantStops {
+				t.Errorf("%d stops, want %d", stops, tc.wantStops)
+			}
+			if tc.launchErr == nil && got != 42 {
+				t.Errorf("ForTest returned %d, want 42", got)
+			}
+		})
+	}
+}
