@@ -387,6 +387,20 @@ func CheckSyncPut(user, device string, base, next *SyncState) (string, error) {
 	return id, nil
 }
 
+// CheckCachedRequest validates the arguments of PutCachedRequest and
+// GetCachedRequest, for Store implementations, and returns the normalised
+// device id as CheckIDs does.
+func CheckCachedRequest(user, device, kind string) (string, error) {
+	id, err := CheckIDs(user, device)
+	if err != nil {
+		return "", err
+	}
+	if kind == "" {
+		return "", fmt.Errorf("%w: empty request kind", ErrInvalid)
+	}
+	return id, nil
+}
+
 // CheckCounterKey validates the key of an authentication-failure counter,
 // for Store implementations.
 func CheckCounterKey(key string) error {

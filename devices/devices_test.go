@@ -136,6 +136,14 @@ func TestChecks(t *testing.T) {
 			t.Errorf("case %d: %q, %v", i, id, err)
 		}
 	}
+	if id, err := CheckCachedRequest("u", "AbC", RequestSync); err != nil || id != "abc" {
+		t.Errorf("CheckCachedRequest = %q, %v", id, err)
+	}
+	for _, c := range [][3]string{{"", "d", "sync"}, {"u", "", "sync"}, {"u", "d", ""}} {
+		if _, err := CheckCachedRequest(c[0], c[1], c[2]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CheckCachedRequest(%q, %q, %q): %v", c[0], c[1], c[2], err)
+		}
+	}
 	if _, err := CheckSyncPut("", "d", nil, &SyncState{Key: 1}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("CheckSyncPut without a user: %v", err)
 	}

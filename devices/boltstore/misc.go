@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,12 +13,9 @@ import (
 
 // PutCachedRequest implements devices.Store.
 func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string, body []byte) error {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return err
-	}
-	if kind == "" {
-		return fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if len(body) == 0 {
@@ -38,12 +34,9 @@ func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string,
 
 // GetCachedRequest implements devices.Store.
 func (s *Store) GetCachedRequest(ctx context.Context, user, device, kind string) ([]byte, error) {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return nil, err
-	}
-	if kind == "" {
-		return nil, fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	var out []byte
 	err = s.view(ctx, func(tx *bolt.Tx) error {

@@ -329,12 +329,9 @@ func (s *Store) DeleteDevice(ctx context.Context, user, device string) error {
 
 // PutCachedRequest implements devices.Store.
 func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string, body []byte) error {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return err
-	}
-	if kind == "" {
-		return fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	if len(body) == 0 {
 		err = s.rdb.HDel(ctx, s.reqKey(user, id), kind).Err()
@@ -349,12 +346,9 @@ func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string,
 
 // GetCachedRequest implements devices.Store.
 func (s *Store) GetCachedRequest(ctx context.Context, user, device, kind string) ([]byte, error) {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return nil, err
-	}
-	if kind == "" {
-		return nil, fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	b, err := s.rdb.HGet(ctx, s.reqKey(user, id), kind).Bytes()
 	if errors.Is(err, redis.Nil) {
