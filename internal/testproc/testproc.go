@@ -113,9 +113,6 @@ func Start(name string, cmd *exec.Cmd) (*Process, error) {
 	return p, nil
 }
 
-// Exited is closed once the process has exited and been reaped.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
-
 // WaitReady calls probe every few milliseconds until it is done, the
 // process exits or StartTimeout passes. probe returns done and a nil
 // error once the server is ready, done and an error when it never will

@@ -154,9 +154,9 @@ func TestTerminate(t *testing.T) {
 		t.Errorf("Terminate: %v", err)
 	}
 	select {
-	case <-p.Exited():
+	case <-p.exited:
 	default:
-		t.Fatal("Exited not closed after Terminate")
+		t.Fatal("not reaped after Terminate")
 	}
 	if err := p.Terminate(time.Minute); err != nil {
 		t.Errorf("Terminate after exit: %v", err)
