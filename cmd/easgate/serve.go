@@ -24,10 +24,6 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// errUsage reports bad command-line arguments; the message has been
-// printed with the usage already.
-var errUsage = errors.New("usage")
-
 // serveFlags defines the flags of `easgate serve` on fs, writing into cfg
 // and the two security strings.
 func serveFlags(fs *flag.FlagSet, cfg *gateway.Config, imapSec, smtpSec *string) {
@@ -89,16 +85,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (ga
 		fmt.Fprintln(stderr, "easgate serve:", envErr)
 		return cfg, errUsage
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "easgate serve: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return cfg, errUsage
+	if err := parseArgs(fs, args, stderr); err != nil {
+		return cfg, err
 	}
 	var err error
 	if cfg.IMAPSecurity, err = gateway.ParseSecurity(imapSec); err != nil {
