@@ -74,7 +74,7 @@ func ParseSecurity(text string) (Security, error) {
 
 // Defaults for the zero values of Options.
 const (
-	DefaultDialTimeout     = 10 * time.Second
+	DefaultDialTimeout = 10 * time.Second
 	// DefaultMaxConnsPerUser is two: a phone's requests rarely overlap,
 	// two let a Sync run beside a long attachment download, and each
 	// connection costs the mail server a session and the gateway about

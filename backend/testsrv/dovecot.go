@@ -17,7 +17,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/easgate/easgate/internal/testproc"
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // DovecotPackage is the Debian package that provides the dovecot binary

@@ -10,7 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"github.com/easgate/easgate/internal/testproc"
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // MemFolders are the mailboxes every MemIMAP user starts with.

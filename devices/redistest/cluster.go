@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/easgate/easgate/internal/testproc"
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // clusterSlots is the number of hash slots in a Redis Cluster.

@@ -24,7 +24,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/easgate/easgate/internal/testproc"
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // Package is the Debian package that provides redis-server.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/easgate/easgate/internal/testproc"
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 func TestStandalone(t *testing.T) {
