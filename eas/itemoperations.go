@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/easgate/easgate/backend"
-	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
@@ -192,16 +191,9 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 	if body == nil {
 		return Response{}, errBadRequest(StatusInvalidContent, errors.New("ItemOperations without a body"))
 	}
-	h, err := hierarchy.Load(ctx, s.cfg.Devices, req.User, req.DeviceID)
-	if err != nil && !errors.Is(err, devices.ErrNotFound) {
+	lookup, err := s.mailFolders(ctx, req)
+	if err != nil {
 		return Response{}, err
-	}
-	lookup := func(id string) (hierarchy.Folder, bool) {
-		if h == nil {
-			return hierarchy.Folder{}, false
-		}
-		f, ok := h.Folder(id)
-		return f, ok && !f.NoSelect
 	}
 	resp := wbxml.E(wbxml.ItemOperationsResponse)
 	// The schema orders the answers Move*, EmptyFolderContents*, Fetch*.
