@@ -22,7 +22,12 @@ package eas
 // its request waits (the request's context ends); a parked connection
 // has nobody reading it, so a phone that left is noticed when its
 // answer is written — at the heartbeat, or at once when the phone comes
-// back with a newer Ping, which supersedes the parked one.
+// back with a newer Ping, which supersedes the parked one. And a
+// connection handed back is a new one to net/http: the client then has
+// the server's ReadHeaderTimeout, not its IdleTimeout, to send its next
+// request on it. Phones send theirs at once (a Sync, or the next Ping);
+// one that waits longer finds the connection closed, as after any idle
+// timeout, and opens another.
 
 import (
 	"bufio"
