@@ -144,11 +144,17 @@ type Session interface {
 	// 2.2.1.10).
 	OpenPart(ctx context.Context, id FolderID, uid UID, part string, opts PartOptions) (PartReader, error)
 
-	// Message streams the whole RFC 5322 message without setting \Seen.
-	// The reader holds a connection until it is closed; the caller must
-	// Close it. Errors: ErrMessageNotFound. MIME bodies (BodyPreference
-	// Type 4), ItemOperations, SmartReply/SmartForward's original.
-	Message(ctx context.Context, id FolderID, uid UID) (io.ReadCloser, error)
+	// Message streams the whole RFC 5322 message as stored (IMAP
+	// BODY.PEEK[]), without setting \Seen. It returns when the bytes have
+	// begun to arrive: the reader's Size and Total are the message's
+	// exact length (the IMAP literal's), and a message that turns out
+	// longer or shorter is a read error. The reader holds a connection
+	// until it is closed, and ctx bounds the reading too; the caller must
+	// Close it. Errors: ErrMessageNotFound, ErrFolderNotFound,
+	// ErrUIDValidityChanged. MIME bodies (BodyPreference Type 4, streamed
+	// by ItemOperations Fetch: MS-ASCMD 2.2.1.10), SmartReply and
+	// SmartForward's original.
+	Message(ctx context.Context, id FolderID, uid UID) (PartReader, error)
 
 	// StoreFlags adds and removes flags and keywords ("\Seen", "\Flagged",
 	// "\Answered", "$Forwarded", or any keyword) on one message and
@@ -198,7 +204,8 @@ type PartOptions struct {
 	Offset, Limit int64
 }
 
-// PartReader streams a message part opened with Session.OpenPart. Read
+// PartReader streams a message part opened with Session.OpenPart, or a
+// whole message opened with Session.Message. Read
 // fails with an error wrapping ErrUnavailable when the connection breaks;
 // a part that turns out longer or shorter than Size said is an error too,
 // never silently cut or padded.

@@ -117,30 +117,44 @@ const (
 var accessNames = [...]string{"allowed", "blocked", "quarantined", "approved"}
 
 // String returns "allowed", "blocked", "quarantined" or "approved".
-func (a AccessState) String() string {
-	if int(a) < len(accessNames) {
-		return accessNames[a]
-	}
-	return fmt.Sprintf("AccessState(%d)", uint8(a))
-}
+func (a AccessState) String() string { return stateString(accessNames[:], "AccessState", a) }
 
 // MarshalText encodes the state as its String form.
 func (a AccessState) MarshalText() ([]byte, error) {
-	if int(a) >= len(accessNames) {
-		return nil, fmt.Errorf("%w: access state %d", ErrInvalid, uint8(a))
-	}
-	return []byte(accessNames[a]), nil
+	return marshalState(accessNames[:], "access state", a)
 }
 
 // UnmarshalText decodes a state from its String form.
 func (a *AccessState) UnmarshalText(b []byte) error {
-	for i, n := range accessNames {
+	return unmarshalState(accessNames[:], "access state", b, a)
+}
+
+// stateString returns the name of v, or typ(v) for a value without one.
+func stateString[T ~uint8](names []string, typ string, v T) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", typ, uint8(v))
+}
+
+// marshalState encodes v as its name; what names the kind of state in
+// the error for a value without one.
+func marshalState[T ~uint8](names []string, what string, v T) ([]byte, error) {
+	if int(v) >= len(names) {
+		return nil, fmt.Errorf("%w: %s %d", ErrInvalid, what, uint8(v))
+	}
+	return []byte(names[v]), nil
+}
+
+// unmarshalState decodes the name b into *v.
+func unmarshalState[T ~uint8](names []string, what string, b []byte, v *T) error {
+	for i, n := range names {
 		if string(b) == n {
-			*a = AccessState(i)
+			*v = T(i)
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: access state %q", ErrInvalid, b)
+	return fmt.Errorf("%w: %s %q", ErrInvalid, what, b)
 }
 
 // WipeState is where a device is in the remote-wipe exchange of MS-ASPROV
@@ -160,33 +174,19 @@ const (
 var wipeNames = [...]string{"none", "pending", "pending-account-only", "acknowledged"}
 
 // String returns "none", "pending", "pending-account-only" or "acknowledged".
-func (w WipeState) String() string {
-	if int(w) < len(wipeNames) {
-		return wipeNames[w]
-	}
-	return fmt.Sprintf("WipeState(%d)", uint8(w))
-}
+func (w WipeState) String() string { return stateString(wipeNames[:], "WipeState", w) }
 
 // Pending reports whether a wipe (full or account-only) waits to be sent.
 func (w WipeState) Pending() bool { return w == WipePending || w == WipePendingAccountOnly }
 
 // MarshalText encodes the state as its String form.
 func (w WipeState) MarshalText() ([]byte, error) {
-	if int(w) >= len(wipeNames) {
-		return nil, fmt.Errorf("%w: wipe state %d", ErrInvalid, uint8(w))
-	}
-	return []byte(wipeNames[w]), nil
+	return marshalState(wipeNames[:], "wipe state", w)
 }
 
 // UnmarshalText decodes a state from its String form.
 func (w *WipeState) UnmarshalText(b []byte) error {
-	for i, n := range wipeNames {
-		if string(b) == n {
-			*w = WipeState(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: wipe state %q", ErrInvalid, b)
+	return unmarshalState(wipeNames[:], "wipe state", b, w)
 }
 
 // DeviceInfo is what the device reports about itself in
@@ -370,15 +370,54 @@ func CheckIDs(user, device string) (string, error) {
 }
 
 // CheckSyncPut validates the arguments of PutSyncState, for Store
-// implementations.
-func CheckSyncPut(base, next *SyncState) error {
+// implementations, and returns the normalised device id as CheckIDs does.
+func CheckSyncPut(user, device string, base, next *SyncState) (string, error) {
+	id, err := CheckIDs(user, device)
+	if err != nil {
+		return "", err
+	}
 	switch {
 	case next == nil:
-		return fmt.Errorf("%w: nil sync state", ErrInvalid)
+		return "", fmt.Errorf("%w: nil sync state", ErrInvalid)
 	case next.Key == 0:
-		return fmt.Errorf("%w: SyncKey 0 cannot be stored", ErrInvalid)
+		return "", fmt.Errorf("%w: SyncKey 0 cannot be stored", ErrInvalid)
 	case base != nil && base.Key == next.Key:
-		return fmt.Errorf("%w: next SyncKey equals base SyncKey %d", ErrInvalid, next.Key)
+		return "", fmt.Errorf("%w: next SyncKey equals base SyncKey %d", ErrInvalid, next.Key)
+	}
+	return id, nil
+}
+
+// CheckCachedRequest validates the arguments of PutCachedRequest and
+// GetCachedRequest, for Store implementations, and returns the normalised
+// device id as CheckIDs does.
+func CheckCachedRequest(user, device, kind string) (string, error) {
+	id, err := CheckIDs(user, device)
+	if err != nil {
+		return "", err
+	}
+	if kind == "" {
+		return "", fmt.Errorf("%w: empty request kind", ErrInvalid)
+	}
+	return id, nil
+}
+
+// CheckCounterKey validates the key of an authentication-failure counter,
+// for Store implementations.
+func CheckCounterKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("%w: empty counter key", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckCounterIncr validates the arguments of IncrAuthFailures, for Store
+// implementations.
+func CheckCounterIncr(key string, ttl time.Duration) error {
+	if err := CheckCounterKey(key); err != nil {
+		return err
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("%w: ttl %v", ErrInvalid, ttl)
 	}
 	return nil
 }

@@ -3,12 +3,13 @@ package devices
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
 
 func TestEnumText(t *testing.T) {
-	for _, a := range []AccessState{AccessAllowed, AccessBlocked, AccessQuarantined} {
+	for _, a := range []AccessState{AccessAllowed, AccessBlocked, AccessQuarantined, AccessApproved} {
 		b, err := a.MarshalText()
 		if err != nil {
 			t.Fatal(err)
@@ -37,6 +38,19 @@ func TestEnumText(t *testing.T) {
 	}
 	if got := WipeState(7).String(); got != "WipeState(7)" {
 		t.Errorf("WipeState(7).String() = %q", got)
+	}
+	for _, c := range []struct{ got, want string }{
+		{AccessQuarantined.String(), "quarantined"},
+		{AccessApproved.String(), "approved"},
+		{WipePendingAccountOnly.String(), "pending-account-only"},
+		{AccessState(4).String(), "AccessState(4)"},
+		{fmt.Sprint(AccessState(9).MarshalText()), "[] devices: invalid argument: access state 9"},
+		{fmt.Sprint(WipeState(4).MarshalText()), "[] devices: invalid argument: wipe state 4"},
+		{fmt.Sprint(new(WipeState).UnmarshalText([]byte("x"))), `devices: invalid argument: wipe state "x"`},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
 	}
 	if !WipePendingAccountOnly.Pending() || WipeAcknowledged.Pending() {
 		t.Error("WipeState.Pending wrong")
@@ -117,9 +131,38 @@ func TestChecks(t *testing.T) {
 		{&SyncState{Key: 5}, &SyncState{Key: 5}, false},
 	}
 	for i, tt := range tests {
-		err := CheckSyncPut(tt.base, tt.next)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
-			t.Errorf("case %d: %v", i, err)
+		id, err := CheckSyncPut("u", "AbC", tt.base, tt.next)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalid)) || (err == nil && id != "abc") {
+			t.Errorf("case %d: %q, %v", i, id, err)
+		}
+	}
+	if id, err := CheckCachedRequest("u", "AbC", RequestSync); err != nil || id != "abc" {
+		t.Errorf("CheckCachedRequest = %q, %v", id, err)
+	}
+	for _, c := range [][3]string{{"", "d", "sync"}, {"u", "", "sync"}, {"u", "d", ""}} {
+		if _, err := CheckCachedRequest(c[0], c[1], c[2]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CheckCachedRequest(%q, %q, %q): %v", c[0], c[1], c[2], err)
+		}
+	}
+	if _, err := CheckSyncPut("", "d", nil, &SyncState{Key: 1}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("CheckSyncPut without a user: %v", err)
+	}
+	for _, c := range []struct {
+		key string
+		ttl time.Duration
+		ok  bool
+	}{
+		{"k", time.Second, true},
+		{"", time.Second, false},
+		{"k", 0, false},
+		{"k", -time.Second, false},
+	} {
+		err := CheckCounterIncr(c.key, c.ttl)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("CheckCounterIncr(%q, %v): %v", c.key, c.ttl, err)
+		}
+		if err := CheckCounterKey(c.key); (err == nil) != (c.key != "") {
+			t.Errorf("CheckCounterKey(%q): %v", c.key, err)
 		}
 	}
 }

@@ -17,7 +17,6 @@ const AutodiscoverPath = "/autodiscover/autodiscover.xml"
 
 // Autodiscover XML namespaces (MS-ASCMD 2.2.1.1, MS-OXDSCLI).
 const (
-	nsMobileSyncRequest  = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"
 	nsMobileSyncResponse = "http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006"
 	nsAutodiscover       = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 )

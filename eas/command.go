@@ -39,12 +39,14 @@ type Response struct {
 	Header http.Header
 	// Later, when set, is the rest of a command that waits for news
 	// (Ping, hanging Sync): the front door calls it once and writes what
-	// it returns instead; the other fields are then unused. It may run
-	// on another goroutine after the HTTP handler has returned (the
-	// connection parked, see Server.Listener), with a context that is not
-	// the request's, and it owns whatever the command handed it (the
-	// request's mail session stays open until it returns).
-	Later func(ctx context.Context) (Response, error)
+	// it passes to answer instead; the other fields are then unused.
+	// Later returns at once and calls answer exactly once, from any
+	// goroutine, when the wait is over: a waiting request holds no
+	// goroutine. The front door may have let the HTTP handler return by
+	// then (the connection parked, see Server.Listener); ctx is then not
+	// the request's. Later owns whatever the command handed it (the
+	// request's mail session stays open until answer is called).
+	Later func(ctx context.Context, answer func(Response, error))
 }
 
 // command describes one EAS command name of MS-ASHTTP 2.2.1.1.1.2.

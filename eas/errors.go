@@ -2,7 +2,6 @@ package eas
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -71,12 +70,6 @@ func (e *StatusError) Error() string {
 
 // Unwrap returns the cause.
 func (e *StatusError) Unwrap() error { return e.Cause }
-
-// Errorf returns a *StatusError with HTTP status httpStatus, in-body
-// status status (0 for none) and a cause built from format and args.
-func Errorf(httpStatus, status int, format string, args ...any) *StatusError {
-	return &StatusError{HTTP: httpStatus, Status: status, Cause: fmt.Errorf(format, args...)}
-}
 
 // errBadRequest builds the error for a malformed request: HTTP 400 up to
 // 12.1, the given common status from 14.0.

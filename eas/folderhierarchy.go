@@ -2,11 +2,13 @@ package eas
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
 
 	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/wbxml"
 )
@@ -34,6 +36,23 @@ func (s *Server) registerFolderCommands() {
 // its own.
 func (s *Server) hierarchyEngine() *hierarchy.Engine {
 	return &hierarchy.Engine{Store: s.cfg.Devices, Options: hierarchy.Options{RoleOverrides: s.cfg.RoleOverrides}}
+}
+
+// mailFolders returns the lookup of the device's folders by CollectionId
+// that hold mail (not NoSelect), as its last FolderSync presented them;
+// before any FolderSync it finds nothing.
+func (s *Server) mailFolders(ctx context.Context, req *Request) (func(id string) (hierarchy.Folder, bool), error) {
+	h, err := hierarchy.Load(ctx, s.cfg.Devices, req.User, req.DeviceID)
+	if err != nil && !errors.Is(err, devices.ErrNotFound) {
+		return nil, err
+	}
+	return func(id string) (hierarchy.Folder, bool) {
+		if h == nil {
+			return hierarchy.Folder{}, false
+		}
+		f, ok := h.Folder(id)
+		return f, ok && !f.NoSelect
+	}, nil
 }
 
 // hierarchySyncKey reads the SyncKey of a hierarchy command. It returns

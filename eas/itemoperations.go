@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/easgate/easgate/backend"
-	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
@@ -121,10 +120,26 @@ func parseRange(s string) (first, last int64, ok bool) {
 }
 
 // ioFetch is one answered Fetch: its element, or, for an attachment
-// whose bytes are read while the response is written, what to send.
+// whose bytes are read while the response is written, what to send. A
+// whole item whose body is the whole MIME message has both: the element
+// lacks only the body's data, read while the response is written too.
 type ioFetch struct {
-	e   *wbxml.Element
-	att *ioAttachment
+	e    *wbxml.Element
+	att  *ioAttachment
+	mime *ioMIME
+}
+
+// ioMIME is a whole item (MS-ASCMD 2.2.3.69.1) whose body is the whole
+// MIME message (MS-ASAIRS 2.2.2.22.1, Type 4, no TruncationSize). Its
+// message is read from the mail server only while the response is
+// written, like an attachment, so a request holds one mail server
+// connection at a time and never the message in memory.
+type ioMIME struct {
+	folder backend.FolderID
+	uid    backend.UID
+	coll   string
+	body   *mailitem.MIMEBody
+	fail   func(status int) *wbxml.Element // the Fetch answer if the message cannot be read
 }
 
 // ioAttachment is an attachment found in its message's structure. Its
@@ -159,6 +174,14 @@ type ioAttachment struct {
 // failure half way through an attachment (the mail server hangs up)
 // still becomes a clean error response: nothing has been sent yet.
 //
+// A whole item's MIME body (Type 4 without TruncationSize: the whole
+// message, IMAP BODY.PEEK[]) is streamed too, by way of a temporary file,
+// as its EstimatedDataSize, written before the data, is the size of the
+// data made XML-safe (mailitem.MIMEBody.Copy); with MS-ASAcceptMultiPart
+// it is a part of the multipart body (airsyncbase:Body > Part). A
+// truncated MIME body is bounded by its TruncationSize and is built in
+// memory with the rest of the item.
+//
 // EmptyFolderContents does not touch the collection's sync state: the
 // next Sync of the collection reports the removed messages as Deletes of
 // items the client has already dropped locally (Deletes of unknown
@@ -168,16 +191,9 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 	if body == nil {
 		return Response{}, errBadRequest(StatusInvalidContent, errors.New("ItemOperations without a body"))
 	}
-	h, err := hierarchy.Load(ctx, s.cfg.Devices, req.User, req.DeviceID)
-	if err != nil && !errors.Is(err, devices.ErrNotFound) {
+	lookup, err := s.mailFolders(ctx, req)
+	if err != nil {
 		return Response{}, err
-	}
-	lookup := func(id string) (hierarchy.Folder, bool) {
-		if h == nil {
-			return hierarchy.Folder{}, false
-		}
-		f, ok := h.Folder(id)
-		return f, ok && !f.NoSelect
 	}
 	resp := wbxml.E(wbxml.ItemOperationsResponse)
 	// The schema orders the answers Move*, EmptyFolderContents*, Fetch*.
@@ -198,8 +214,8 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 		resp.Add(e)
 	}
 	// Attachments get an empty Fetch element in the tree, filled in
-	// when the response is written.
-	pending := map[*wbxml.Element]*ioAttachment{}
+	// when the response is written; MIME bodies get their data then.
+	pending := map[*wbxml.Element]ioFetch{}
 	var order []*wbxml.Element
 	for _, f := range body.ChildrenOf(wbxml.ItemOperationsFetch) {
 		r, err := s.ioFetchOne(ctx, req, f, lookup)
@@ -208,7 +224,9 @@ func (s *Server) itemOperations(ctx context.Context, req *Request, body *wbxml.E
 		}
 		if r.att != nil {
 			r.e = wbxml.E(wbxml.ItemOperationsFetch)
-			pending[r.e] = r.att
+		}
+		if r.att != nil || r.mime != nil {
+			pending[r.e] = r
 			order = append(order, r.e)
 		}
 		resp.Add(r.e)
@@ -329,27 +347,67 @@ func (s *Server) attachmentElement(a *ioAttachment, refEl *wbxml.Element, total 
 // spoolAttachment copies r (size bytes, or up to EOF when size < 0) into
 // a temporary file, which the body's close removes.
 func spoolAttachment(r io.Reader, size int64) (*attachmentBody, error) {
+	return spoolToFile("an attachment", func(w io.Writer) (int64, error) {
+		if size >= 0 {
+			return io.CopyN(w, r, size)
+		}
+		return io.Copy(w, r)
+	})
+}
+
+// spoolToFile writes what write writes (and counts) into a temporary
+// file and returns it to be read from the start; the body's close
+// removes the file. what names the content for errors.
+func spoolToFile(what string, write func(io.Writer) (int64, error)) (*attachmentBody, error) {
 	f, err := os.CreateTemp("", "easgate-attachment-*")
 	if err != nil {
-		return nil, fmt.Errorf("spooling an attachment: %w", err)
+		return nil, fmt.Errorf("spooling %s: %w", what, err)
 	}
 	body := &attachmentBody{Reader: f, close: func() error {
 		f.Close()
 		return os.Remove(f.Name())
 	}}
-	if size >= 0 {
-		body.size, err = io.CopyN(f, r, size)
-	} else {
-		body.size, err = io.Copy(f, r)
-	}
+	body.size, err = write(f)
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
 		body.close()
-		return nil, fmt.Errorf("spooling an attachment: %w", err)
+		return nil, fmt.Errorf("spooling %s: %w", what, err)
 	}
 	return body, nil
+}
+
+// openMIME reads the message of a whole item's MIME body from the mail
+// server into a temporary file, made XML-safe on the way by
+// mailitem.MIMEBody.Copy (which also sets the body's EstimatedDataSize),
+// and returns it with the item's Fetch element; for a Fetch that fails
+// (the message is gone) it returns only the element, with its status.
+// The caller must close the body. The error is for failures of the whole
+// request (the mail server is unavailable).
+func (s *Server) openMIME(ctx context.Context, req *Request, e *wbxml.Element, m *ioMIME) (*attachmentBody, *wbxml.Element, error) {
+	sess, err := req.Mailbox(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var body *attachmentBody
+	msg, err := sess.Message(ctx, m.folder, m.uid)
+	if err == nil {
+		body, err = spoolToFile("a MIME body", func(w io.Writer) (int64, error) { return m.body.Copy(w, msg) })
+		if cerr := msg.Close(); err == nil && cerr != nil {
+			body.close()
+			body, err = nil, cerr
+		}
+	}
+	if err != nil {
+		st, ferr := backendFailure(err, ioObjectNotFound)
+		if ferr != nil {
+			return nil, nil, ferr
+		}
+		s.log.Warn("ItemOperations Fetch: message not read", "user", req.User, "collection", m.coll, "uid", uint32(m.uid), "status", st, "err", err)
+		return nil, m.fail(st), nil
+	}
+	return body, e, nil
 }
 
 // encodeFilled writes e as Element.Encode does, except that the content
@@ -377,24 +435,42 @@ func encodeFilled(enc *wbxml.Encoder, e *wbxml.Element, fill map[*wbxml.Element]
 }
 
 // writeInlineFetches writes a WBXML response whose attachments are base64
-// Data (MS-ASCMD 2.2.3.39.1), each read from the mail server while it is
-// encoded, one after the other.
-func (s *Server) writeInlineFetches(ctx context.Context, req *Request, w io.Writer, doc *wbxml.Element, pending map[*wbxml.Element]*ioAttachment) error {
+// Data (MS-ASCMD 2.2.3.39.1) and whose whole MIME bodies are the text of
+// their Data, each read from the mail server while it is encoded, one
+// after the other.
+func (s *Server) writeInlineFetches(ctx context.Context, req *Request, w io.Writer, doc *wbxml.Element, pending map[*wbxml.Element]ioFetch) error {
 	fill := make(map[*wbxml.Element]func(*wbxml.Encoder) error, len(pending))
-	for el, a := range pending {
+	for el, p := range pending {
 		fill[el] = func(enc *wbxml.Encoder) error {
-			body, fe, err := s.openAttachment(ctx, req, a)
+			var (
+				body *attachmentBody
+				fe   *wbxml.Element
+				err  error
+			)
+			inner := map[*wbxml.Element]func(*wbxml.Encoder) error{}
+			if p.mime != nil {
+				// The MIME body's Data is its text, as Build makes it
+				// (an empty one stays <Data/>).
+				body, fe, err = s.openMIME(ctx, req, el, p.mime)
+				if body != nil {
+					defer body.close()
+					if body.size > 0 {
+						inner[p.mime.body.Data()] = func(enc *wbxml.Encoder) error { return enc.TextFrom(body) }
+					}
+				}
+			} else {
+				body, fe, err = s.openAttachment(ctx, req, p.att)
+				if body != nil {
+					defer body.close()
+					data := &wbxml.Element{Tag: wbxml.ItemOperationsData}
+					fe.Child(wbxml.ItemOperationsProperties).Add(data)
+					inner[data] = func(enc *wbxml.Encoder) error {
+						return enc.TextFrom(newBase64Encoder(body))
+					}
+				}
+			}
 			if err != nil {
 				return err
-			}
-			data := &wbxml.Element{Tag: wbxml.ItemOperationsData}
-			inner := map[*wbxml.Element]func(*wbxml.Encoder) error{}
-			if body != nil {
-				defer body.close()
-				fe.Child(wbxml.ItemOperationsProperties).Add(data)
-				inner[data] = func(enc *wbxml.Encoder) error {
-					return enc.TextFrom(newBase64Encoder(body))
-				}
 			}
 			for _, c := range fe.Children {
 				if err := encodeFilled(enc, c, inner); err != nil {
@@ -414,12 +490,14 @@ func (s *Server) writeInlineFetches(ctx context.Context, req *Request, w io.Writ
 // writeMultipartFetches writes the multipart body of MS-ASCMD 2.2.2.9.1.1:
 // the part count, an (offset, length) pair per part, all 32-bit
 // little-endian, then the parts: the WBXML response, whose attachments
-// name their Part, and each attachment's bytes. Every length comes first,
-// so each attachment is opened (learning its size) before anything is
-// written; all but the last are copied to temporary files on the way, so
-// that one mail server connection is held at a time, and the last is
-// streamed straight from the mail server.
-func (s *Server) writeMultipartFetches(ctx context.Context, req *Request, w io.Writer, doc *wbxml.Element, order []*wbxml.Element, pending map[*wbxml.Element]*ioAttachment) error {
+// and MIME bodies name their Part, and the bytes of each. Every length
+// comes first, so each attachment is opened (learning its size) before
+// anything is written; all but the last are copied to temporary files on
+// the way, so that one mail server connection is held at a time, and the
+// last is streamed straight from the mail server. MIME bodies are always
+// copied to temporary files (openMIME): their size is known only once
+// they are made XML-safe.
+func (s *Server) writeMultipartFetches(ctx context.Context, req *Request, w io.Writer, doc *wbxml.Element, order []*wbxml.Element, pending map[*wbxml.Element]ioFetch) error {
 	var bodies []*attachmentBody
 	defer func() {
 		for _, b := range bodies {
@@ -427,7 +505,19 @@ func (s *Server) writeMultipartFetches(ctx context.Context, req *Request, w io.W
 		}
 	}()
 	for i, el := range order {
-		body, fe, err := s.openAttachment(ctx, req, pending[el])
+		if m := pending[el].mime; m != nil {
+			body, fe, err := s.openMIME(ctx, req, el, m)
+			if err != nil {
+				return err
+			}
+			if body != nil {
+				bodies = append(bodies, body)
+				m.body.UsePart(len(bodies))
+			}
+			el.Children = fe.Children
+			continue
+		}
+		body, fe, err := s.openAttachment(ctx, req, pending[el].att)
 		if err != nil {
 			return err
 		}
@@ -641,7 +731,9 @@ func (s *Server) fetchAttachment(ctx context.Context, req *Request, ref string, 
 
 // fetchItem answers a Fetch by CollectionId and ServerId, or by LongId
 // (MS-ASCMD 2.2.3.69.1): the whole message converted with the Fetch's
-// BodyPreference and MIMESupport, as Sync would add it.
+// BodyPreference and MIMESupport, as Sync would add it. A body that is
+// the whole MIME message is left to be read while the response is
+// written (ioMIME).
 // ids are the elements naming the item in the answer (CollectionId and
 // ServerId, or LongId).
 func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, ids []*wbxml.Element, opts *wbxml.Element, lookup func(string) (hierarchy.Folder, bool), fail func(int, ...*wbxml.Element) ioFetch) (ioFetch, error) {
@@ -665,7 +757,7 @@ func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, 
 	o := itemOptions(opts, req.Version)
 	o.Drafts = folder.Role == backend.RoleDrafts
 	o.FileRef = func(path []int) string { return fileReference(coll, uid, path) }
-	it, err := mailitem.Build(ctx, mailsync.NewSource(sess, folder.ID, &sums[0]), o)
+	it, mime, err := mailitem.BuildStreamed(ctx, mailsync.NewSource(sess, folder.ID, &sums[0]), o)
 	if err != nil {
 		st, ferr := backendFailure(err, ioObjectNotFound)
 		if ferr != nil {
@@ -677,5 +769,9 @@ func (s *Server) fetchItem(ctx context.Context, req *Request, coll, sid string, 
 	e := wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStatus, strconv.Itoa(ioSuccess)))
 	e.Add(ids...)
 	e.Add(wbxml.T(wbxml.AirSyncClass, "Email"), it.Properties())
+	if mime != nil {
+		return ioFetch{e: e, mime: &ioMIME{folder: folder.ID, uid: uid, coll: coll, body: mime,
+			fail: func(st int) *wbxml.Element { return fail(st, ids...).e }}}, nil
+	}
 	return ioFetch{e: e}, nil
 }

@@ -7,9 +7,8 @@ import (
 	"strconv"
 
 	"github.com/easgate/easgate/backend"
-	"github.com/easgate/easgate/devices"
-	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/eas/mailsync"
+	"github.com/easgate/easgate/eas/push"
 	"github.com/easgate/easgate/wbxml"
 )
 
@@ -32,19 +31,13 @@ const (
 // server does not report the new UID (no UIDPLUS) the answer is Status 3
 // without DstMsgId and the destination's next Sync adds the message.
 func (m *mailSync) moveItems(ctx context.Context, req *Request, body *wbxml.Element) (Response, error) {
+	defer m.s.busy.begin(push.Key{User: req.User, Device: req.DeviceID})()
 	if body == nil {
 		return Response{}, errBadRequest(StatusInvalidContent, fmt.Errorf("MoveItems without a body"))
 	}
-	h, err := hierarchy.Load(ctx, m.s.cfg.Devices, req.User, req.DeviceID)
-	if err != nil && !errors.Is(err, devices.ErrNotFound) {
+	lookup, err := m.s.mailFolders(ctx, req)
+	if err != nil {
 		return Response{}, err
-	}
-	lookup := func(id string) (hierarchy.Folder, bool) {
-		if h == nil {
-			return hierarchy.Folder{}, false
-		}
-		f, ok := h.Folder(id)
-		return f, ok && !f.NoSelect
 	}
 	out := wbxml.E(wbxml.MoveMoveItems)
 	for _, mv := range body.ChildrenOf(wbxml.MoveMove) {

@@ -8,19 +8,26 @@ package eas
 // thousands of phones wait. A command that waits returns Response.Later
 // instead of blocking; when the server's listener was wrapped by
 // Server.Listener and the request came over HTTP/1.x, the front door
-// takes the connection over (http.Hijacker), lets net/http's goroutine
-// end, runs Later on a goroutine of its own whose stack stays shallow,
-// writes the answer itself (HTTP/1.1 with Content-Length, as every
-// answer of the front door has one) and hands the connection back to
-// net/http through the listener, so the phone's next request on it is
-// served as usual. Otherwise (HTTP/2, tests on httptest servers) Later
-// runs in the handler.
+// takes the connection over (http.Hijacker), starts Later and lets
+// net/http's goroutine end. Later holds no goroutine while it waits (the
+// user's watcher, a timer and the push broker call it back); when it
+// answers, the front door writes the answer itself (HTTP/1.1 with
+// Content-Length, as every answer of the front door has one) and hands
+// the connection back to net/http through the listener, so the phone's
+// next request on it is served as usual. A parked Ping is the
+// connection, its request and a few small objects. Otherwise (HTTP/2,
+// tests on httptest servers) the handler waits for Later's answer.
 //
 // What parking gives up: net/http notices a client that hangs up while
 // its request waits (the request's context ends); a parked connection
 // has nobody reading it, so a phone that left is noticed when its
 // answer is written — at the heartbeat, or at once when the phone comes
-// back with a newer Ping, which supersedes the parked one.
+// back with a newer Ping, which supersedes the parked one. And a
+// connection handed back is a new one to net/http: the client then has
+// the server's ReadHeaderTimeout, not its IdleTimeout, to send its next
+// request on it. Phones send theirs at once (a Sync, or the next Ping);
+// one that waits longer finds the connection closed, as after any idle
+// timeout, and opens another.
 
 import (
 	"bufio"
@@ -155,14 +162,13 @@ type parkedRequest struct {
 	cmd       command
 	rec       *logRecord
 	start     time.Time
-	later     func(ctx context.Context) (Response, error)
 }
 
-// park takes over the request's connection and runs later on a goroutine
-// of its own; it reports false when the request cannot be parked (the
+// park takes over the request's connection and starts later, whose
+// answer is written on the connection; it reports false when the request cannot be parked (the
 // server does not park, the connection is not HTTP/1.x, the server is
 // shutting down), and then the caller runs later itself.
-func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd command, later func(context.Context) (Response, error), rec *logRecord, start time.Time) bool {
+func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd command, later func(context.Context, func(Response, error)), rec *logRecord, start time.Time) bool {
 	if r.ProtoMajor != 1 {
 		return false
 	}
@@ -188,30 +194,33 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd 
 		cmd:       cmd,
 		rec:       rec,
 		start:     start,
-		later:     later,
 	}
 	if v := r.Header.Values("Accept-Encoding"); len(v) > 0 {
 		pr.header["Accept-Encoding"] = v
 	}
 	req.rc = nil
 	req.writeDeadline = conn.SetWriteDeadline
+	// Thousands of parked requests: keep only what the rest of the
+	// command reads (see Request.Header and Device).
+	req.Header, req.Device = nil, nil
 	p.wg.Add(1)
 	s.metrics.parked.Inc()
-	go s.answerParked(pr)
+	// The parked request's context: the client is not watched (nobody
+	// reads the connection) and the wait ends by itself at the
+	// heartbeat or when something ends it (EndWaits at shutdown).
+	later(context.Background(), func(resp Response, err error) { s.answerParked(pr, resp, err) })
 	return true
 }
 
-// answerParked runs a parked request's wait and writes its answer on the
-// connection, then hands the connection back to the http.Server (or
-// closes it).
-func (s *Server) answerParked(pr *parkedRequest) {
+// answerParked writes a parked request's answer on its connection, then
+// hands the connection back to the http.Server (or closes it).
+func (s *Server) answerParked(pr *parkedRequest, resp Response, err error) {
 	defer s.parking.wg.Done()
 	defer s.metrics.parked.Dec()
 	defer s.metrics.inFlight.Dec()
 	defer func() { s.finish(pr.rec, pr.start) }()
 	defer s.closeMailbox(pr.req)
 
-	resp, err := pr.later(context.Background())
 	// The answer and the log line are those of a request served by
 	// net/http; the stand-in request carries what they read of it.
 	hr := &http.Request{Method: http.MethodPost, Header: pr.header, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/easgate/easgate/backend"
@@ -54,19 +55,19 @@ type pingFolder struct {
 	Class string `json:"c"`
 }
 
-// pinger runs the Ping command. after makes the heartbeat timer
-// (time.NewTimer outside tests); waiting, when set, is called each time a
+// pinger runs the Ping command. afterFunc starts the heartbeat timer
+// (time.AfterFunc outside tests); waiting, when set, is called each time a
 // Ping starts waiting: first, and again after a wake-up that was no news
 // to its device.
 type pinger struct {
-	s       *Server
-	eng     *mailsync.Engine
-	hier    *hierarchy.Engine
-	min     time.Duration
-	max     time.Duration
-	maxFold int
-	after   func(d time.Duration) (<-chan time.Time, func())
-	waiting func(user, device string)
+	s         *Server
+	eng       *mailsync.Engine
+	hier      *hierarchy.Engine
+	min       time.Duration
+	max       time.Duration
+	maxFold   int
+	afterFunc func(d time.Duration, f func()) (stop func())
+	waiting   func(user, device string)
 }
 
 // registerPing registers Ping when the server has a mail store and a
@@ -82,17 +83,20 @@ func (s *Server) registerPing() {
 // ones replaced by the defaults.
 func (s *Server) newPinger() *pinger {
 	return &pinger{
-		s:       s,
-		eng:     &mailsync.Engine{Store: s.cfg.Devices, Logger: s.log, Now: s.cfg.Now},
-		hier:    s.hierarchyEngine(),
-		min:     positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
-		max:     positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
-		maxFold: positiveOr(s.cfg.PingMaxFolders, DefaultPingMaxFolders),
-		after: func(d time.Duration) (<-chan time.Time, func()) {
-			t := time.NewTimer(d)
-			return t.C, func() { t.Stop() }
-		},
+		s:         s,
+		eng:       &mailsync.Engine{Store: s.cfg.Devices, Logger: s.log, Now: s.cfg.Now},
+		hier:      s.hierarchyEngine(),
+		min:       positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
+		max:       positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
+		maxFold:   positiveOr(s.cfg.PingMaxFolders, DefaultPingMaxFolders),
+		afterFunc: afterFunc,
 	}
+}
+
+// afterFunc is time.AfterFunc with a stop function that says nothing.
+func afterFunc(d time.Duration, f func()) (stop func()) {
+	t := time.AfterFunc(d, f)
+	return func() { t.Stop() }
 }
 
 // positiveOr returns v, or def when v is not positive.
@@ -232,14 +236,16 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 		return p.answer(ctx, req, cw, res)
 	}
 	// Nothing to report yet: the wait may be parked (Response.Later).
-	return Response{Later: func(ctx context.Context) (Response, error) {
-		defer w.End()
-		defer cw.close()
-		res, err := cw.wait(ctx, w)
-		if err != nil {
-			return Response{}, err
-		}
-		return p.answer(ctx, req, cw, res)
+	return Response{Later: func(ctx context.Context, answer func(Response, error)) {
+		cw.wait(ctx, w, func(res waitResult, err error) {
+			cw.close()
+			w.End()
+			if err != nil {
+				answer(Response{}, err)
+				return
+			}
+			answer(p.answer(ctx, req, cw, res))
+		})
 	}}, nil
 }
 
@@ -270,7 +276,7 @@ func (p *pinger) begin(ctx context.Context, req *Request, params pingParams) (*c
 		}
 	}
 	cw := &changeWait{s: p.s, eng: p.eng, req: req, sess: sess, watched: watched,
-		hb: time.Duration(params.Heartbeat) * time.Second, after: p.after, waiting: p.waiting,
+		hb: time.Duration(params.Heartbeat) * time.Second, afterFunc: p.afterFunc, waiting: p.waiting,
 		hierarchy: func(ctx context.Context) (bool, error) { return p.hier.Pending(ctx, sess, req.User, req.DeviceID) }}
 	res, err := cw.begin(ctx)
 	return cw, res, err
@@ -319,16 +325,18 @@ type watchedFolder struct {
 // synced (Ping, hanging Sync): it subscribes to the user's shared
 // watcher (push.Hub), checks every folder once, then re-checks the
 // folders the watcher names until one has news, the heartbeat ends, or
-// the wait is ended from outside (push.Wait).
+// the wait is ended from outside (push.Wait). While it waits it holds no
+// goroutine: the watcher, the heartbeat timer and the push.Wait call it
+// back (see wait), so that a parked request costs a few small objects.
 type changeWait struct {
-	s       *Server
-	eng     *mailsync.Engine
-	req     *Request
-	sess    backend.Session
-	watched []watchedFolder
-	hb      time.Duration
-	after   func(d time.Duration) (<-chan time.Time, func())
-	waiting func(user, device string)
+	s         *Server
+	eng       *mailsync.Engine
+	req       *Request
+	sess      backend.Session
+	watched   []watchedFolder
+	hb        time.Duration
+	afterFunc func(d time.Duration, f func()) (stop func())
+	waiting   func(user, device string)
 	// hierarchy, when set, reports whether the folder list differs from
 	// the device's (Ping Status 7); it is asked once at the start and
 	// whenever the watcher saw the folder list change.
@@ -374,11 +382,19 @@ func (cw *changeWait) begin(ctx context.Context) (waitResult, error) {
 		return waitResult{}, err
 	}
 	cw.sub = sub
+	// A Sync of this device still running here may have changed IMAP
+	// and not yet recorded it (busy.go).
+	if err := cw.s.busy.wait(ctx, cw.key()); err != nil {
+		return waitResult{}, err
+	}
 	if res, err := cw.hierarchyChanged(ctx); err != nil || res.done() {
 		return res, err
 	}
 	return cw.check(ctx, cw.watched)
 }
+
+// key is the device's push.Key.
+func (cw *changeWait) key() push.Key { return push.Key{User: cw.req.User, Device: cw.req.DeviceID} }
 
 // close ends the subscription begin made, if any.
 func (cw *changeWait) close() {
@@ -387,60 +403,147 @@ func (cw *changeWait) close() {
 	}
 }
 
-// run is begin, wait when begin found nothing, and close. An error means
-// the client went away or a store failed.
-func (cw *changeWait) run(ctx context.Context, w push.Wait) (waitResult, error) {
-	defer cw.close()
-	if res, err := cw.begin(ctx); err != nil || res.done() {
-		return res, err
+// run is begin, then wait when begin found nothing; done receives the
+// outcome once, after the subscription was closed. An error means the
+// client went away or a store failed.
+func (cw *changeWait) run(ctx context.Context, w push.Wait, done func(waitResult, error)) {
+	res, err := cw.begin(ctx)
+	if err != nil || res.done() {
+		cw.close()
+		done(res, err)
+		return
 	}
-	return cw.wait(ctx, w)
+	cw.wait(ctx, w, func(res waitResult, err error) {
+		cw.close()
+		done(res, err)
+	})
 }
 
 // wait waits, after begin found nothing, until a watched folder has news
-// for the device, the heartbeat ends or w is ended from outside.
-func (cw *changeWait) wait(ctx context.Context, w push.Wait) (waitResult, error) {
-	req, sub := cw.req, cw.sub
+// for the device, the heartbeat ends, ctx ends or w is ended from
+// outside, and then calls done once, on some goroutine. It returns at
+// once: each event (the watcher's, the timer's, w's, ctx's) starts a step
+// on a goroutine that ends with it (waitSteps).
+func (cw *changeWait) wait(ctx context.Context, w push.Wait, done func(waitResult, error)) {
+	req := cw.req
 	// The answer comes after the heartbeat: this request may write
 	// later than the server's WriteTimeout allows others.
 	if err := req.ExtendWriteDeadline(cw.hb + writeSlack); err != nil {
 		cw.s.log.LogAttrs(ctx, slog.LevelDebug, "cannot extend the write deadline",
 			slog.String("cmd", req.Command), slog.String("err", err.Error()))
 	}
-	expired, stopTimer := cw.after(cw.hb)
-	defer stopTimer()
+	ws := &waitSteps{cw: cw, ctx: ctx, w: w, done: done}
 	if cw.waiting != nil {
 		cw.waiting(req.User, req.DeviceID)
 	}
+	// Every event only kicks; the step finds out what happened. The
+	// stop functions are set before the first kick runs a step.
+	ws.kicks.Add(1)
+	ws.stopTimer = cw.afterFunc(cw.hb, func() {
+		ws.expired.Store(true)
+		ws.kick()
+	})
+	ws.stopW = w.AfterDone(ws.kick)
+	ws.stopCtx = context.AfterFunc(ctx, ws.kick)
+	cw.sub.OnChange(ws.kick)
+	// A change signalled before OnChange is pending in the
+	// subscription: look once.
+	go ws.steps()
+}
+
+// waitSteps is a changeWait's wait in progress. kick runs steps on a
+// goroutine unless one runs already, which then steps again for the kicks
+// that arrived meanwhile: steps never overlap and no event is lost.
+type waitSteps struct {
+	cw      *changeWait
+	ctx     context.Context
+	w       push.Wait
+	done    func(waitResult, error)
+	expired atomic.Bool
+	kicks   atomic.Int32 // kicks not yet looked at by a step
+
+	// Set before the first step.
+	stopTimer func()
+	stopW     func() bool
+	stopCtx   func() bool
+
+	finished bool // only steps touch it
+}
+
+func (ws *waitSteps) kick() {
+	if ws.kicks.Add(1) == 1 {
+		go ws.steps()
+	}
+}
+
+func (ws *waitSteps) steps() {
 	for {
-		select {
-		case <-ctx.Done():
-			return waitResult{}, ctx.Err()
-		case <-expired:
-			return waitResult{}, nil
-		case <-w.Done():
-			return waitResult{reason: w.Reason()}, nil
-		case <-sub.Changed():
-			moved, hier := sub.Take()
-			if hier {
-				if res, err := cw.hierarchyChanged(ctx); err != nil || res.done() {
-					return res, err
-				}
-			}
-			var fs []watchedFolder
-			for _, f := range cw.watched {
-				if slices.Contains(moved, f.folder) {
-					fs = append(fs, f)
-				}
-			}
-			if res, err := cw.check(ctx, fs); err != nil || res.done() {
-				return res, err
-			}
-			if cw.waiting != nil {
-				cw.waiting(req.User, req.DeviceID)
-			}
+		n := ws.kicks.Load()
+		ws.step()
+		if ws.kicks.Add(-n) == 0 {
+			return
 		}
 	}
+}
+
+// step looks at what happened since the last one.
+func (ws *waitSteps) step() {
+	if ws.finished {
+		return
+	}
+	cw, ctx := ws.cw, ws.ctx
+	if err := ctx.Err(); err != nil {
+		ws.finish(waitResult{}, err)
+		return
+	}
+	select {
+	case <-ws.w.Done():
+		ws.finish(waitResult{reason: ws.w.Reason()}, nil)
+		return
+	default:
+	}
+	if ws.expired.Load() {
+		ws.finish(waitResult{}, nil)
+		return
+	}
+	// What the watcher saw may be the device's own change, not yet in
+	// its sync state: look again once its commands are done (busy.go).
+	if cw.s.busy.later(cw.key(), ws.kick) {
+		return
+	}
+	moved, hier := cw.sub.Take()
+	if len(moved) == 0 && !hier {
+		return
+	}
+	if hier {
+		if res, err := cw.hierarchyChanged(ctx); err != nil || res.done() {
+			ws.finish(res, err)
+			return
+		}
+	}
+	var fs []watchedFolder
+	for _, f := range cw.watched {
+		if slices.Contains(moved, f.folder) {
+			fs = append(fs, f)
+		}
+	}
+	if res, err := cw.check(ctx, fs); err != nil || res.done() {
+		ws.finish(res, err)
+		return
+	}
+	if cw.waiting != nil {
+		cw.waiting(cw.req.User, cw.req.DeviceID)
+	}
+}
+
+// finish ends the wait: no more callbacks, then done.
+func (ws *waitSteps) finish(res waitResult, err error) {
+	ws.finished = true
+	ws.cw.sub.OnChange(nil)
+	ws.stopTimer()
+	ws.stopW()
+	ws.stopCtx()
+	ws.done(res, err)
 }
 
 // writeSlack is the time a waiting request gets beyond its heartbeat to

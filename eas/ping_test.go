@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +32,18 @@ func newPingEnv(t *testing.T, maxFolders int) *pingEnv {
 	pe := &pingEnv{syncEnv: se, expire: make(chan time.Time), ticks: make(chan time.Time),
 		waiting: make(chan string, 8), hbs: make(chan time.Duration, 8)}
 	p := se.srv.newPinger()
-	p.after = func(d time.Duration) (<-chan time.Time, func()) {
+	p.afterFunc = func(d time.Duration, f func()) func() {
 		pe.hbs <- d
-		return pe.expire, func() {}
+		stop := make(chan struct{})
+		go func() {
+			select {
+			case <-pe.expire:
+				f()
+			case <-stop:
+			}
+		}()
+		var once sync.Once
+		return func() { once.Do(func() { close(stop) }) }
 	}
 	se.srv.hub.Ticker = func(time.Duration) (<-chan time.Time, func()) { return pe.ticks, func() {} }
 	se.srv.hub.Linger = -1

@@ -40,7 +40,8 @@ type Request struct {
 	Query *Query
 
 	// UserAgent and RemoteAddr identify the client; Header holds all
-	// request headers (Authorization removed).
+	// request headers (Authorization removed), for the handler: a parked
+	// request's Later no longer has them (park.go).
 	UserAgent  string
 	RemoteAddr string
 	Header     http.Header
@@ -51,7 +52,8 @@ type Request struct {
 	Raw []byte
 
 	// Device is the device's record after this request registered it;
-	// nil when the server has no device store.
+	// nil when the server has no device store, and in a parked request's
+	// Later (the gate's admit reads it again).
 	Device *devices.Device
 
 	authKey [32]byte                 // auth cache key, to forget it if the backend refuses later
@@ -207,7 +209,14 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		if parked = s.park(w, r, req, cmd, resp.Later, rec, start); parked {
 			return
 		}
-		resp, err = resp.Later(r.Context())
+		type result struct {
+			resp Response
+			err  error
+		}
+		ch := make(chan result, 1)
+		resp.Later(r.Context(), func(resp Response, err error) { ch <- result{resp, err} })
+		res := <-ch
+		resp, err = res.resp, res.err
 	}
 	s.answer(w, r, req, cmd, resp, err, rec)
 }
@@ -216,7 +225,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 // for its error.
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, req *Request, cmd command, resp Response, err error, rec *logRecord) {
 	if err == nil && resp.Later != nil {
-		err = errors.New("eas: Later returned a Response with Later")
+		err = errors.New("eas: Later answered with a Response with Later")
 	}
 	if err != nil {
 		if errors.Is(err, backend.ErrAuthFailed) {

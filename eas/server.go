@@ -131,6 +131,7 @@ type Server struct {
 	broker   push.Broker // where Ping and hanging Sync wait
 	hub      *push.Hub   // the per-user mail watchers
 	parking  parking     // requests waiting without a goroutine of net/http's (park.go)
+	busy     busyDevices // devices whose Sync or MoveItems runs here (busy.go)
 }
 
 // New returns a Server for cfg, with Provision and Settings registered when

@@ -16,6 +16,7 @@ import (
 	"github.com/easgate/easgate/eas/hierarchy"
 	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
+	"github.com/easgate/easgate/eas/push"
 	"github.com/easgate/easgate/wbxml"
 )
 
@@ -245,6 +246,7 @@ func syncCopy(body *wbxml.Element, dropTop, dropColl []wbxml.Tag) *wbxml.Element
 // (MS-ASCMD 2.2.2.20); from 14.0 collections with nothing to report are
 // left out.
 func (m *mailSync) sync(ctx context.Context, req *Request, body *wbxml.Element) (Response, error) {
+	defer m.s.busy.begin(push.Key{User: req.User, Device: req.DeviceID})()
 	store := m.s.cfg.Devices
 	cached, err := store.GetCachedRequest(ctx, req.User, req.DeviceID, devices.RequestSync)
 	if err != nil && !errors.Is(err, devices.ErrNotFound) {

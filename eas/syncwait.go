@@ -26,11 +26,11 @@ import (
 // block or wipe (the gate's answer) or wake (run again), and by shutdown
 // (empty answer).
 type hangingSync struct {
-	m       *mailSync
-	min     time.Duration
-	max     time.Duration
-	after   func(d time.Duration) (<-chan time.Time, func())
-	waiting func(user, device string)
+	m         *mailSync
+	min       time.Duration
+	max       time.Duration
+	afterFunc func(d time.Duration, f func()) (stop func())
+	waiting   func(user, device string)
 }
 
 // hangingSyncHandler wraps the mail Sync handler with the wait; Sync is
@@ -41,13 +41,10 @@ func (s *Server) hangingSyncHandler(m *mailSync) Handler {
 
 func (s *Server) newHangingSync(m *mailSync) *hangingSync {
 	return &hangingSync{
-		m:   m,
-		min: positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
-		max: positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
-		after: func(d time.Duration) (<-chan time.Time, func()) {
-			t := time.NewTimer(d)
-			return t.C, func() { t.Stop() }
-		},
+		m:         m,
+		min:       positiveOr(s.cfg.PingMinHeartbeat, DefaultPingMinHeartbeat),
+		max:       positiveOr(s.cfg.PingMaxHeartbeat, DefaultPingMaxHeartbeat),
+		afterFunc: afterFunc,
 	}
 }
 
@@ -94,47 +91,53 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 	again := withoutCommands(body)
 	deadline := time.Now().Add(hb)
 	// The wait may be parked (Response.Later).
-	return Response{Later: func(ctx context.Context) (Response, error) {
-		defer w.End()
-		return hs.wait(ctx, req, w, sess, watched, again, deadline)
+	return Response{Later: func(ctx context.Context, answer func(Response, error)) {
+		hs.wait(ctx, req, w, sess, watched, again, deadline, func(resp Response, err error) {
+			w.End()
+			answer(resp, err)
+		})
 	}}, nil
 }
 
-// wait holds a hanging Sync until deadline: it runs the request again
-// (again: without the client's commands, which were applied the first
-// time) whenever a watched folder has news for the device, and answers
-// with the first non-empty result.
-func (hs *hangingSync) wait(ctx context.Context, req *Request, w push.Wait, sess backend.Session, watched []watchedFolder, again *wbxml.Element, deadline time.Time) (Response, error) {
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return Response{}, nil
-		}
-		cw := &changeWait{s: hs.m.s, eng: hs.m.eng, req: req, sess: sess, watched: watched, hb: left,
-			after: hs.after, waiting: hs.waiting}
-		res, err := cw.run(ctx, w)
+// wait holds a hanging Sync until deadline and then calls answer: it runs
+// the request again (again: without the client's commands, which were
+// applied the first time) whenever a watched folder has news for the
+// device, and answers with the first non-empty result. Like
+// changeWait.wait it returns at once.
+func (hs *hangingSync) wait(ctx context.Context, req *Request, w push.Wait, sess backend.Session, watched []watchedFolder, again *wbxml.Element, deadline time.Time, answer func(Response, error)) {
+	left := time.Until(deadline)
+	if left <= 0 {
+		answer(Response{}, nil)
+		return
+	}
+	cw := &changeWait{s: hs.m.s, eng: hs.m.eng, req: req, sess: sess, watched: watched, hb: left,
+		afterFunc: hs.afterFunc, waiting: hs.waiting}
+	cw.run(ctx, w, func(res waitResult, err error) {
 		if err != nil {
-			return Response{}, err
+			answer(Response{}, err)
+			return
 		}
 		switch res.reason {
 		case 0, push.Wake:
 		case push.DeviceChanged:
-			if err := hs.m.s.admit(ctx, req); err != nil {
-				return Response{}, err
-			}
-			return Response{}, nil
+			answer(Response{}, hs.m.s.admit(ctx, req))
+			return
 		default:
 			// Superseded or shutting down: nothing to report.
-			return Response{}, nil
+			answer(Response{}, nil)
+			return
 		}
 		if res.reason == 0 && !res.done() {
-			return Response{}, nil // the heartbeat ended
+			answer(Response{}, nil) // the heartbeat ended
+			return
 		}
 		resp, err := hs.m.sync(ctx, req, again)
 		if err != nil || !emptySync(resp) || res.reason == push.Wake {
-			return resp, err
+			answer(resp, err)
+			return
 		}
-	}
+		hs.wait(ctx, req, w, sess, watched, again, deadline, answer)
+	})
 }
 
 // requested returns the wait a Sync request asks for (0 for none), or

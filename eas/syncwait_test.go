@@ -17,7 +17,7 @@ func newHangingEnv(t *testing.T) *pingEnv {
 	e := newPingEnv(t, 0)
 	e.srv.cfg.PingMaxHeartbeat = 600 * time.Second
 	hs := e.srv.newHangingSync(&mailSync{s: e.srv, eng: e.p.eng})
-	hs.after = e.p.after
+	hs.afterFunc = e.p.afterFunc
 	hs.waiting = e.p.waiting
 	if err := e.srv.Handle("Sync", hs.sync); err != nil {
 		t.Fatal(err)

@@ -314,8 +314,15 @@ func TestFromXMLErrors(t *testing.T) {
 	}
 }
 
-// diffTree describes the first difference between two trees, or "".
+// diffTree describes the first difference between two trees, or returns
+// "" when they are equal.
 func diffTree(a, b *Element, path string) string {
+	if a == nil || b == nil {
+		if a == b {
+			return ""
+		}
+		return path + ": one tree is nil"
+	}
 	path += "/" + a.Tag.String()
 	switch {
 	case a.Tag != b.Tag:
@@ -325,7 +332,7 @@ func diffTree(a, b *Element, path string) string {
 	case a.Text != b.Text:
 		return fmt.Sprintf("%s: text %q vs %q", path, a.Text, b.Text)
 	case !bytes.Equal(a.Opaque, b.Opaque):
-		return fmt.Sprintf("%s: opaque %x vs %x", path, a.Opaque, b.Opaque)
+		return fmt.Sprintf("%s: opaque data differs (%d vs %d bytes)", path, len(a.Opaque), len(b.Opaque))
 	case len(a.Children) != len(b.Children):
 		return fmt.Sprintf("%s: %d vs %d children", path, len(a.Children), len(b.Children))
 	}

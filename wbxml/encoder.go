@@ -2,7 +2,6 @@ package wbxml
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -13,10 +12,6 @@ import (
 // 2.1.2.1): version 1.3, public identifier 1 (unknown), charset UTF-8
 // (MIBenum 106), empty string table.
 var header = []byte{0x03, 0x01, 0x6A, 0x00}
-
-// ErrEncoderState reports a call that the encoder's state does not allow,
-// such as writing after Close; see also ErrUnbalanced.
-var ErrEncoderState = errors.New("wbxml: encoder misuse")
 
 // encodeBufSize is the encoder's output buffer: writes reach the
 // underlying writer in blocks of this size.

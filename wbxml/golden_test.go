@@ -177,7 +177,7 @@ func TestGolden(t *testing.T) {
 			if !bytes.Equal(out.Bytes(), g.xml) {
 				t.Errorf("ToXML(Parse(%s.wbxml)) differs from %s.xml:\n%s", name, name, lineDiff(out.String(), string(g.xml)))
 			}
-			if d := treeDiff(parsed, fromXML, ""); d != "" {
+			if d := wbxml.DiffTree(parsed, fromXML, ""); d != "" {
 				t.Errorf("Parse(%s.wbxml) and FromXML(%s.xml) give different trees: %s", name, name, d)
 			}
 			again, err := wbxml.Marshal(parsed)
@@ -375,34 +375,4 @@ func lineDiff(got, want string) string {
 		}
 	}
 	return "(texts differ only in line endings)"
-}
-
-// treeDiff describes the first difference between two element trees, or
-// returns "" when they are equal.
-func treeDiff(a, b *wbxml.Element, path string) string {
-	if a == nil || b == nil {
-		if a == b {
-			return ""
-		}
-		return path + ": one tree is nil"
-	}
-	path += "/" + a.Tag.Name()
-	switch {
-	case a.Tag != b.Tag:
-		return fmt.Sprintf("%s: tag %v vs %v", path, a.Tag, b.Tag)
-	case a.IsOpaque != b.IsOpaque:
-		return fmt.Sprintf("%s: opaque %v vs %v", path, a.IsOpaque, b.IsOpaque)
-	case a.Text != b.Text:
-		return fmt.Sprintf("%s: text %q vs %q", path, a.Text, b.Text)
-	case !bytes.Equal(a.Opaque, b.Opaque):
-		return fmt.Sprintf("%s: opaque data differs", path)
-	case len(a.Children) != len(b.Children):
-		return fmt.Sprintf("%s: %d vs %d children", path, len(a.Children), len(b.Children))
-	}
-	for i := range a.Children {
-		if d := treeDiff(a.Children[i], b.Children[i], path); d != "" {
-			return d
-		}
-	}
-	return ""
 }

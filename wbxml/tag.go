@@ -72,15 +72,3 @@ func TagByName(namespace, name string) (Tag, bool) {
 	t, ok := tagsByName[strings.TrimSuffix(namespace, ":")+"\x00"+name]
 	return t, ok
 }
-
-// PageByName returns the number of the code page named namespace (with
-// or without a trailing colon).
-func PageByName(namespace string) (uint8, bool) {
-	namespace = strings.TrimSuffix(namespace, ":")
-	for p, n := range pageNames {
-		if n == namespace {
-			return uint8(p), true
-		}
-	}
-	return 0, false
-}

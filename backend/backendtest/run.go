@@ -655,42 +655,92 @@ func (s *suite) testMessage(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16) // 64 KiB body
 	msg := append(append([]byte(nil), message(1)[:bytes.Index(message(1), []byte("\r\n\r\n"))+4]...), big...)
 	u := out.Append("Stream", msg, nil, time.Now())
+	// A message of 3 MB, beyond what Close drains, in 8-bit text.
+	large := append(append([]byte(nil), message(2)[:bytes.Index(message(2), []byte("\r\n\r\n"))+4]...),
+		bytes.Repeat([]byte("Grüße aus Köln, 0123456789 abcdefghijklmnopqrstuvwxyz\r\n"), 3<<20/56)...)
+	uLarge := out.Append("Stream", large, nil, time.Now())
 	sess := s.session(t)
 	f := folderNamed(t, sess, "Stream")
 
-	r, err := sess.Message(ctx, f.ID, u)
-	if err != nil {
-		t.Fatalf("Message: %v", err)
+	for _, m := range []struct {
+		uid  backend.UID
+		want []byte
+	}{{u, msg}, {uLarge, large}} {
+		// What the server holds is what Message must yield, with Size
+		// and Total its exact length.
+		want := out.Body("Stream", m.uid)
+		if !bytes.Equal(want, m.want) {
+			t.Fatalf("UID %d: the server holds %d bytes, %d were appended", m.uid, len(want), len(m.want))
+		}
+		r, err := sess.Message(ctx, f.ID, m.uid)
+		if err != nil {
+			t.Fatalf("Message: %v", err)
+		}
+		if r.Size() != int64(len(want)) || r.Total() != int64(len(want)) {
+			t.Errorf("UID %d: Size %d Total %d, want %d", m.uid, r.Size(), r.Total(), len(want))
+		}
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("reading the message: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Message returned %d bytes, want the %d appended", len(got), len(want))
+		}
+		if _, err := r.Read(make([]byte, 10)); err == nil {
+			t.Error("Read after Close succeeded")
+		}
+		if err := r.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
 	}
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("reading the message: %v", err)
+	// Closing early (before reading, after a little, half way through a
+	// message larger than what Close drains) gives the connection back
+	// in a usable state, or drops it: the session goes on either way.
+	for _, c := range []struct {
+		uid backend.UID
+		n   int
+	}{{u, 0}, {u, 100}, {uLarge, 0}, {uLarge, 1 << 20}} {
+		r, err := sess.Message(ctx, f.ID, c.uid)
+		if err != nil {
+			t.Fatalf("Message: %v", err)
+		}
+		if _, err := io.ReadFull(r, make([]byte, c.n)); err != nil {
+			t.Fatalf("reading: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("Close after reading %d bytes of UID %d: %v", c.n, c.uid, err)
+		}
+		if _, err := sess.Folders(ctx); err != nil {
+			t.Fatalf("Folders after an early Close: %v", err)
+		}
+		got, err := sess.Section(ctx, f.ID, u, "", 0, 0)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("Section after an early Close: %d bytes, %v", len(got), err)
+		}
 	}
-	if err := r.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+	for _, uid := range []backend.UID{u, uLarge} {
+		if flags := out.Messages("Stream")[uid]; backend.HasFlag(flags, backend.FlagSeen) {
+			t.Errorf("Message set \\Seen: %q", flags)
+		}
 	}
-	if !bytes.Equal(got, msg) {
-		t.Fatalf("Message returned %d bytes, want the %d appended", len(got), len(msg))
-	}
-	// Closing early gives the connection back in a usable state.
-	r, err = sess.Message(ctx, f.ID, u)
-	if err != nil {
-		t.Fatalf("Message: %v", err)
-	}
-	if _, err := io.ReadFull(r, make([]byte, 100)); err != nil {
-		t.Fatalf("reading: %v", err)
-	}
-	if err := r.Close(); err != nil {
-		t.Fatalf("Close after a partial read: %v", err)
-	}
-	if _, err := sess.Folders(ctx); err != nil {
-		t.Fatalf("Folders after an early Close: %v", err)
-	}
-	if flags := out.Messages("Stream")[u]; backend.HasFlag(flags, backend.FlagSeen) {
-		t.Errorf("Message set \\Seen: %q", flags)
-	}
-	_, err = sess.Message(ctx, f.ID, u+1)
+	_, err := sess.Message(ctx, f.ID, uLarge+1)
 	wantErr(t, "Message of a missing UID", err, backend.ErrMessageNotFound)
+	_, err = sess.Message(ctx, f.ID, 0)
+	wantErr(t, "Message of UID 0", err, backend.ErrMessageNotFound)
+	// A message expunged by someone else.
+	gone := out.Append("Stream", msg, nil, time.Now())
+	out.Expunge("Stream", gone)
+	_, err = sess.Message(ctx, f.ID, gone)
+	wantErr(t, "Message of an expunged message", err, backend.ErrMessageNotFound)
+	// A folder deleted by someone else.
+	out.CreateFolder("StreamGone")
+	gf := folderNamed(t, sess, "StreamGone")
+	out.DeleteFolder("StreamGone")
+	_, err = sess.Message(ctx, gf.ID, 1)
+	wantErr(t, "Message in a deleted folder", err, backend.ErrFolderNotFound)
 }
 
 func (s *suite) testStoreFlags(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -149,16 +148,22 @@ func (s *session) Section(ctx context.Context, id backend.FolderID, uid backend.
 }
 
 // Message implements backend.Session: UID FETCH BODY.PEEK[] streamed from
-// the wire. The connection stays lent to the reader until Close.
-func (s *session) Message(ctx context.Context, id backend.FolderID, uid backend.UID) (io.ReadCloser, error) {
+// the wire (see partReader). The connection stays lent to the reader
+// until Close.
+func (s *session) Message(ctx context.Context, id backend.FolderID, uid backend.UID) (backend.PartReader, error) {
 	if uid == 0 {
 		return nil, fmt.Errorf("%w: UID 0", backend.ErrMessageNotFound)
 	}
 	if s.closed.Load() {
 		return nil, backend.ErrClosed
 	}
-	return lend(ctx, s, func(c *conn) (*messageReader, error) { return s.openMessage(c, id, uid) },
-		func(r *messageReader, release func(bool)) { r.release = release })
+	return lend(ctx, s, func(c *conn) (backend.PartReader, error) {
+		r := &partReader{ctx: ctx, c: c, uid: uid, part: "[]", total: -1}
+		if err := r.openMessage(c, id); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}, func(r backend.PartReader, release func(bool)) { r.(*partReader).release = release })
 }
 
 // lend opens, with open, something that keeps a pooled connection until
@@ -193,55 +198,6 @@ func lend[R any](ctx context.Context, s *session, open func(c *conn) (R, error),
 		}
 		return zero, fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
 	}
-}
-
-func (s *session) openMessage(c *conn, id backend.FolderID, uid backend.UID) (*messageReader, error) {
-	if err := examineFolder(c, id); err != nil {
-		return nil, err
-	}
-	cmd := c.client.Fetch(imap.UIDSetNum(imap.UID(uid)), &imap.FetchOptions{
-		UID:         true,
-		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-	})
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
-			if body, ok := item.(imapclient.FetchItemDataBodySection); ok && body.Literal != nil {
-				return &messageReader{cmd: cmd, body: body.Literal}, nil
-			}
-		}
-	}
-	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("UID FETCH BODY.PEEK[]: %w", err)
-	}
-	return nil, fmt.Errorf("%w: UID %d", backend.ErrMessageNotFound, uid)
-}
-
-// messageReader reads a message literal straight off the connection.
-type messageReader struct {
-	cmd     *imapclient.FetchCommand
-	body    io.Reader
-	release func(ok bool)
-	once    sync.Once
-	err     error
-}
-
-func (r *messageReader) Read(p []byte) (int, error) { return r.body.Read(p) }
-
-// Close reads what is left of the response and gives the connection back.
-func (r *messageReader) Close() error {
-	r.once.Do(func() {
-		r.err = r.cmd.Close()
-		r.release(r.err == nil || isNo(r.err))
-	})
-	return r.err
 }
 
 // StoreFlags implements backend.Session: UID STORE +FLAGS.SILENT and

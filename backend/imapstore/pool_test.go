@@ -3,16 +3,10 @@ package imapstore_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -269,7 +263,8 @@ func TestCancelledContext(t *testing.T) {
 // TestSecurity: implicit TLS and STARTTLS against a memory server with a
 // certificate made here; an untrusted certificate is ErrUnavailable.
 func TestSecurity(t *testing.T) {
-	cert, roots := selfSigned(t)
+	c := testsrv.SelfSigned(t)
+	cert, roots := c.TLS, c.Roots
 	srvTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
 	tlsAddr := serveMem(t, srvTLS, true)
 	startTLSAddr := serveMem(t, srvTLS, false)
@@ -345,33 +340,6 @@ func serveMem(t *testing.T, cfg *tls.Config, implicit bool) string {
 	go func() { srv.Serve(ln); close(done) }()
 	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
 	return ln.Addr().String()
-}
-
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(parsed)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: parsed}, roots
 }
 
 // TestWriteAfterSelectedFolderDeleted: Dovecot drops a connection whose

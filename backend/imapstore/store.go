@@ -74,8 +74,14 @@ func ParseSecurity(text string) (Security, error) {
 
 // Defaults for the zero values of Options.
 const (
-	DefaultDialTimeout     = 10 * time.Second
-	DefaultMaxConnsPerUser = 4
+	DefaultDialTimeout = 10 * time.Second
+	// DefaultMaxConnsPerUser is two: a phone's requests rarely overlap,
+	// two let a Sync run beside a long attachment download, and each
+	// connection costs the mail server a session and the gateway about
+	// 20 KB (with thousands of users waiting in Ping, the pooled
+	// connections opened by the Syncs after each new mail are most of
+	// the gateway's extra memory: docs/benchmarks.md).
+	DefaultMaxConnsPerUser = 2
 	DefaultIdleTimeout     = 5 * time.Minute
 )
 

@@ -128,7 +128,8 @@ func leafAt(bs imap.BodyStructure, path []int) *imap.BodyStructureSinglePart {
 }
 
 // partReader is a backend.PartReader over a FETCH whose literal has
-// begun. It is not safe for concurrent use.
+// begun: a part (OpenPart) or the whole message (Message, part "[]"). It
+// is not safe for concurrent use.
 type partReader struct {
 	ctx           context.Context
 	c             *conn
@@ -203,7 +204,7 @@ func (r *partReader) open(c *conn, id backend.FolderID, raw bool) error {
 		return err
 	}
 	enc := strings.ToLower(leaf.Encoding)
-	decodeHere := false
+	decode := "" // the encoding undone here, for a server without BINARY
 	opts := &imap.FetchOptions{UID: true}
 	switch {
 	case raw || !knownEncoding(enc):
@@ -212,8 +213,25 @@ func (r *partReader) open(c *conn, id backend.FolderID, raw bool) error {
 		opts.BinarySection = []*imap.FetchItemBinarySection{{Part: r.path, Peek: true}}
 	default:
 		opts.BodySection = []*imap.FetchItemBodySection{{Part: r.path, Peek: true}}
-		decodeHere = enc == "base64" || enc == "quoted-printable"
+		if enc == "base64" || enc == "quoted-printable" {
+			decode = enc
+		}
 	}
+	return r.start(c, opts, decode)
+}
+
+// openMessage selects the folder and fetches the whole message
+// (BODY.PEEK[]); a message that is not there answers with no FETCH at all.
+func (r *partReader) openMessage(c *conn, id backend.FolderID) error {
+	if err := examineFolder(c, id); err != nil {
+		return err
+	}
+	return r.start(c, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}, "")
+}
+
+// start sends the FETCH of opts, waits for its literal to begin and sets
+// up r.out, decoding the transfer encoding decode (if not "") here.
+func (r *partReader) start(c *conn, opts *imap.FetchOptions, decode string) error {
 	cmd := c.client.Fetch(imap.UIDSetNum(imap.UID(r.uid)), opts)
 	var lit imap.LiteralReader
 	found := false
@@ -251,8 +269,8 @@ func (r *partReader) open(c *conn, id backend.FolderID, raw bool) error {
 		src = r.lit
 	}
 	r.total = r.litSize
-	if decodeHere {
-		src = decodeTransfer(enc, src)
+	if decode != "" {
+		src = decodeTransfer(decode, src)
 		r.total = -1
 	}
 	if r.offset > 0 {

@@ -2,7 +2,6 @@ package testsrv
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,28 +12,21 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // DovecotPackage is the Debian package that provides the dovecot binary
 // with IMAP support.
 const DovecotPackage = "dovecot-imapd"
 
-// ErrDovecotMissing reports that no dovecot binary was found.
-var ErrDovecotMissing = errors.New("dovecot not found: install the Debian package " +
-	DovecotPackage + " (apt-get install -y " + DovecotPackage + ")")
-
-// startTimeout bounds how long Launch waits for the IMAP greeting. It is a
-// guard against hanging forever, not a performance expectation.
-const startTimeout = 60 * time.Second
-
-// stopGrace is how long Stop lets Dovecot shut down after SIGTERM before
-// the whole process group is killed.
-const stopGrace = 10 * time.Second
+// ErrDovecotMissing reports that no dovecot binary was found. It is a
+// *testproc.MissingError.
+var ErrDovecotMissing error = &testproc.MissingError{Binary: "dovecot", Package: DovecotPackage}
 
 // Options configure Launch.
 type Options struct {
@@ -66,8 +58,7 @@ type Dovecot struct {
 	Users map[string]string
 
 	binary string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the master has been reaped
+	proc   *testproc.Process
 
 	stopOnce sync.Once
 	stopErr  error
@@ -78,26 +69,18 @@ type Dovecot struct {
 // failed start fails the test.
 func StartDovecot(tb testing.TB, users map[string]string) *Dovecot {
 	tb.Helper()
-	d, err := Launch(Options{Users: users})
-	if errors.Is(err, ErrDovecotMissing) {
-		tb.Fatal(err.Error())
-	}
-	if err != nil {
-		tb.Fatalf("testsrv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			tb.Errorf("testsrv: stopping dovecot: %v", err)
-		}
-	})
-	return d
+	return testproc.ForTest(tb, "dovecot", func() (*Dovecot, error) { return Launch(Options{Users: users}) }, (*Dovecot).Stop)
 }
 
 // Launch starts a private Dovecot and waits until its IMAP listener sends
 // the "* OK" greeting (imap-login holds the greeting until auth is up, so
 // a greeted connection can log in). The caller must call Stop.
 func Launch(opts Options) (*Dovecot, error) {
-	bin, err := findBinary(opts.Binary, "dovecot", "/usr/sbin/dovecot")
+	search := []string{"dovecot", "/usr/sbin/dovecot"}
+	if opts.Binary != "" {
+		search = []string{opts.Binary}
+	}
+	bin, err := testproc.FindBinary(search...)
 	if err != nil {
 		return nil, ErrDovecotMissing
 	}
@@ -113,28 +96,17 @@ func Launch(opts Options) (*Dovecot, error) {
 	}
 	// A free port can be taken by someone else between our probe and
 	// Dovecot's bind; try a few ports before giving up.
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		d, err := launchOnce(bin, users, opts.Config)
-		if err == nil {
-			return d, nil
-		}
-		lastErr = err
-		if !errors.Is(err, errAddrInUse) {
-			break
-		}
-	}
-	return nil, lastErr
+	return testproc.RetryAddrInUse(func() (*Dovecot, error) {
+		return launchOnce(bin, users, opts.Config)
+	})
 }
-
-var errAddrInUse = errors.New("address already in use")
 
 func launchOnce(bin string, users map[string]string, extra string) (*Dovecot, error) {
 	dir, err := os.MkdirTemp("", "easgate-dovecot-")
 	if err != nil {
 		return nil, err
 	}
-	d := &Dovecot{Dir: dir, Users: users, binary: bin, exited: make(chan struct{})}
+	d := &Dovecot{Dir: dir, Users: users, binary: bin}
 	if err := d.prepare(extra); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -148,26 +120,21 @@ func launchOnce(bin string, users map[string]string, extra string) (*Dovecot, er
 	cmd.Dir = dir
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		stderr.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
+	proc, err := testproc.Start("dovecot", cmd)
 	stderr.Close() // the child holds its own copy
-	d.cmd = cmd
-	d.PID = cmd.Process.Pid
-	go func() {
-		cmd.Wait()
-		close(d.exited)
-	}()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	d.proc = proc
+	d.PID = proc.PID
 
-	if err := waitGreeting(d.Addr, d.exited); err != nil {
+	if err := proc.WaitReady("IMAP greeting", func() (bool, error) { return greeted(d.Addr) }); err != nil {
 		log := d.Log()
 		d.Kill()
 		os.RemoveAll(dir)
 		if strings.Contains(log, "Address already in use") {
-			return nil, fmt.Errorf("dovecot on %s: %w", d.Addr, errAddrInUse)
+			return nil, fmt.Errorf("dovecot on %s: %w", d.Addr, testproc.ErrAddrInUse)
 		}
 		return nil, fmt.Errorf("dovecot on %s: %v\n%s", d.Addr, err, log)
 	}
@@ -177,7 +144,7 @@ func launchOnce(bin string, users map[string]string, extra string) (*Dovecot, er
 // prepare picks the port and writes the passwd-file and configuration,
 // with extra appended to the latter.
 func (d *Dovecot) prepare(extra string) error {
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -320,32 +287,17 @@ func dovecotConfig(dir string, port int, ids identity) string {
 	return b.String()
 }
 
-// waitGreeting polls addr until an IMAP server greets with "* OK", or the
-// process exits, or startTimeout passes.
-func waitGreeting(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(startTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("dovecot exited before greeting")
-		default:
-		}
-		line, err := readGreeting(addr)
-		if err == nil {
-			if strings.HasPrefix(line, "* OK") {
-				return nil
-			}
-			return fmt.Errorf("unexpected greeting %q", line)
-		}
-		lastErr = err
-		select {
-		case <-exited:
-			return errors.New("dovecot exited before greeting")
-		case <-time.After(10 * time.Millisecond):
-		}
+// greeted is the WaitReady probe of an IMAP server at addr: done when it
+// greets, successfully if with "* OK".
+func greeted(addr string) (bool, error) {
+	line, err := readGreeting(addr)
+	switch {
+	case err != nil:
+		return false, err
+	case !strings.HasPrefix(line, "* OK"):
+		return true, fmt.Errorf("unexpected greeting %q", line)
 	}
-	return fmt.Errorf("no IMAP greeting within %v: %v", startTimeout, lastErr)
+	return true, nil
 }
 
 func readGreeting(addr string) (string, error) {
@@ -383,8 +335,7 @@ func (d *Dovecot) Log() string {
 // or an OOM kill would, and waits for the master to be reaped. The
 // directory stays until Stop.
 func (d *Dovecot) Kill() {
-	syscall.Kill(-d.PID, syscall.SIGKILL)
-	<-d.exited
+	d.proc.Kill()
 	waitPortClosed(d.Addr)
 }
 
@@ -394,18 +345,8 @@ func (d *Dovecot) Kill() {
 // longer accepts connections. Calling Stop again returns the first result.
 func (d *Dovecot) Stop() error {
 	d.stopOnce.Do(func() {
-		select {
-		case <-d.exited:
-		default:
-			syscall.Kill(d.PID, syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(stopGrace):
-				d.stopErr = fmt.Errorf("dovecot (pid %d) ignored SIGTERM for %v; killed", d.PID, stopGrace)
-			}
-		}
-		syscall.Kill(-d.PID, syscall.SIGKILL)
-		<-d.exited
+		d.stopErr = d.proc.Terminate(testproc.StopGrace)
+		d.proc.Kill()
 		if err := waitPortClosed(d.Addr); err != nil && d.stopErr == nil {
 			d.stopErr = err
 		}
@@ -423,7 +364,7 @@ func (d *Dovecot) Stop() error {
 // waitPortClosed waits until nothing accepts connections on addr. Killed
 // processes release their sockets as they exit, a moment after the signal.
 func waitPortClosed(addr string) error {
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(testproc.StartTimeout)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
@@ -465,9 +406,9 @@ func dialLogin(tb testing.TB, addr, user, password string, serverLog func() stri
 // Dovecot's anvil counts them (`doveadm who` against this instance).
 // Sessions still in login are not counted.
 func (d *Dovecot) ConnectionCount(user string) (int, error) {
-	doveadm, err := findBinary("", "doveadm", "/usr/bin/doveadm")
+	doveadm, err := findDoveadm()
 	if err != nil {
-		return 0, fmt.Errorf("doveadm not found: install the Debian package dovecot-core: %w", err)
+		return 0, err
 	}
 	out, err := exec.Command(doveadm, "-c", filepath.Join(d.Dir, "dovecot.conf"), "who", "-1", user).CombinedOutput()
 	if err != nil {
@@ -479,9 +420,9 @@ func (d *Dovecot) ConnectionCount(user string) (int, error) {
 // ConnectionCounts returns how many IMAP sessions each user has open, as
 // ConnectionCount does for one user; users without any are absent.
 func (d *Dovecot) ConnectionCounts() (map[string]int, error) {
-	doveadm, err := findBinary("", "doveadm", "/usr/bin/doveadm")
+	doveadm, err := findDoveadm()
 	if err != nil {
-		return nil, fmt.Errorf("doveadm not found: install the Debian package dovecot-core: %w", err)
+		return nil, err
 	}
 	out, err := exec.Command(doveadm, "-c", filepath.Join(d.Dir, "dovecot.conf"), "who", "-1").CombinedOutput()
 	if err != nil {
@@ -518,24 +459,12 @@ func countWho(out, user string) int {
 	return n
 }
 
-// findBinary looks name up in PATH, then at fallback (PATH for non-root
-// users often lacks /usr/sbin), unless explicit is set.
-func findBinary(explicit, name, fallback string) (string, error) {
-	if explicit != "" {
-		return exec.LookPath(explicit)
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	return exec.LookPath(fallback)
-}
-
-// freePort asks the kernel for a free loopback TCP port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// findDoveadm returns the doveadm binary, which ConnectionCount and
+// ConnectionCounts ask.
+func findDoveadm() (string, error) {
+	doveadm, err := testproc.FindBinary("doveadm", "/usr/bin/doveadm")
 	if err != nil {
-		return 0, err
+		return "", &testproc.MissingError{Binary: "doveadm", Package: "dovecot-core"}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return doveadm, nil
 }

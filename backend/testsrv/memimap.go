@@ -9,6 +9,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // MemFolders are the mailboxes every MemIMAP user starts with.
@@ -38,16 +40,7 @@ func StartMemIMAP(tb testing.TB, users map[string]string) *MemIMAP {
 	if users == nil {
 		users = DefaultUsers()
 	}
-	m, err := LaunchMemIMAP(users)
-	if err != nil {
-		tb.Fatalf("testsrv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			tb.Errorf("testsrv: closing memory IMAP server: %v", err)
-		}
-	})
-	return m
+	return testproc.ForTest(tb, "memory IMAP server", func() (*MemIMAP, error) { return LaunchMemIMAP(users) }, (*MemIMAP).Close)
 }
 
 // LaunchMemIMAP starts a MemIMAP whose users each have the MemFolders; the

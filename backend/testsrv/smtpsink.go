@@ -11,6 +11,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // waitTimeout bounds SMTPSink.WaitFor so a missing message fails the test
@@ -51,16 +53,7 @@ type SMTPSink struct {
 // plain text) with one of users is required before MAIL FROM.
 func StartSMTPSink(tb testing.TB, users map[string]string) *SMTPSink {
 	tb.Helper()
-	s, err := LaunchSMTPSink(users)
-	if err != nil {
-		tb.Fatalf("testsrv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("testsrv: closing SMTP sink: %v", err)
-		}
-	})
-	return s
+	return testproc.ForTest(tb, "SMTP sink", func() (*SMTPSink, error) { return LaunchSMTPSink(users) }, (*SMTPSink).Close)
 }
 
 // LaunchSMTPSink starts an SMTP sink; see StartSMTPSink. The caller must

@@ -3,17 +3,16 @@ package testsrv
 import (
 	"bytes"
 	"errors"
-	"net"
-	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 const testMessage = "From: alice@example.org\r\n" +
@@ -176,7 +175,7 @@ func TestDovecotStop(t *testing.T) {
 		d.Dial(t, "erin")
 		addr, dir, pid = d.Addr, d.Dir, d.PID
 	})
-	assertGone(t, addr, dir, pid)
+	testproc.CheckGone(t, addr, dir, pid)
 }
 
 func TestDovecotKill(t *testing.T) {
@@ -188,22 +187,7 @@ func TestDovecotKill(t *testing.T) {
 	if err := d.Stop(); err != nil {
 		t.Errorf("Stop after Kill: %v", err)
 	}
-	assertGone(t, d.Addr, d.Dir, d.PID)
-}
-
-// assertGone checks that a stopped instance left nothing behind.
-func assertGone(t *testing.T, addr, dir string, pid int) {
-	t.Helper()
-	if c, err := net.Dial("tcp", addr); err == nil {
-		c.Close()
-		t.Errorf("%s still accepts connections after stop", addr)
-	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("master pid %d after stop: kill(0) = %v, want ESRCH", pid, err)
-	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("instance dir %s after stop: %v, want it removed", dir, err)
-	}
+	testproc.CheckGone(t, d.Addr, d.Dir, d.PID)
 }
 
 func TestDovecotMissingBinary(t *testing.T) {

@@ -293,19 +293,33 @@ func testMessage(user string, n int64, now time.Time) string {
 		user, n, now.Format(time.RFC1123Z), now.UnixNano(), n, n)
 }
 
+// loginIMAP opens a connection of the user's own, closed when ctx ends or
+// done is called.
+func loginIMAP(ctx context.Context, addr string, u *benchUser) (c *imapclient.Client, done func(), err error) {
+	c, err = imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	done = func() {
+		stop()
+		c.Close()
+	}
+	if err := c.Login(u.name, u.password).Wait(); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("IMAP LOGIN %s: %w", u.name, err)
+	}
+	return c, done, nil
+}
+
 // appendMail APPENDs one message to the user's INBOX on a fresh IMAP
 // connection (the gateway's connections are not touched).
 func appendMail(ctx context.Context, addr string, u *benchUser, n int64) error {
-	c, err := imapclient.DialInsecure(addr, nil)
+	c, done, err := loginIMAP(ctx, addr, u)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	if err := c.Login(u.name, u.password).Wait(); err != nil {
-		return fmt.Errorf("LOGIN %s: %w", u.name, err)
-	}
+	defer done()
 	msg := testMessage(u.name, n, time.Now())
 	i := u.begin(time.Now())
 	cmd := c.Append("INBOX", int64(len(msg)), nil)
@@ -437,16 +451,11 @@ feed:
 }
 
 func statusInbox(ctx context.Context, addr string, u *benchUser) error {
-	c, err := imapclient.DialInsecure(addr, nil)
+	c, done, err := loginIMAP(ctx, addr, u)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	if err := c.Login(u.name, u.password).Wait(); err != nil {
-		return fmt.Errorf("IMAP LOGIN %s: %w", u.name, err)
-	}
+	defer done()
 	if _, err := c.Status("INBOX", &imap.StatusOptions{UIDValidity: true}).Wait(); err != nil {
 		return fmt.Errorf("IMAP STATUS INBOX of %s: %w", u.name, err)
 	}

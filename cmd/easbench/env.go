@@ -42,8 +42,11 @@ type gatewayConfig struct {
 	// IMAPIdleTimeout closes the gateway's pooled IMAP connections
 	// unused this long (0: the gateway's default).
 	IMAPIdleTimeout time.Duration `json:"imapIdle"`
-	Redis           string        `json:"redis"`
-	DataDir         string        `json:"data"`
+	// IMAPMaxConns bounds the pooled IMAP connections per user (0: the
+	// gateway's default).
+	IMAPMaxConns int    `json:"imapMaxConns,omitempty"`
+	Redis        string `json:"redis"`
+	DataDir      string `json:"data"`
 	// Pprof, when set, serves net/http/pprof on this address.
 	Pprof string `json:"pprof,omitempty"`
 }
@@ -65,14 +68,15 @@ func runGateway(raw string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: gc.LogLevel}))
 	g, err := gateway.New(gateway.Config{
-		Listen:          "127.0.0.1:0",
-		AdminListen:     "127.0.0.1:0",
-		AdminToken:      os.Getenv(tokenEnv),
-		IMAP:            gc.IMAP,
-		IMAPIdleTimeout: gc.IMAPIdleTimeout,
-		Redis:           gc.Redis,
-		DataDir:         gc.DataDir,
-		ShutdownTimeout: 2 * time.Second,
+		Listen:              "127.0.0.1:0",
+		AdminListen:         "127.0.0.1:0",
+		AdminToken:          os.Getenv(tokenEnv),
+		IMAP:                gc.IMAP,
+		IMAPIdleTimeout:     gc.IMAPIdleTimeout,
+		IMAPMaxConnsPerUser: gc.IMAPMaxConns,
+		Redis:               gc.Redis,
+		DataDir:             gc.DataDir,
+		ShutdownTimeout:     2 * time.Second,
 	}, log)
 	if err != nil {
 		log.Error("easbench gateway: cannot start", "err", err)
@@ -269,6 +273,9 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 		if cfg.imapIdle != 0 {
 			args = append(args, "-imap-idle-timeout", cfg.imapIdle.String())
 		}
+		if cfg.imapMaxConns != 0 {
+			args = append(args, "-imap-max-conns", strconv.Itoa(cfg.imapMaxConns))
+		}
 		cmd = exec.Command(cfg.easgateBinary, args...)
 		cmd.Env = append(os.Environ(), "EASGATE_ADMIN_TOKEN="+t.adminToken)
 		cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -278,7 +285,7 @@ func spawnTarget(ctx context.Context, cfg config, users map[string]string, logw 
 		if err != nil {
 			return nil, err
 		}
-		gc, _ := json.Marshal(gatewayConfig{LogLevel: cfg.gatewayLevel, IMAP: d.Addr, IMAPIdleTimeout: cfg.imapIdle, Pprof: cfg.pprof, Redis: redisURL, DataDir: dataDir})
+		gc, _ := json.Marshal(gatewayConfig{LogLevel: cfg.gatewayLevel, IMAP: d.Addr, IMAPIdleTimeout: cfg.imapIdle, IMAPMaxConns: cfg.imapMaxConns, Pprof: cfg.pprof, Redis: redisURL, DataDir: dataDir})
 		cmd = exec.Command(self)
 		cmd.Env = append(os.Environ(), gatewayEnv+"="+string(gc), tokenEnv+"="+t.adminToken)
 		cmd.Stderr = logFile

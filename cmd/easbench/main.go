@@ -63,6 +63,7 @@ type config struct {
 	gatewayLevel  slog.Level    // with -spawn: the gateway's log level
 	perProcess    int           // with -spawn: Dovecot imap client_limit (0: automatic)
 	imapIdle      time.Duration // with -spawn: the gateway's IMAPIdleTimeout (0: its default)
+	imapMaxConns  int           // with -spawn: the gateway's IMAPMaxConnsPerUser (0: its default)
 	pprof         string        // with -spawn: net/http/pprof address of the gateway process
 	memLimit      string        // with -spawn: GOMEMLIMIT of the gateway process ("" none)
 
@@ -101,6 +102,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (con
 	fs.TextVar(&c.gatewayLevel, "gateway-log-level", slog.LevelWarn, "with -spawn: the gateway's log `level` (debug, info, warn, error)")
 	fs.IntVar(&c.perProcess, "dovecot-clients", 0, "with -spawn: IMAP connections per Dovecot imap process (0: enough to stay under 64 processes)")
 	fs.DurationVar(&c.imapIdle, "imap-idle-timeout", 0, "with -spawn: the gateway's -imap-idle-timeout: close pooled IMAP connections unused this long (0: the gateway's default, 5m)")
+	fs.IntVar(&c.imapMaxConns, "imap-max-conns", 0, "with -spawn: the gateway's -imap-max-conns: pooled IMAP connections per user (0: the gateway's default, 2)")
 	fs.StringVar(&c.pprof, "gateway-pprof", "", "with -spawn: serve net/http/pprof of the gateway process on this `address`, e.g. 127.0.0.1:6060")
 	fs.StringVar(&c.memLimit, "gateway-gomemlimit", "", "with -spawn: GOMEMLIMIT of the gateway process, e.g. 350MiB (default: none, as `easgate serve` runs)")
 	fs.StringVar(&c.easURL, "eas", "", "without -spawn: the gateway's EAS `URL`, e.g. http://127.0.0.1:8080")

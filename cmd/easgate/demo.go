@@ -30,18 +30,7 @@ func parseDemo(args []string, stderr io.Writer) (demo.GatewayOptions, error) {
 			"is kept after Ctrl-C.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "easgate demo: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return o, errUsage
-	}
-	return o, nil
+	return o, parseArgs(fs, args, stderr)
 }
 
 // runDemo is `easgate demo`.

@@ -4,6 +4,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -47,6 +49,29 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	return cmd.run(args[1:])
+}
+
+// errUsage reports bad command-line arguments; the message has been
+// printed with the usage already.
+var errUsage = errors.New("usage")
+
+// parseArgs parses a subcommand's args with fs (named "easgate NAME", with
+// flag.ContinueOnError), which takes no positional arguments. It returns
+// flag.ErrHelp when help was asked for, errUsage for anything wrong (the
+// usage printed) and nil otherwise.
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
 }
 
 // usage lists the subcommands.

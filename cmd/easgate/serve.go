@@ -24,10 +24,6 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// errUsage reports bad command-line arguments; the message has been
-// printed with the usage already.
-var errUsage = errors.New("usage")
-
 // serveFlags defines the flags of `easgate serve` on fs, writing into cfg
 // and the two security strings.
 func serveFlags(fs *flag.FlagSet, cfg *gateway.Config, imapSec, smtpSec *string) {
@@ -50,7 +46,7 @@ func serveFlags(fs *flag.FlagSet, cfg *gateway.Config, imapSec, smtpSec *string)
 	fs.IntVar(&cfg.PingMaxFolders, "ping-max-folders", 0, "most folders one Ping may watch (default 300)")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 0, "how often a user's watcher reads the marks of folders IMAP IDLE does not cover (default 30s)")
 	fs.DurationVar(&cfg.WatchLinger, "watch-linger", 0, "how long a user's watcher stays after its last waiting request ended (default 10s)")
-	fs.IntVar(&cfg.IMAPMaxConnsPerUser, "imap-max-conns", 0, "pooled IMAP connections per user, besides the watcher's (default 4)")
+	fs.IntVar(&cfg.IMAPMaxConnsPerUser, "imap-max-conns", 0, "pooled IMAP connections per user, besides the watcher's (default 2)")
 	fs.DurationVar(&cfg.IMAPIdleTimeout, "imap-idle-timeout", 0, "close pooled IMAP connections unused this long (default 5m)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 0, "server-wide write timeout; Ping and hanging Sync extend their own (default 5m)")
 }
@@ -89,16 +85,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (ga
 		fmt.Fprintln(stderr, "easgate serve:", envErr)
 		return cfg, errUsage
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "easgate serve: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return cfg, errUsage
+	if err := parseArgs(fs, args, stderr); err != nil {
+		return cfg, err
 	}
 	var err error
 	if cfg.IMAPSecurity, err = gateway.ParseSecurity(imapSec); err != nil {

@@ -129,6 +129,16 @@ func createDeviceBucket(tx *bolt.Tx, user, id string) (*bolt.Bucket, error) {
 	return ub.CreateBucketIfNotExists([]byte(id))
 }
 
+// createSubBucket returns a child bucket of a device bucket, creating it
+// and the buckets above it as needed.
+func createSubBucket(tx *bolt.Tx, user, id string, name []byte) (*bolt.Bucket, error) {
+	db, err := createDeviceBucket(tx, user, id)
+	if err != nil {
+		return nil, err
+	}
+	return db.CreateBucketIfNotExists(name)
+}
+
 // subBucket returns a child bucket of a device bucket, or nil.
 func subBucket(tx *bolt.Tx, user, id string, name []byte) *bolt.Bucket {
 	if db := deviceBucket(tx, user, id); db != nil {

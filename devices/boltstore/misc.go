@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,12 +13,9 @@ import (
 
 // PutCachedRequest implements devices.Store.
 func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string, body []byte) error {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return err
-	}
-	if kind == "" {
-		return fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if len(body) == 0 {
@@ -28,11 +24,7 @@ func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string,
 			}
 			return nil
 		}
-		db, err := createDeviceBucket(tx, user, id)
-		if err != nil {
-			return err
-		}
-		rb, err := db.CreateBucketIfNotExists(bucketReq)
+		rb, err := createSubBucket(tx, user, id, bucketReq)
 		if err != nil {
 			return err
 		}
@@ -42,12 +34,9 @@ func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string,
 
 // GetCachedRequest implements devices.Store.
 func (s *Store) GetCachedRequest(ctx context.Context, user, device, kind string) ([]byte, error) {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return nil, err
-	}
-	if kind == "" {
-		return nil, fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	var out []byte
 	err = s.view(ctx, func(tx *bolt.Tx) error {
@@ -81,22 +70,12 @@ func liveCount(v []byte, now int64) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-func checkCounterKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty counter key", devices.ErrInvalid)
-	}
-	return nil
-}
-
 // IncrAuthFailures implements devices.Store. Each failure renews the
 // counter's life to ttl. Every sweepEvery calls, expired counters are
 // dropped in the same transaction so the bucket does not grow without end.
 func (s *Store) IncrAuthFailures(ctx context.Context, key string, ttl time.Duration) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterIncr(key, ttl); err != nil {
 		return 0, err
-	}
-	if ttl <= 0 {
-		return 0, fmt.Errorf("%w: ttl %v", devices.ErrInvalid, ttl)
 	}
 	sweep := s.incrs.Add(1)%sweepEvery == 0
 	var n uint64
@@ -136,7 +115,7 @@ func sweepExpired(b *bolt.Bucket, now int64) error {
 
 // AuthFailures implements devices.Store.
 func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return 0, err
 	}
 	var n uint64
@@ -149,7 +128,7 @@ func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
 
 // ResetAuthFailures implements devices.Store.
 func (s *Store) ResetAuthFailures(ctx context.Context, key string) error {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketAuth).Delete([]byte(key)) })

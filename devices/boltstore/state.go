@@ -145,11 +145,8 @@ func (s *Store) LatestSyncState(ctx context.Context, user, device, collection st
 // package documentation of devices (MS-ASCMD 2.2.3.166.4), inside one write
 // transaction.
 func (s *Store) PutSyncState(ctx context.Context, user, device, collection string, base, next *devices.SyncState) error {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckSyncPut(user, device, base, next)
 	if err != nil {
-		return err
-	}
-	if err := devices.CheckSyncPut(base, next); err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
@@ -174,11 +171,7 @@ func (s *Store) PutSyncState(ctx context.Context, user, device, collection strin
 		st.rev = newRev()
 		st.updated = s.now().UnixNano()
 		st.curKey, st.cur = next.Key, next.Data
-		db, err := createDeviceBucket(tx, user, id)
-		if err != nil {
-			return err
-		}
-		sb, err := db.CreateBucketIfNotExists(bucketSync)
+		sb, err := createSubBucket(tx, user, id, bucketSync)
 		if err != nil {
 			return err
 		}

@@ -329,12 +329,9 @@ func (s *Store) DeleteDevice(ctx context.Context, user, device string) error {
 
 // PutCachedRequest implements devices.Store.
 func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string, body []byte) error {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return err
-	}
-	if kind == "" {
-		return fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	if len(body) == 0 {
 		err = s.rdb.HDel(ctx, s.reqKey(user, id), kind).Err()
@@ -349,12 +346,9 @@ func (s *Store) PutCachedRequest(ctx context.Context, user, device, kind string,
 
 // GetCachedRequest implements devices.Store.
 func (s *Store) GetCachedRequest(ctx context.Context, user, device, kind string) ([]byte, error) {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckCachedRequest(user, device, kind)
 	if err != nil {
 		return nil, err
-	}
-	if kind == "" {
-		return nil, fmt.Errorf("%w: empty request kind", devices.ErrInvalid)
 	}
 	b, err := s.rdb.HGet(ctx, s.reqKey(user, id), kind).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -379,21 +373,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return n
 `)
 
-func checkCounterKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("%w: empty counter key", devices.ErrInvalid)
-	}
-	return nil
-}
-
 // IncrAuthFailures implements devices.Store. Each failure renews the
 // counter's life to ttl.
 func (s *Store) IncrAuthFailures(ctx context.Context, key string, ttl time.Duration) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterIncr(key, ttl); err != nil {
 		return 0, err
-	}
-	if ttl <= 0 {
-		return 0, fmt.Errorf("%w: ttl %v", devices.ErrInvalid, ttl)
 	}
 	now := s.now().UnixMilli()
 	ms := max(ttl.Milliseconds(), 1)
@@ -406,7 +390,7 @@ func (s *Store) IncrAuthFailures(ctx context.Context, key string, ttl time.Durat
 
 // AuthFailures implements devices.Store.
 func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return 0, err
 	}
 	v, err := s.rdb.HMGet(ctx, s.authKey(key), "n", "exp").Result()
@@ -425,7 +409,7 @@ func (s *Store) AuthFailures(ctx context.Context, key string) (int, error) {
 
 // ResetAuthFailures implements devices.Store.
 func (s *Store) ResetAuthFailures(ctx context.Context, key string) error {
-	if err := checkCounterKey(key); err != nil {
+	if err := devices.CheckCounterKey(key); err != nil {
 		return err
 	}
 	if err := s.rdb.Del(ctx, s.authKey(key)).Err(); err != nil {

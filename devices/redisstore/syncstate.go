@@ -134,11 +134,8 @@ func newRev() uint64 {
 
 // PutSyncState implements devices.Store.
 func (s *Store) PutSyncState(ctx context.Context, user, device, collection string, base, next *devices.SyncState) error {
-	id, err := devices.CheckIDs(user, device)
+	id, err := devices.CheckSyncPut(user, device, base, next)
 	if err != nil {
-		return err
-	}
-	if err := devices.CheckSyncPut(base, next); err != nil {
 		return err
 	}
 	baseKey, baseRev := "", ""

@@ -2,7 +2,6 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // clusterSlots is the number of hash slots in a Redis Cluster.
@@ -33,19 +34,7 @@ type Cluster struct {
 // tb.Cleanup.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	c, err := LaunchCluster(n)
-	if errors.Is(err, ErrMissing) {
-		tb.Fatal(err.Error())
-	}
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			tb.Errorf("redistest: %v", err)
-		}
-	})
-	return c
+	return testproc.ForTest(tb, "redis cluster", func() (*Cluster, error) { return LaunchCluster(n) }, (*Cluster).Stop)
 }
 
 // LaunchCluster starts n cluster-enabled servers, splits the hash slots
@@ -84,7 +73,7 @@ func LaunchCluster(n int) (*Cluster, error) {
 // clusterArgs enables cluster mode with the config file in the node's own
 // directory and a free bus port (the default port+10000 may be taken).
 func clusterArgs(dir string) (bus int, args []string, err error) {
-	bus, err = freePort()
+	bus, err = testproc.FreePort()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -98,7 +87,7 @@ func clusterArgs(dir string) (bus int, args []string, err error) {
 
 // form assigns slots, introduces the nodes and waits for a healthy view.
 func (c *Cluster) form() error {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testproc.StartTimeout)
 	defer cancel()
 	clients := make([]*redis.Client, len(c.Nodes))
 	for i, s := range c.Nodes {

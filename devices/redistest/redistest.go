@@ -11,7 +11,6 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,26 +19,20 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 // Package is the Debian package that provides redis-server.
 const Package = "redis-server"
 
-// ErrMissing reports that no redis-server binary was found.
-var ErrMissing = errors.New("redis-server not found: install the Debian package " +
-	Package + " (apt-get install -y " + Package + ")")
-
-// startTimeout bounds waiting for a server or a cluster to come up. It is
-// a guard against hanging forever, not a performance expectation.
-const startTimeout = 60 * time.Second
-
-// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
-const stopGrace = 10 * time.Second
+// ErrMissing reports that no redis-server binary was found. It is a
+// *testproc.MissingError.
+var ErrMissing error = &testproc.MissingError{Binary: "redis-server", Package: Package}
 
 // Server is one private redis-server process.
 type Server struct {
@@ -50,8 +43,7 @@ type Server struct {
 	// Dir is the server's working directory (holds redis.log).
 	Dir string
 
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has been reaped
+	proc *testproc.Process
 
 	stopOnce sync.Once
 	stopErr  error
@@ -61,19 +53,7 @@ type Server struct {
 // tb.Cleanup.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	s, err := Launch()
-	if errors.Is(err, ErrMissing) {
-		tb.Fatal(err.Error())
-	}
-	if err != nil {
-		tb.Fatalf("redistest: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("redistest: %v", err)
-		}
-	})
-	return s
+	return testproc.ForTest(tb, "redis-server", Launch, (*Server).Stop)
 }
 
 // Launch starts a standalone redis-server without persistence and waits
@@ -85,32 +65,21 @@ func Launch() (*Server, error) {
 // launchRetrying starts a server with extra arguments, retrying on a new
 // port if another process took the probed one first.
 func launchRetrying(extra func(dir string, port int) ([]string, error)) (*Server, error) {
-	bin, err := findRedis()
+	bin, err := testproc.FindBinary("redis-server", "/usr/bin/redis-server")
 	if err != nil {
-		return nil, err
+		return nil, ErrMissing
 	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		s, err := launchOnce(bin, extra)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if !errors.Is(err, errAddrInUse) {
-			break
-		}
-	}
-	return nil, lastErr
+	return testproc.RetryAddrInUse(func() (*Server, error) {
+		return launchOnce(bin, extra)
+	})
 }
-
-var errAddrInUse = errors.New("address already in use")
 
 func launchOnce(bin string, extra func(dir string, port int) ([]string, error)) (*Server, error) {
 	dir, err := os.MkdirTemp("", "easgate-redis-")
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -136,55 +105,39 @@ func launchOnce(bin string, extra func(dir string, port int) ([]string, error)) 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	proc, err := testproc.Start("redis-server", cmd)
+	if err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+		return nil, err
 	}
 	s := &Server{
-		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		PID:    cmd.Process.Pid,
-		Dir:    dir,
-		cmd:    cmd,
-		exited: make(chan struct{}),
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		PID:  proc.PID,
+		Dir:  dir,
+		proc: proc,
 	}
-	go func() {
-		cmd.Wait()
-		close(s.exited)
-	}()
 	if err := s.waitReady(); err != nil {
 		log := s.Log()
 		s.Kill()
 		os.RemoveAll(dir)
 		if strings.Contains(log, "Address already in use") {
-			return nil, fmt.Errorf("redis-server on %s: %w", s.Addr, errAddrInUse)
+			return nil, fmt.Errorf("redis-server on %s: %w", s.Addr, testproc.ErrAddrInUse)
 		}
 		return nil, fmt.Errorf("redis-server on %s: %v\n%s", s.Addr, err, log)
 	}
 	return s, nil
 }
 
-// waitReady polls PING until it succeeds, the process exits or
-// startTimeout passes.
+// waitReady waits until the server answers PING.
 func (s *Server) waitReady() error {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, Protocol: 3, MaxRetries: -1, DialTimeout: time.Second})
 	defer rdb.Close()
-	deadline := time.Now().Add(startTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
+	return s.proc.WaitReady("PING answer", func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		lastErr = rdb.Ping(ctx).Err()
-		cancel()
-		if lastErr == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return errors.New("redis-server exited before answering PING")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("no PING answer within %v: %v", startTimeout, lastErr)
+		defer cancel()
+		err := rdb.Ping(ctx).Err()
+		return err == nil, err
+	})
 }
 
 // Client returns a RESP3 client for the server, closed at tb.Cleanup.
@@ -204,8 +157,7 @@ func (s *Server) Log() string {
 // Kill ends the server with SIGKILL, as a crash would, and waits for it
 // to be reaped. The directory stays until Stop.
 func (s *Server) Kill() {
-	syscall.Kill(-s.PID, syscall.SIGKILL)
-	<-s.exited
+	s.proc.Kill()
 }
 
 // Stop sends SIGTERM, falls back to SIGKILL after a grace period, waits
@@ -213,41 +165,10 @@ func (s *Server) Kill() {
 // the first result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		select {
-		case <-s.exited:
-		default:
-			syscall.Kill(s.PID, syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(stopGrace):
-				s.stopErr = fmt.Errorf("redis-server (pid %d) ignored SIGTERM for %v; killed", s.PID, stopGrace)
-				syscall.Kill(-s.PID, syscall.SIGKILL)
-				<-s.exited
-			}
-		}
+		s.stopErr = s.proc.Terminate(testproc.StopGrace)
 		if err := os.RemoveAll(s.Dir); err != nil && s.stopErr == nil {
 			s.stopErr = err
 		}
 	})
 	return s.stopErr
-}
-
-func findRedis() (string, error) {
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p, nil
-	}
-	if p, err := exec.LookPath("/usr/bin/redis-server"); err == nil {
-		return p, nil
-	}
-	return "", ErrMissing
-}
-
-// freePort asks the kernel for a free loopback TCP port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -2,15 +2,13 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/easgate/easgate/backend/testsrv/testproc"
 )
 
 func TestStandalone(t *testing.T) {
@@ -44,16 +42,7 @@ func TestStop(t *testing.T) {
 		}
 		addr, dir, pid = s.Addr, s.Dir, s.PID
 	})
-	if c, err := net.Dial("tcp", addr); err == nil {
-		c.Close()
-		t.Errorf("%s still accepts connections after stop", addr)
-	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("pid %d after stop: kill(0) = %v, want ESRCH", pid, err)
-	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("dir %s after stop: %v, want it removed", dir, err)
-	}
+	testproc.CheckGone(t, addr, dir, pid)
 }
 
 func TestCluster(t *testing.T) {

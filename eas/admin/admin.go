@@ -223,19 +223,29 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, DeviceList{Devices: list})
 }
 
-func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
+// deviceCollections loads the device the path names and the collections
+// it has Sync states for. When it fails it has answered the request.
+func (a *API) deviceCollections(w http.ResponseWriter, r *http.Request) (*devices.Device, []string, bool) {
 	user, dev, ok := pathIDs(w, r)
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	d, err := a.store.GetDevice(r.Context(), user, dev)
 	if err != nil {
 		a.storeError(w, r, "get device", err)
-		return
+		return nil, nil, false
 	}
 	colls, err := a.store.SyncCollections(r.Context(), user, dev)
 	if err != nil {
 		a.serverError(w, r, "list sync collections", err)
+		return nil, nil, false
+	}
+	return d, colls, true
+}
+
+func (a *API) getDevice(w http.ResponseWriter, r *http.Request) {
+	d, colls, ok := a.deviceCollections(w, r)
+	if !ok {
 		return
 	}
 	if colls == nil {

@@ -20,17 +20,8 @@ type CollectionSync struct {
 }
 
 func (a *API) syncReport(w http.ResponseWriter, r *http.Request) {
-	user, dev, ok := pathIDs(w, r)
+	d, colls, ok := a.deviceCollections(w, r)
 	if !ok {
-		return
-	}
-	if _, err := a.store.GetDevice(r.Context(), user, dev); err != nil {
-		a.storeError(w, r, "get device", err)
-		return
-	}
-	colls, err := a.store.SyncCollections(r.Context(), user, dev)
-	if err != nil {
-		a.serverError(w, r, "list sync collections", err)
 		return
 	}
 	out := []CollectionSync{}
@@ -38,7 +29,7 @@ func (a *API) syncReport(w http.ResponseWriter, r *http.Request) {
 		if c == devices.HierarchyCollection {
 			continue
 		}
-		st, err := a.store.LatestSyncState(r.Context(), user, dev, c)
+		st, err := a.store.LatestSyncState(r.Context(), d.User, d.ID, c)
 		if errors.Is(err, devices.ErrNotFound) {
 			continue // deleted since the listing
 		}

@@ -214,22 +214,9 @@ func (c *Client) FolderSync(ctx context.Context, syncKey string) (*Response, Fol
 	return r, ParseFolderSync(r.Tree), nil
 }
 
-// SetDeviceInformation sends Settings > DeviceInformation > Set (MS-ASCMD
-// 2.2.3.47).
-func (c *Client) SetDeviceInformation(ctx context.Context, info *DeviceInformation) (*Response, error) {
-	return c.Do(ctx, "Settings", wbxml.E(wbxml.SettingsSettings, info.Element()))
-}
-
 // GetUserInformation sends Settings > UserInformation > Get (MS-ASCMD
 // 2.2.3.184), which answers with the user's SMTP addresses.
 func (c *Client) GetUserInformation(ctx context.Context) (*Response, error) {
 	return c.Do(ctx, "Settings", wbxml.E(wbxml.SettingsSettings,
 		wbxml.E(wbxml.SettingsUserInformation, wbxml.E(wbxml.SettingsGet))))
-}
-
-// GetOof sends Settings > Oof > Get with a text body type (MS-ASCMD
-// 2.2.3.119).
-func (c *Client) GetOof(ctx context.Context) (*Response, error) {
-	return c.Do(ctx, "Settings", wbxml.E(wbxml.SettingsSettings,
-		wbxml.E(wbxml.SettingsOof, wbxml.E(wbxml.SettingsGet, wbxml.T(wbxml.SettingsBodyType, "Text")))))
 }

@@ -100,7 +100,7 @@ type Config struct {
 	IMAP         string
 	IMAPSecurity Security
 	// IMAPMaxConnsPerUser bounds each user's pooled IMAP connections
-	// (imapstore.Options.MaxConnsPerUser, default 4); a user's watcher
+	// (imapstore.Options.MaxConnsPerUser, default 2); a user's watcher
 	// adds one IDLE connection. IMAPIdleTimeout closes pooled
 	// connections unused this long (default 5 minutes): with every device
 	// of a user waiting, the IDLE connection is then the only one.

@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/easgate/easgate/backend/testsrv"
+	"github.com/easgate/easgate/eas/easclient"
 	"github.com/easgate/easgate/eas/gateway"
+	"github.com/easgate/easgate/wbxml"
 )
 
 // TestE2EPingParked: a waiting Ping over HTTP/1.1 is parked (no net/http
@@ -75,4 +77,41 @@ func TestE2EPingParked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestE2EHangingSyncParked: a Sync with HeartbeatInterval and nothing to
+// report is parked like a Ping; an APPEND from another IMAP client makes
+// its answer the new message (an Add with the message's subject), on the
+// parked connection.
+func TestE2EHangingSyncParked(t *testing.T) {
+	e := newPushEnv(t)
+	g := e.start(nil)
+	d := e.newDevice(g, "alice", "ApplHANG1")
+	req := wbxml.E(wbxml.AirSyncSync, wbxml.E(wbxml.AirSyncCollections, wbxml.E(wbxml.AirSyncCollection,
+		wbxml.T(wbxml.AirSyncSyncKey, d.key), wbxml.T(wbxml.AirSyncCollectionId, d.inbox),
+		wbxml.T(wbxml.AirSyncWindowSize, "100"))), wbxml.T(wbxml.AirSyncHeartbeatInterval, "600"))
+	ch := make(chan *easclient.Response, 1)
+	go func() {
+		r, err := d.c.Do(context.Background(), "Sync", req)
+		if err != nil {
+			r = &easclient.Response{HTTPStatus: -1, Body: []byte(err.Error())}
+		}
+		ch <- r
+	}()
+	until(t, "hanging Sync parked", func() bool {
+		return e.metric(g, "easgate_push_waiting") == 1 && e.metric(g, "easgate_eas_requests_parked") == 1
+	})
+	e.appendMail("alice")
+	r := answer(t, "hanging Sync", ch)
+	checkWBXML(t, "SyncResponse", r)
+	if r.HTTPStatus != 200 || r.Tree == nil {
+		t.Fatalf("hanging Sync: HTTP %d, body %q", r.HTTPStatus, r.Body)
+	}
+	col := r.Tree.Child(wbxml.AirSyncCollections).Child(wbxml.AirSyncCollection)
+	adds := col.Child(wbxml.AirSyncCommands).ChildrenOf(wbxml.AirSyncAdd)
+	if col.ChildText(wbxml.AirSyncStatus) != "1" || len(adds) != 1 ||
+		adds[0].Child(wbxml.AirSyncApplicationData).ChildText(wbxml.EmailSubject) != "news" {
+		t.Fatalf("hanging Sync after an APPEND: %v", r.Tree)
+	}
+	until(t, "nothing parked", func() bool { return e.metric(g, "easgate_eas_requests_parked") == 0 })
 }

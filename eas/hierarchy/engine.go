@@ -198,18 +198,17 @@ const attempts = 2
 // When nothing changed the key stays and nothing is written.
 func (e *Engine) FolderSync(ctx context.Context, sess backend.Session, user, device string, key uint64) (Result, error) {
 	req := fingerprint("FolderSync")
-	var lastErr error
-	for range attempts {
+	return e.writeState(ctx, user, device, func(int) (*write, Result, error) {
 		l, err := e.load(ctx, user, device, key)
 		if err != nil {
-			return failure("loading the hierarchy", err)
+			return reply(failure("loading the hierarchy", err))
 		}
 		if a, k, ok := l.replay(key, req); ok {
-			return Result{Status: StatusOK, SyncKey: k, Changes: a.changes(l.latestSt.Folders), Replayed: true}, nil
+			return reply(Result{Status: StatusOK, SyncKey: k, Changes: a.changes(l.latestSt.Folders), Replayed: true}, nil)
 		}
 		live, err := sess.Folders(ctx)
 		if err != nil {
-			return failure("listing folders", err)
+			return reply(failure("listing folders", err))
 		}
 		known := l.known.Folders
 		matches := match(known, live, nil)
@@ -222,25 +221,12 @@ func (e *Engine) FolderSync(ctx context.Context, sess backend.Session, user, dev
 		}
 		gone := vanished(known, folders)
 		if !l.reset && changes.Count() == 0 && sameFolders(known, folders) && nextID == l.known.NextID {
-			return Result{Status: StatusOK, SyncKey: key, Changes: changes}, nil
+			return reply(Result{Status: StatusOK, SyncKey: key, Changes: changes}, nil)
 		}
-		newKey := e.nextKey(l)
 		next := &state{NextID: nextID, Folders: folders, BaseKey: key, Answer: &answer{Request: req}}
 		next.Answer.record(changes)
-		err = e.put(ctx, user, device, l, newKey, next)
-		if errors.Is(err, devices.ErrConflict) {
-			lastErr = err
-			continue
-		}
-		if err != nil {
-			return failure("storing the hierarchy", err)
-		}
-		if err := e.dropStates(ctx, user, device, gone); err != nil {
-			return failure("deleting the Sync states of deleted folders", err)
-		}
-		return Result{Status: StatusOK, SyncKey: newKey, Changes: changes}, nil
-	}
-	return Result{Status: StatusServerError, Cause: fmt.Errorf("storing the hierarchy: %w", lastErr)}, nil
+		return &write{on: l, next: next, gone: gone, result: Result{Status: StatusOK, Changes: changes}}, Result{}, nil
+	})
 }
 
 // vanished returns the ServerIds of known that next no longer has.
@@ -310,6 +296,15 @@ func parentFolder(folders []Folder, parentID string) (backend.FolderID, bool) {
 	return folders[i].ID, true
 }
 
+// opFailure answers a folder operation the mail store refused: the error
+// passed on (see passOn) or the status opStatus gives.
+func opFailure(doing, folder string, err error) (Result, error) {
+	if passOn(err) {
+		return Result{}, fmt.Errorf("%s: %w", doing, err)
+	}
+	return Result{Status: opStatus(err), Cause: fmt.Errorf("%s %q: %w", doing, folder, err)}, nil
+}
+
 // opStatus maps a backend error of a folder operation to its status.
 func opStatus(err error) int {
 	switch {
@@ -327,25 +322,34 @@ func opStatus(err error) int {
 	return StatusServerError
 }
 
-// commit writes the state an operation produced, reloading and
-// re-applying it once if another request wrote the hierarchy in between.
-// apply gets the loaded state and returns the new folder list, the next
-// free number and the ServerId to answer (FolderCreate); it must not touch
-// the mail store.
-func (e *Engine) commit(ctx context.Context, user, device string, key uint64, req string, l *loaded,
-	apply func(l *loaded) ([]Folder, uint64, string), gone []string) (Result, error) {
+// write is what one attempt of a hierarchy command stores: next on top of
+// the state it was built from, then the Sync states of the folders in gone
+// are dropped and result is the answer, with the new SyncKey.
+type write struct {
+	on     *loaded
+	next   *state
+	gone   []string
+	result Result
+}
+
+// reply ends a write attempt without writing: r and err are the answer.
+func reply(r Result, err error) (*write, Result, error) { return nil, r, err }
+
+// writeState runs try and stores the state it builds, as a compare-and-set
+// on the state try loaded; when another request wrote the hierarchy in
+// between (devices.ErrConflict) it runs try again, up to attempts times.
+// try gets the attempt's number (0 first) and returns either a write or,
+// through reply, the command's answer without one. This is the one retry
+// loop of FolderSync and the folder operations.
+func (e *Engine) writeState(ctx context.Context, user, device string, try func(attempt int) (*write, Result, error)) (Result, error) {
 	var lastErr error
 	for attempt := range attempts {
-		if attempt > 0 {
-			var err error
-			if l, err = e.load(ctx, user, device, key); err != nil {
-				return failure("reloading the hierarchy", err)
-			}
+		w, r, err := try(attempt)
+		if w == nil {
+			return r, err
 		}
-		folders, nextID, sid := apply(l)
-		newKey := e.nextKey(l)
-		next := &state{NextID: nextID, Folders: folders, BaseKey: key, Answer: &answer{Request: req, ServerID: sid}}
-		err := e.put(ctx, user, device, l, newKey, next)
+		newKey := e.nextKey(w.on)
+		err = e.put(ctx, user, device, w.on, newKey, w.next)
 		if errors.Is(err, devices.ErrConflict) {
 			lastErr = err
 			continue
@@ -353,12 +357,33 @@ func (e *Engine) commit(ctx context.Context, user, device string, key uint64, re
 		if err != nil {
 			return failure("storing the hierarchy", err)
 		}
-		if err := e.dropStates(ctx, user, device, gone); err != nil {
+		if err := e.dropStates(ctx, user, device, w.gone); err != nil {
 			return failure("deleting the Sync states of deleted folders", err)
 		}
-		return Result{Status: StatusOK, SyncKey: newKey, ServerID: sid}, nil
+		w.result.SyncKey = newKey
+		return w.result, nil
 	}
 	return Result{Status: StatusServerError, Cause: fmt.Errorf("storing the hierarchy: %w", lastErr)}, nil
+}
+
+// commit writes the state an operation produced, reloading and
+// re-applying it once if another request wrote the hierarchy in between.
+// apply gets the loaded state and returns the new folder list, the next
+// free number and the ServerId to answer (FolderCreate); it must not touch
+// the mail store.
+func (e *Engine) commit(ctx context.Context, user, device string, key uint64, req string, l *loaded,
+	apply func(l *loaded) ([]Folder, uint64, string), gone []string) (Result, error) {
+	return e.writeState(ctx, user, device, func(attempt int) (*write, Result, error) {
+		if attempt > 0 {
+			var err error
+			if l, err = e.load(ctx, user, device, key); err != nil {
+				return reply(failure("reloading the hierarchy", err))
+			}
+		}
+		folders, nextID, sid := apply(l)
+		next := &state{NextID: nextID, Folders: folders, BaseKey: key, Answer: &answer{Request: req, ServerID: sid}}
+		return &write{on: l, next: next, gone: gone, result: Result{Status: StatusOK, ServerID: sid}}, Result{}, nil
+	})
 }
 
 // begin loads the state of a folder operation and checks its key; a
@@ -405,10 +430,7 @@ func (e *Engine) Create(ctx context.Context, sess backend.Session, user, device 
 	}
 	f, err := sess.CreateFolder(ctx, parent, name)
 	if err != nil {
-		if passOn(err) {
-			return Result{}, fmt.Errorf("creating folder: %w", err)
-		}
-		return Result{Status: opStatus(err), Cause: fmt.Errorf("creating folder %q: %w", name, err)}, nil
+		return opFailure("creating folder", name, err)
 	}
 	return e.commit(ctx, user, device, key, req, l, func(l *loaded) ([]Folder, uint64, string) {
 		folders := append([]Folder(nil), l.known.Folders...)
@@ -424,6 +446,17 @@ func (e *Engine) Create(ctx context.Context, sess backend.Session, user, device 
 		})
 		return folders, n + 1, sid
 	}, nil)
+}
+
+// beginEdit is begin for FolderUpdate and FolderDelete: the folder sid
+// must also be editable. It returns the folder's index in l.known.Folders.
+func (e *Engine) beginEdit(ctx context.Context, user, device string, key uint64, req, sid string) (*loaded, int, *Result, error) {
+	l, r, err := e.begin(ctx, user, device, key, req)
+	if r != nil || err != nil {
+		return nil, -1, r, err
+	}
+	i, r := editable(l.known.Folders, sid)
+	return l, i, r, nil
 }
 
 // editable checks that the folder of a FolderUpdate or FolderDelete may be
@@ -467,13 +500,9 @@ func (e *Engine) Update(ctx context.Context, sess backend.Session, user, device 
 		parentID = RootID
 	}
 	req := fingerprint("FolderUpdate", sid, parentID, name)
-	l, r, err := e.begin(ctx, user, device, key, req)
+	l, i, r, err := e.beginEdit(ctx, user, device, key, req, sid)
 	if r != nil || err != nil {
 		return *r, err
-	}
-	i, r := editable(l.known.Folders, sid)
-	if r != nil {
-		return *r, nil
 	}
 	old := l.known.Folders[i]
 	parent, ok := parentFolder(l.known.Folders, parentID)
@@ -485,10 +514,7 @@ func (e *Engine) Update(ctx context.Context, sess backend.Session, user, device 
 	}
 	f, err := sess.RenameFolder(ctx, old.ID, parent, name)
 	if err != nil {
-		if passOn(err) {
-			return Result{}, fmt.Errorf("renaming folder: %w", err)
-		}
-		return Result{Status: opStatus(err), Cause: fmt.Errorf("renaming folder %q: %w", old.Name, err)}, nil
+		return opFailure("renaming folder", old.Name, err)
 	}
 	// The children's names, and IDs that derive from names, changed too.
 	live, lerr := sess.Folders(ctx)
@@ -539,13 +565,9 @@ func (e *Engine) Delete(ctx context.Context, sess backend.Session, user, device 
 		return fail(StatusMalformed, "hierarchy: FolderDelete without ServerId"), nil
 	}
 	req := fingerprint("FolderDelete", sid)
-	l, r, err := e.begin(ctx, user, device, key, req)
+	l, i, r, err := e.beginEdit(ctx, user, device, key, req, sid)
 	if r != nil || err != nil {
 		return *r, err
-	}
-	i, r := editable(l.known.Folders, sid)
-	if r != nil {
-		return *r, nil
 	}
 	victim := l.known.Folders[i]
 	sub := descendants(l.known.Folders, sid)
@@ -555,10 +577,7 @@ func (e *Engine) Delete(ctx context.Context, sess backend.Session, user, device 
 		}
 	}
 	if err := sess.DeleteFolder(ctx, victim.ID); err != nil {
-		if passOn(err) {
-			return Result{}, fmt.Errorf("deleting folder: %w", err)
-		}
-		return Result{Status: opStatus(err), Cause: fmt.Errorf("deleting folder %q: %w", victim.Name, err)}, nil
+		return opFailure("deleting folder", victim.Name, err)
 	}
 	var gone []string
 	for _, f := range l.known.Folders {

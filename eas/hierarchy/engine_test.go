@@ -19,7 +19,7 @@ const (
 	device = "androidc123"
 )
 
-func newEngine(t *testing.T) *Engine {
+func newEngine(t testing.TB) *Engine {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "devices.db"))
 	if err != nil {
@@ -363,12 +363,7 @@ func TestPending(t *testing.T) {
 // BenchmarkFolderSyncUnchanged is the common FolderSync: 200 folders,
 // nothing changed (no write).
 func BenchmarkFolderSyncUnchanged(b *testing.B) {
-	st, err := boltstore.Open(filepath.Join(b.TempDir(), "devices.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	e := &Engine{Store: st}
+	e := newEngine(b)
 	m := newMem("Drafts:drafts", "Sent:sent", "Trash:trash")
 	for i := range 200 {
 		m.add(fmt.Sprintf("Projects/%03d", i), backend.RoleNone)
@@ -391,12 +386,7 @@ func BenchmarkFolderSyncUnchanged(b *testing.B) {
 // BenchmarkFolderSyncZero is Gmail's pull-to-refresh on 200 folders: every
 // folder answered again, a new state written.
 func BenchmarkFolderSyncZero(b *testing.B) {
-	st, err := boltstore.Open(filepath.Join(b.TempDir(), "devices.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	e := &Engine{Store: st}
+	e := newEngine(b)
 	m := newMem("Drafts:drafts", "Sent:sent", "Trash:trash")
 	for i := range 200 {
 		m.add(fmt.Sprintf("F%03d", i), backend.RoleNone)
@@ -423,4 +413,77 @@ func TestSharedUIDValidity(t *testing.T) {
 	m.add("C", backend.RoleNone).uv = 1
 	r := folderSync(t, e, m, 100)
 	expect(t, "delete and create", r.Changes, lines("D 2", "A 4 0 C 12"))
+}
+
+// conflictStore refuses the first conflicts writes with devices.ErrConflict,
+// as if another request had written the hierarchy just before.
+type conflictStore struct {
+	devices.Store
+	conflicts int
+	puts      int
+}
+
+func (s *conflictStore) PutSyncState(ctx context.Context, user, device, collection string, base, next *devices.SyncState) error {
+	s.puts++
+	if s.puts <= s.conflicts {
+		return fmt.Errorf("put %d: %w", s.puts, devices.ErrConflict)
+	}
+	return s.Store.PutSyncState(ctx, user, device, collection, base, next)
+}
+
+// TestWriteConflicts runs FolderSync and FolderCreate against a store that
+// refuses their first writes: one refusal is retried, two end the command
+// with Status 6 and nothing written.
+func TestWriteConflicts(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		run     func(e *Engine, m *memSession) (Result, error)
+		check   func(r Result) bool // the answer after a retry
+		folders int                 // the folders the state holds after a retry
+	}{
+		{"FolderSync", func(e *Engine, m *memSession) (Result, error) {
+			m.add("B", backend.RoleNone)
+			return e.FolderSync(ctx, m, user, device, 100)
+		}, func(r Result) bool { return show(r.Changes) == "A 3 0 B 12" }, 3},
+		{"FolderCreate", func(e *Engine, m *memSession) (Result, error) {
+			return e.Create(ctx, m, user, device, 100, RootID, "C", TypeUserMail)
+		}, func(r Result) bool { return r.ServerID == "3" }, 3},
+	} {
+		for _, conflicts := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/%d conflicts", tc.name, conflicts), func(t *testing.T) {
+				e := newEngine(t)
+				m := newMem("A")
+				folderSync(t, e, m, 0) // 1 INBOX, 2 A; key 100
+				st := &conflictStore{Store: e.Store, conflicts: conflicts}
+				e.Store = st
+				r, err := tc.run(e, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.puts != 2 {
+					t.Errorf("%d writes tried, want 2", st.puts)
+				}
+				h, err := Load(ctx, st.Store, user, device)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if conflicts == 2 {
+					if r.Status != StatusServerError || !errors.Is(r.Cause, devices.ErrConflict) {
+						t.Errorf("status %d (%v), want %d caused by ErrConflict", r.Status, r.Cause, StatusServerError)
+					}
+					if h.SyncKey() != 100 {
+						t.Errorf("stored key %d after giving up, want 100", h.SyncKey())
+					}
+					return
+				}
+				if r.Status != StatusOK || r.SyncKey != 101 || !tc.check(r) {
+					t.Errorf("after a retry: %+v", r)
+				}
+				if h.SyncKey() != 101 || len(h.Folders()) != tc.folders {
+					t.Errorf("stored key %d with %d folders, want 101 with %d", h.SyncKey(), len(h.Folders()), tc.folders)
+				}
+			})
+		}
+	}
 }

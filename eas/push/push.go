@@ -77,6 +77,10 @@ type Wait interface {
 	Done() <-chan struct{}
 	// Reason says why, once Done is closed.
 	Reason() Reason
+	// AfterDone arranges for f to run, in a goroutine of its own, when
+	// Done closes (at once if it has). stop cancels that and reports
+	// whether it did, as context.AfterFunc's does.
+	AfterDone(f func()) (stop func() bool)
 	// End releases the wait; calling it again does nothing.
 	End()
 }
@@ -99,10 +103,37 @@ type wait struct {
 	k      Key
 	seq    uint64
 	done   chan struct{}
-	reason Reason // set once, before done closes; guarded by r.mu
+	reason Reason              // set once, before done closes; guarded by r.mu
+	after  map[*afterDone]bool // AfterDone functions not yet run; guarded by r.mu
 }
 
+// afterDone is one AfterDone registration.
+type afterDone struct{ f func() }
+
 func (w *wait) Done() <-chan struct{} { return w.done }
+
+func (w *wait) AfterDone(f func()) (stop func() bool) {
+	a := &afterDone{f: f}
+	w.r.mu.Lock()
+	defer w.r.mu.Unlock()
+	if w.reason != 0 {
+		go f()
+		return func() bool { return false }
+	}
+	if w.after == nil {
+		w.after = make(map[*afterDone]bool)
+	}
+	w.after[a] = true
+	return func() bool {
+		w.r.mu.Lock()
+		defer w.r.mu.Unlock()
+		if !w.after[a] {
+			return false
+		}
+		delete(w.after, a)
+		return true
+	}
+}
 
 func (w *wait) Reason() Reason {
 	w.r.mu.Lock()
@@ -125,6 +156,10 @@ func (w *wait) end(reason Reason) {
 	}
 	w.reason = reason
 	close(w.done)
+	for a := range w.after {
+		go a.f()
+	}
+	w.after = nil
 }
 
 // Begin implements Broker with a local sequence number. It never fails.
@@ -212,6 +247,23 @@ func (r *Registry) Shutdown() {
 		w.end(Shutdown)
 		delete(r.waits, k)
 	}
+}
+
+// heldWait names one wait held here.
+type heldWait struct {
+	k   Key
+	seq uint64
+}
+
+// held lists the waits held here.
+func (r *Registry) held() []heldWait {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]heldWait, 0, len(r.waits))
+	for k, w := range r.waits {
+		out = append(out, heldWait{k, w.seq})
+	}
+	return out
 }
 
 // Len returns how many waits are held.

@@ -84,3 +84,34 @@ func TestRegistrySequence(t *testing.T) {
 		t.Fatalf("Len = %d after Shutdown", r.Len())
 	}
 }
+
+// TestAfterDone: a function given to AfterDone runs once when the wait
+// ends, at once when it had ended, and never once stopped.
+func TestAfterDone(t *testing.T) {
+	var r Registry
+	ctx := context.Background()
+	k := Key{"jane", "dev1"}
+	ran := make(chan string, 4)
+	w1, _ := r.Begin(ctx, k)
+	w1.AfterDone(func() { ran <- "first" })
+	stop := w1.AfterDone(func() { ran <- "stopped" })
+	if !stop() || stop() {
+		t.Fatal("stop before the end: want true once, then false")
+	}
+	r.Begin(ctx, k) // supersedes w1
+	if got := <-ran; got != "first" {
+		t.Fatalf("ran %q", got)
+	}
+	late := w1.AfterDone(func() { ran <- "late" })
+	if got := <-ran; got != "late" {
+		t.Fatalf("ran %q", got)
+	}
+	if late() {
+		t.Fatal("stop after the function ran reported true")
+	}
+	select {
+	case got := <-ran:
+		t.Fatalf("%q ran too", got)
+	default:
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,9 @@ const DefaultChannel = "easgate:push"
 // seqTTL is how long a device's sequence counter outlives its last Begin:
 // far beyond the longest heartbeat, so no wait can outlive its counter.
 const seqTTL = 24 * time.Hour
+
+// resyncTimeout bounds reading the waits' state after a reconnection.
+const resyncTimeout = 30 * time.Second
 
 // RedisBroker is the Broker for gateway instances sharing a Redis: each
 // instance holds its own waits in a Registry, and announces every Begin
@@ -40,9 +44,13 @@ const seqTTL = 24 * time.Hour
 // which suits the tens of nodes a gateway deployment has. Sharded pub/sub
 // (SPUBLISH) would confine messages to one shard, but then every instance
 // must subscribe on every shard (or per device), which is the same
-// traffic with more moving parts. Messages published while an instance's
-// subscription is reconnecting are lost: the wait there then ends at its
-// heartbeat, as it would without this broker.
+// traffic with more moving parts.
+//
+// Messages published while an instance's subscription is reconnecting are
+// lost. The state they announce is in Redis too (the counter, and the
+// device's last signal under eas:{user}:pushsig:device), so after every
+// reconnection the instance reads both for each wait it holds and ends
+// the ones a lost message would have ended (resync).
 type RedisBroker struct {
 	rdb     redis.UniversalClient
 	prefix  string
@@ -143,10 +151,72 @@ func (b *RedisBroker) Signal(ctx context.Context, k Key, reason Reason) error {
 	if err != nil {
 		return err
 	}
-	if err := b.rdb.Publish(ctx, b.channel, msg).Err(); err != nil {
+	if _, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, b.signalKey(k), formatSignal(seq, reason), seqTTL)
+		p.Publish(ctx, b.channel, msg)
+		return nil
+	}); err != nil {
 		return fmt.Errorf("push: announcing %v: %w", reason, err)
 	}
 	return nil
+}
+
+// signalKey holds the device's last signal, for resync.
+func (b *RedisBroker) signalKey(k Key) string {
+	return b.prefix + ":{" + keyEscape(k.User) + "}:pushsig:" + keyEscape(k.Device)
+}
+
+// formatSignal and parseSignal are the signal key's value: "seq reason".
+func formatSignal(seq uint64, reason Reason) string {
+	return strconv.FormatUint(seq, 10) + " " + strconv.Itoa(int(reason))
+}
+
+func parseSignal(v string) (seq uint64, reason Reason, ok bool) {
+	a, b, found := strings.Cut(v, " ")
+	n, err1 := strconv.ParseUint(a, 10, 64)
+	r, err2 := strconv.Atoi(b)
+	if !found || err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return n, Reason(r), true
+}
+
+// resync ends the waits held here that a message lost while the
+// subscription was down would have ended: a newer Begin (the counter
+// moved past the wait's number) or a signal for it.
+func (b *RedisBroker) resync(ctx context.Context) {
+	held := b.local.held()
+	if len(held) == 0 {
+		return
+	}
+	counters := make([]*redis.StringCmd, len(held))
+	signals := make([]*redis.StringCmd, len(held))
+	if _, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range held {
+			counters[i] = p.Get(ctx, b.seqKey(h.k))
+			signals[i] = p.Get(ctx, b.signalKey(h.k))
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		b.log.Warn("push: reading the waits' state after reconnecting failed", "err", err)
+		return
+	}
+	ended := 0
+	for i, h := range held {
+		if now, err := counters[i].Uint64(); err == nil && now > h.seq && b.local.Supersede(h.k, now) {
+			ended++
+			continue
+		}
+		v, err := signals[i].Result()
+		if err != nil {
+			continue
+		}
+		if seq, reason, ok := parseSignal(v); ok && seq >= h.seq && (reason == DeviceChanged || reason == Wake) &&
+			b.local.signalUpTo(h.k, seq, reason) {
+			ended++
+		}
+	}
+	b.log.Info("push: subscription back; waits checked", "held", len(held), "ended", ended)
 }
 
 // Shutdown implements Broker for the waits of this instance.
@@ -165,10 +235,21 @@ func (b *RedisBroker) Close() error {
 	return err
 }
 
-// receive applies the announcements of all instances to the local waits.
+// receive applies the announcements of all instances to the local waits,
+// and resyncs after each reconnection (go-redis resubscribes by itself
+// and reports it with a Subscription).
 func (b *RedisBroker) receive() {
 	defer close(b.done)
-	for m := range b.ps.Channel() {
+	for v := range b.ps.ChannelWithSubscriptions() {
+		m, ok := v.(*redis.Message)
+		if !ok {
+			if sub, ok := v.(*redis.Subscription); ok && sub.Kind == "subscribe" {
+				ctx, cancel := context.WithTimeout(context.Background(), resyncTimeout)
+				b.resync(ctx)
+				cancel()
+			}
+			continue
+		}
 		var msg redisMessage
 		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
 			b.log.Warn("push: unreadable message on the channel", "channel", m.Channel, "err", err)

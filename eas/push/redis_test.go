@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -136,5 +137,94 @@ func TestRedisBroker(t *testing.T) {
 			last.End()
 			w2.End()
 		})
+	}
+}
+
+// TestRedisBrokerResync: announcements lost while an instance's
+// subscription was down are made up for when it comes back: a newer
+// Begin elsewhere (only the counter moved) supersedes the wait held here,
+// and a signal (only the signal key written) ends the next one.
+func TestRedisBrokerResync(t *testing.T) {
+	s := redistest.Start(t)
+	ctx := t.Context()
+	a, err := push.NewRedisBroker(ctx, s.Client(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	admin := s.Client(t)
+	k := push.Key{User: "jane", Device: "dev1"}
+	// dropSubscription cuts the pub/sub connection; go-redis reconnects
+	// and resubscribes by itself.
+	dropSubscription := func() {
+		t.Helper()
+		if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	w, err := a.Begin(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.End()
+	// Another instance began a newer wait, and its message was lost.
+	if err := admin.Incr(ctx, "eas:{jane}:push:dev1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	dropSubscription()
+	if r := ended(t, w, 30*time.Second); r != push.Superseded {
+		t.Fatalf("wait after a lost newer Begin: reason %v, want superseded", r)
+	}
+
+	w2, err := a.Begin(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.End()
+	seq, err := admin.Get(ctx, "eas:{jane}:push:dev1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An administrator's wake for it, whose message was lost.
+	if err := admin.Set(ctx, "eas:{jane}:pushsig:dev1", seq+" "+strconv.Itoa(int(push.Wake)), time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	dropSubscription()
+	if r := ended(t, w2, 30*time.Second); r != push.Wake {
+		t.Fatalf("wait after a lost wake: reason %v, want wake", r)
+	}
+
+	// A signal older than the wait ends nothing.
+	w3, err := a.Begin(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w3.End()
+	dropSubscription()
+	// The Begin of another device after the reconnection is heard: the
+	// subscription works again, and w3 is still waiting.
+	other := push.Key{User: "jane", Device: "dev2"}
+	o1, err := a.Begin(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := push.NewRedisBroker(ctx, s.Client(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	o2, err := b.Begin(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o2.End()
+	if r := ended(t, o1, 30*time.Second); r != push.Superseded {
+		t.Fatalf("wait of another device after the reconnection: reason %v, want superseded", r)
+	}
+	select {
+	case <-w3.Done():
+		t.Fatalf("wait begun after the stored signal ended: %v", w3.Reason())
+	default:
 	}
 }

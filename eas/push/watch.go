@@ -79,10 +79,11 @@ var ErrHubClosed = errors.New("push: watcher hub closed")
 // reported on the Subscription: a caller checks its own state after
 // Watch, then waits on Changed. The caller must Close the Subscription.
 func (h *Hub) Watch(ctx context.Context, user string, open Opener, folders []backend.FolderID) (*Subscription, error) {
-	sub := &Subscription{folders: make(map[backend.FolderID]bool, len(folders)),
-		pending: make(map[backend.FolderID]bool), c: make(chan struct{}, 1)}
+	sub := &Subscription{c: make(chan struct{}, 1)}
 	for _, f := range folders {
-		sub.folders[f] = true
+		if !slices.Contains(sub.folders, f) {
+			sub.folders = append(sub.folders, f)
+		}
 	}
 	h.mu.Lock()
 	if h.closed {
@@ -154,18 +155,39 @@ func (h *Hub) Close() {
 // Subscription is one waiting request's interest in some folders.
 type Subscription struct {
 	w       *userWatch
-	folders map[backend.FolderID]bool // fixed at Watch
+	folders []backend.FolderID // fixed at Watch; a handful, so a slice (thousands of subscriptions wait at once)
 
-	mu      sync.Mutex
-	pending map[backend.FolderID]bool
-	hier    bool // the folder list changed since the last Take
-	c       chan struct{}
-	closed  bool
+	mu       sync.Mutex
+	pending  []backend.FolderID
+	hier     bool // the folder list changed since the last Take
+	c        chan struct{}
+	onChange func()
+	closed   bool
 }
 
 // Changed receives a value when some of the folders may have changed
 // since the last Take.
 func (s *Subscription) Changed() <-chan struct{} { return s.c }
+
+// OnChange sets f to be called whenever Changed would receive, for a
+// waiter without a goroutine of its own; nil removes it. f runs on the
+// watcher's goroutine: it must not block.
+func (s *Subscription) OnChange(f func()) {
+	s.mu.Lock()
+	s.onChange = f
+	s.mu.Unlock()
+}
+
+// signal wakes the subscriber. s.mu is held.
+func (s *Subscription) signal() {
+	select {
+	case s.c <- struct{}{}:
+	default:
+	}
+	if s.onChange != nil {
+		s.onChange()
+	}
+}
 
 // Take returns the folders that may have changed since the last Take,
 // and whether the list of folders changed (one was created, deleted or
@@ -173,11 +195,7 @@ func (s *Subscription) Changed() <-chan struct{} { return s.c }
 func (s *Subscription) Take() (folders []backend.FolderID, hierarchy bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	folders = make([]backend.FolderID, 0, len(s.pending))
-	for f := range s.pending {
-		folders = append(folders, f)
-	}
-	clear(s.pending)
+	folders, s.pending = s.pending, nil
 	hierarchy, s.hier = s.hier, false
 	return folders, hierarchy
 }
@@ -186,25 +204,21 @@ func (s *Subscription) Take() (folders []backend.FolderID, hierarchy bool) {
 func (s *Subscription) notifyHierarchy() {
 	s.mu.Lock()
 	s.hier = true
+	s.signal()
 	s.mu.Unlock()
-	select {
-	case s.c <- struct{}{}:
-	default:
-	}
 }
 
 // notify records that f may have changed, if the subscription watches it.
 func (s *Subscription) notify(f backend.FolderID) {
-	if !s.folders[f] {
+	if !slices.Contains(s.folders, f) {
 		return
 	}
 	s.mu.Lock()
-	s.pending[f] = true
-	s.mu.Unlock()
-	select {
-	case s.c <- struct{}{}:
-	default:
+	if !slices.Contains(s.pending, f) {
+		s.pending = append(s.pending, f)
 	}
+	s.signal()
+	s.mu.Unlock()
 }
 
 // Close ends the subscription; the user's watcher stops when it was the
@@ -312,7 +326,7 @@ func (w *userWatch) watched() (map[backend.FolderID]bool, []*Subscription, Opene
 	subs := make([]*Subscription, 0, len(w.subs))
 	for s := range w.subs {
 		subs = append(subs, s)
-		for f := range s.folders {
+		for _, f := range s.folders {
 			fs[f] = true
 		}
 	}
@@ -335,7 +349,7 @@ type watchState struct {
 
 // baselined reports whether every folder of sub has marks from a poll.
 func (st *watchState) baselined(sub *Subscription) bool {
-	for f := range sub.folders {
+	for _, f := range sub.folders {
 		if _, ok := st.base[f]; !ok {
 			return false
 		}

@@ -148,7 +148,21 @@ func TestHubShared(t *testing.T) {
 		t.Fatalf("Dovecot counts %d sessions of alice, pool %+v (want 1 IDLE + at most 1 pooled + 1 outside)", n, st)
 	}
 
+	// One waiter is told by OnChange, as a parked request is.
+	called := make(chan struct{}, 1)
+	subs[1].OnChange(func() {
+		select {
+		case called <- struct{}{}:
+		default:
+		}
+	})
 	e.appendTo("INBOX")
+	select {
+	case <-called:
+	case <-time.After(30 * time.Second):
+		t.Fatal("OnChange not called after an APPEND to INBOX")
+	}
+	subs[1].OnChange(nil)
 	for i, sub := range subs {
 		if got := e.changed(sub); !slices.Equal(got, []backend.FolderID{inbox}) {
 			t.Fatalf("waiter %d after an APPEND to INBOX: %v", i, got)
