@@ -30,8 +30,8 @@ func windowDay(window time.Time) time.Time {
 // UID SEARCH SINCE find expunged, aged-out and added messages, and the
 // tracked messages' flags are fetched: only those changed since the
 // snapshot's mod-sequence with CONDSTORE (ScanModSeq), all of them
-// without (ScanFull). Added messages' flags are not fetched. QRESYNC is never used (go-imap cannot parse
-// VANISHED).
+// without (ScanFull). Added messages' flags are not fetched. QRESYNC is
+// never used (go-imap cannot parse VANISHED).
 func (s *session) Changes(ctx context.Context, id backend.FolderID, since *backend.FolderState, window time.Time) (*backend.ChangeSet, error) {
 	var cs *backend.ChangeSet
 	err := s.do(ctx, func(c *conn) error {

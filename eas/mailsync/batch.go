@@ -254,10 +254,9 @@ const readChunk = 128
 // found in them. For the larger ones a second read brings their structure
 // (BODYSTRUCTURE) and a third what mailitem.PlanReads says their items
 // need (header and text parts, or the start of the MIME message), one
-// request per shape. Both read
-// in chunks newest first; up to Parallel workers build each item as soon
-// as its contents arrive, and none is started once the deadline has
-// passed. Jobs the first read did not find are left without a summary
+// request per shape. The first and the third read in chunks newest
+// first; up to Parallel workers build each item as soon as its contents
+// arrive, and none is started once the deadline has passed. Jobs the first read did not find are left without a summary
 // (gone since).
 func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error {
 	opts := req.Options.Item
