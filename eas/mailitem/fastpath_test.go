@@ -1,7 +1,8 @@
 package mailitem
 
 // The fast paths of building an item (readHeader, parseDate, sanitize's
-// word-at-a-time scan) against the slower code they stand in for.
+// word-at-a-time scan, simpleAddress) against the slower code they stand
+// in for.
 
 import (
 	"bufio"
@@ -148,5 +149,55 @@ func TestSanitizeAsReference(t *testing.T) {
 		if got, want := sanitize(string(b)), referenceSanitize(string(b)); got != want {
 			t.Fatalf("sanitize(%q) = %q, want %q", b, got, want)
 		}
+	}
+}
+
+// TestSimpleAddressAsNetMail: where simpleAddress takes a field, it gives
+// what the net/mail path of parseAddressList gives.
+func TestSimpleAddressAsNetMail(t *testing.T) {
+	fields := []string{
+		"alice@example.com", "Alice <alice@example.com>", "Sender 1 <s1@example.com>",
+		"  Two   Spaces  <a.b@c.d>", "<bare@example.org>", "a+b_c-d@x-y.example", "Alice<a@b>",
+		"a@b", "a@@b", "a.@b", ".a@b", "a..b@c", "a@b.", "Alice <a@b", "Alice a@b>", "<>",
+		"Alice <a@b> x", "O'Brien <o@b>", "Dr. Who <who@b>", "=?utf-8?q?x?= <a@b>", "a@b, c@d",
+		"Ünï <a@b>", "a@[1.2.3.4]", `"Quoted" <a@b>`, "(comment) a@b", "x <a b@c>",
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	pick := func(alphabet string, n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	for range 20000 {
+		addr := pick("ab1._+-", 1+r.IntN(6)) + "@" + pick("ab1.-", 1+r.IntN(6))
+		switch r.IntN(4) {
+		case 0:
+			fields = append(fields, addr)
+		case 1:
+			fields = append(fields, pick("aZ1  ", r.IntN(9))+"<"+addr+">")
+		case 2:
+			fields = append(fields, pick("aZ1 .'\"(),;:<>@", r.IntN(9))+"<"+addr+">"+pick(" >", r.IntN(2)))
+		default:
+			fields = append(fields, pick("ab1 .@<>-_+'\"(),;:", 1+r.IntN(16)))
+		}
+	}
+	p := mail.AddressParser{WordDecoder: wordDecoder}
+	taken := 0
+	for _, f := range fields {
+		v := strings.TrimSpace(f)
+		got, ok := simpleAddress(v)
+		if !ok {
+			continue
+		}
+		taken++
+		list, err := p.ParseList(v)
+		if err != nil || len(list) != 1 || cleanText(list[0].Name) != got.Name || cleanText(list[0].Address) != got.Addr {
+			t.Errorf("simpleAddress(%q) = %+v; net/mail: %v, %v", v, got, list, err)
+		}
+	}
+	if taken < 100 {
+		t.Errorf("only %d fields took the fast path", taken)
 	}
 }

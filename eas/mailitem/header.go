@@ -239,6 +239,9 @@ func parseAddressList(v string) []address {
 	if v == "" {
 		return nil
 	}
+	if a, ok := simpleAddress(v); ok {
+		return []address{a}
+	}
 	p := mail.AddressParser{WordDecoder: wordDecoder}
 	if list, err := p.ParseList(v); err == nil {
 		out := make([]address, 0, len(list))
@@ -272,6 +275,49 @@ func parseAddressList(v string) []address {
 	}
 	return out
 }
+
+// simpleAddress parses the commonest address fields without net/mail
+// (which was a fifth of the time spent building an item): one
+// "addr@domain" or "Name Words <addr@domain>" where the name is letters,
+// digits and spaces and the address a plain dot-atom. It gives what
+// net/mail gives for those (tested against it); anything else is not ok.
+func simpleAddress(v string) (address, bool) {
+	name, addr := "", v
+	if strings.HasSuffix(v, ">") {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			return address{}, false
+		}
+		name, addr = v[:i], v[i+1:len(v)-1]
+		for j := 0; j < len(name); j++ {
+			if c := name[j]; !(isAlnum(c) || c == ' ') {
+				return address{}, false
+			}
+		}
+		name = strings.Join(strings.Fields(name), " ")
+	}
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || !dotAtom(local, "_+-") || !dotAtom(domain, "-") {
+		return address{}, false
+	}
+	return address{Name: name, Addr: addr}, true
+}
+
+// dotAtom reports whether s is atoms of letters, digits and extra joined
+// by single dots.
+func dotAtom(s, extra string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && strings.IndexByte(extra, c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
 
 // splitAddresses splits an address list at commas outside quotes, angle
 // brackets and comments.
