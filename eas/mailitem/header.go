@@ -317,7 +317,9 @@ func dotAtom(s, extra string) bool {
 	return true
 }
 
-func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // splitAddresses splits an address list at commas outside quotes, angle
 // brackets and comments.
