@@ -51,12 +51,11 @@ func (s *Server) registerMailSync() {
 
 // Limits of a Sync request (MS-ASCMD 2.2.3.198, 2.2.3.88.2, 2.2.3.94).
 const (
-	minWaitMinutes   = 1
-	maxWaitMinutes   = 59
-	minHeartbeat     = 60
-	maxHeartbeat     = 3540
-	maxSyncFolders   = 100
-	syncStatusCached = 13
+	minWaitMinutes = 1
+	maxWaitMinutes = 59
+	minHeartbeat   = 60
+	maxHeartbeat   = 3540
+	maxSyncFolders = 100
 )
 
 // syncCollection is one parsed Collection of a Sync request.
@@ -261,7 +260,7 @@ func (m *mailSync) sync(ctx context.Context, req *Request, body *wbxml.Element) 
 	partial := body != nil && body.Has(wbxml.AirSyncPartial)
 	if body == nil || partial {
 		if cache == nil {
-			return syncTop(syncStatusCached, 0), nil
+			return syncTop(mailsync.StatusIncomplete, 0), nil
 		}
 	}
 	if body == nil {

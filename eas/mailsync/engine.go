@@ -29,7 +29,7 @@ const (
 	StatusObjectNotFound   = 8
 	StatusCannotComplete   = 9
 	StatusHierarchyChanged = 12
-	StatusIncomplete       = 13
+	StatusIncomplete       = 13 // an empty or Partial request without a cached one
 	StatusInvalidWait      = 14
 	StatusTooMany          = 15
 	StatusRetry            = 16

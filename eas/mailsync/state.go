@@ -132,23 +132,6 @@ func decodeState(data []byte) (*state, error) {
 	return &st, nil
 }
 
-// clone returns a deep copy of st.
-func (st *state) clone() *state {
-	c := *st
-	if st.Snap != nil {
-		c.Snap = st.Snap.Clone()
-	}
-	c.DueChanged = st.DueChanged.Clone()
-	c.DueDeleted = st.DueDeleted.Clone()
-	c.DueSoft = st.DueSoft.Clone()
-	c.DueAdded = st.DueAdded.Clone()
-	c.Failed = st.Failed.Clone()
-	c.Own = st.Own.Clone()
-	c.Drafts = append([]draftID(nil), st.Drafts...)
-	c.Batch.Results = append([]result(nil), st.Batch.Results...)
-	return &c
-}
-
 // forget removes every trace of uid: the phone no longer has the message
 // and must not be told about it (it moved or deleted it itself).
 func (st *state) forget(uid backend.UID) {
