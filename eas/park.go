@@ -33,8 +33,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -174,12 +177,13 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd 
 	}
 	p := &s.parking
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.ln == nil || p.draining || p.ln.closed() {
+		p.mu.Unlock()
 		return false
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		p.mu.Unlock()
 		return false
 	}
 	pr := &parkedRequest{
@@ -203,7 +207,10 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd 
 	// Thousands of parked requests: keep only what the rest of the
 	// command reads (see Request.Header and Device).
 	req.Header, req.Device = nil, nil
+	// Added while not draining, under the lock: never after AwaitParked's
+	// Wait began. Later runs without the lock, as it may answer at once.
 	p.wg.Add(1)
+	p.mu.Unlock()
 	s.metrics.parked.Inc()
 	// The parked request's context: the client is not watched (nobody
 	// reads the connection) and the wait ends by itself at the
@@ -215,6 +222,12 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd 
 // answerParked writes a parked request's answer on its connection, then
 // hands the connection back to the http.Server (or closes it).
 func (s *Server) answerParked(pr *parkedRequest, resp Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logPanic(pr.req, v)
+			pr.conn.Close()
+		}
+	}()
 	defer s.parking.wg.Done()
 	defer s.metrics.parked.Dec()
 	defer s.metrics.inFlight.Dec()
@@ -278,7 +291,9 @@ func (s *Server) AwaitParked(ctx context.Context) error {
 type connWriter struct {
 	bw     *bufio.Writer
 	header http.Header
-	code   int // 0 until WriteHeader
+	code   int   // 0 until WriteHeader
+	length int64 // the Content-Length sent; -1 when none
+	n      int64 // body bytes written
 	close  bool
 	err    error
 }
@@ -298,7 +313,10 @@ func (w *connWriter) WriteHeader(code int) {
 	}
 	w.code = code
 	h := w.header
-	if h.Get("Content-Length") == "" {
+	w.length = -1
+	if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		w.length = n
+	} else {
 		w.close = true
 	}
 	if w.close {
@@ -325,19 +343,45 @@ func (w *connWriter) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	n, err := w.bw.Write(p)
+	w.n += int64(n)
 	if err != nil {
 		w.err = err
 	}
 	return n, err
 }
 
-// flush sends what is buffered; an empty answer is a 200.
+// flush sends what is buffered; an empty answer is a 200. A body shorter
+// or longer than its Content-Length (a failed copy) leaves the
+// connection unusable: close is then set.
 func (w *connWriter) flush() error {
 	if w.code == 0 {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.length >= 0 && w.n != w.length {
+		w.close = true
 	}
 	if w.err != nil {
 		return w.err
 	}
 	return w.bw.Flush()
+}
+
+// recoverAnswer, deferred by code that must end in answer, answers with
+// an error after a panic (logged). answer itself never panics outward:
+// the front door's answers recover on their own (answerParked) or only
+// send on a channel.
+func (s *Server) recoverAnswer(req *Request, answer func(Response, error)) {
+	if v := recover(); v != nil {
+		s.logPanic(req, v)
+		answer(Response{}, fmt.Errorf("eas: panic while waiting: %v", v))
+	}
+}
+
+// logPanic logs a panic of a goroutine that serves a waiting request
+// outside net/http's handler (which would have recovered it), with the
+// stack: the process goes on serving everyone else.
+func (s *Server) logPanic(req *Request, v any) {
+	s.log.LogAttrs(context.Background(), slog.LevelError, "panic while serving a waiting request",
+		slog.String("user", req.User), slog.String("device", req.DeviceID), slog.String("cmd", req.Command),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 }

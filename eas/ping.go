@@ -238,6 +238,7 @@ func (p *pinger) ping(ctx context.Context, req *Request, body *wbxml.Element) (R
 	// Nothing to report yet: the wait may be parked (Response.Later).
 	return Response{Later: func(ctx context.Context, answer func(Response, error)) {
 		cw.wait(ctx, w, func(res waitResult, err error) {
+			defer p.s.recoverAnswer(req, answer)
 			cw.close()
 			w.End()
 			if err != nil {
@@ -477,6 +478,14 @@ func (ws *waitSteps) kick() {
 }
 
 func (ws *waitSteps) steps() {
+	defer func() {
+		if v := recover(); v != nil {
+			ws.cw.s.logPanic(ws.cw.req, v)
+			if !ws.finished {
+				ws.finish(waitResult{}, fmt.Errorf("eas: panic while waiting: %v", v))
+			}
+		}
+	}()
 	for {
 		n := ws.kicks.Load()
 		ws.step()

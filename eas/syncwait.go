@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/easgate/easgate/backend"
@@ -90,21 +91,29 @@ func (hs *hangingSync) sync(ctx context.Context, req *Request, body *wbxml.Eleme
 	}
 	again := withoutCommands(body)
 	deadline := time.Now().Add(hb)
-	// The wait may be parked (Response.Later).
+	// The wait may be parked (Response.Later), which must return at once:
+	// the first look (cw.begin) reads IMAP, so it runs on a goroutine.
 	return Response{Later: func(ctx context.Context, answer func(Response, error)) {
-		hs.wait(ctx, req, w, sess, watched, again, deadline, func(resp Response, err error) {
-			w.End()
-			answer(resp, err)
-		})
+		var once sync.Once
+		reply := func(resp Response, err error) {
+			once.Do(func() {
+				w.End()
+				answer(resp, err)
+			})
+		}
+		go hs.wait(ctx, req, w, sess, watched, again, deadline, reply)
 	}}, nil
 }
 
-// wait holds a hanging Sync until deadline and then calls answer: it runs
-// the request again (again: without the client's commands, which were
-// applied the first time) whenever a watched folder has news for the
-// device, and answers with the first non-empty result. Like
-// changeWait.wait it returns at once.
+// wait holds a hanging Sync until deadline and then calls answer (at most
+// once: a panic answers with an error): it runs the request again (again:
+// without the client's commands, which were applied the first time)
+// whenever a watched folder has news for the device, and answers with
+// the first non-empty result. It returns once the wait is set up; each
+// new round starts on a goroutine of its own, so the stack stays flat
+// however many rounds an hour brings.
 func (hs *hangingSync) wait(ctx context.Context, req *Request, w push.Wait, sess backend.Session, watched []watchedFolder, again *wbxml.Element, deadline time.Time, answer func(Response, error)) {
+	defer hs.m.s.recoverAnswer(req, answer)
 	left := time.Until(deadline)
 	if left <= 0 {
 		answer(Response{}, nil)
@@ -113,6 +122,7 @@ func (hs *hangingSync) wait(ctx context.Context, req *Request, w push.Wait, sess
 	cw := &changeWait{s: hs.m.s, eng: hs.m.eng, req: req, sess: sess, watched: watched, hb: left,
 		afterFunc: hs.afterFunc, waiting: hs.waiting}
 	cw.run(ctx, w, func(res waitResult, err error) {
+		defer hs.m.s.recoverAnswer(req, answer)
 		if err != nil {
 			answer(Response{}, err)
 			return
@@ -136,7 +146,7 @@ func (hs *hangingSync) wait(ctx context.Context, req *Request, w push.Wait, sess
 			answer(resp, err)
 			return
 		}
-		hs.wait(ctx, req, w, sess, watched, again, deadline, answer)
+		go hs.wait(ctx, req, w, sess, watched, again, deadline, answer)
 	})
 }
 

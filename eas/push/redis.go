@@ -153,6 +153,10 @@ func (b *RedisBroker) Signal(ctx context.Context, k Key, reason Reason) error {
 	}
 	if _, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, b.signalKey(k), formatSignal(seq, reason), seqTTL)
+		// The counter lives as long as the signal: a counter that
+		// expired first would start again below the stored signal,
+		// which a resync would then apply to a newer wait.
+		p.Expire(ctx, b.seqKey(k), seqTTL)
 		p.Publish(ctx, b.channel, msg)
 		return nil
 	}); err != nil {
