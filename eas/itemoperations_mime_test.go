@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -470,25 +469,9 @@ func checkMIMEResponse(w *fileRecorder, msg []byte, multipart, gz bool) error {
 			return err
 		}
 	}
-	doc, data := body, []byte(nil)
-	if multipart {
-		if len(body) < 20 || binary.LittleEndian.Uint32(body) != 2 {
-			return fmt.Errorf("not a two-part multipart body (%d bytes)", len(body))
-		}
-		off0, n0 := binary.LittleEndian.Uint32(body[4:]), binary.LittleEndian.Uint32(body[8:])
-		off1, n1 := binary.LittleEndian.Uint32(body[12:]), binary.LittleEndian.Uint32(body[16:])
-		if off0 != 20 || off1 != off0+n0 || int(off1+n1) != len(body) {
-			return fmt.Errorf("multipart table %d+%d, %d+%d for %d bytes", off0, n0, off1, n1, len(body))
-		}
-		doc, data = body[off0:off1], body[off1:]
-	}
-	d, err := wbxml.Parse(bytes.NewReader(doc), wbxml.Limits{MaxBytes: 1 << 30, MaxStringLen: 1 << 30})
+	f, data, err := successfulFetch(body, multipart)
 	if err != nil {
 		return err
-	}
-	f := d.Child(wbxml.ItemOperationsResponse).Child(wbxml.ItemOperationsFetch)
-	if f == nil || f.ChildText(wbxml.ItemOperationsStatus) != "1" {
-		return fmt.Errorf("no successful Fetch in the response")
 	}
 	b := f.Child(wbxml.ItemOperationsProperties).Child(wbxml.AirSyncBaseBody)
 	if b.ChildText(wbxml.AirSyncBaseType) != "4" || b.ChildText(wbxml.AirSyncBaseEstimatedDataSize) != strconv.Itoa(len(msg)) || b.ChildText(wbxml.AirSyncBaseTruncated) != "0" {

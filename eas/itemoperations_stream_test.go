@@ -421,29 +421,40 @@ func newAttachmentServerWith(tb testing.TB, bin []byte, wrap func(backend.Store)
 	return nil, ""
 }
 
-// checkAttachmentResponse checks that an ItemOperations response carries
-// want, in the multipart or the base64 form.
-func checkAttachmentResponse(body, want []byte, multipart bool) error {
-	doc, data := body, []byte(nil)
+// successfulFetch reads an ItemOperations response with one Fetch, in the
+// multipart form (the document, then one part: data) or not, and returns
+// its Fetch, which must have succeeded.
+func successfulFetch(body []byte, multipart bool) (fetch *wbxml.Element, data []byte, err error) {
+	doc := body
 	if multipart {
 		if len(body) < 20 || binary.LittleEndian.Uint32(body) != 2 {
-			return fmt.Errorf("not a two-part multipart body (%d bytes)", len(body))
+			return nil, nil, fmt.Errorf("not a two-part multipart body (%d bytes)", len(body))
 		}
 		off0, n0 := binary.LittleEndian.Uint32(body[4:]), binary.LittleEndian.Uint32(body[8:])
 		off1, n1 := binary.LittleEndian.Uint32(body[12:]), binary.LittleEndian.Uint32(body[16:])
 		if off0 != 20 || off1 != off0+n0 || int(off1+n1) != len(body) {
-			return fmt.Errorf("multipart table %d+%d, %d+%d for %d bytes", off0, n0, off1, n1, len(body))
+			return nil, nil, fmt.Errorf("multipart table %d+%d, %d+%d for %d bytes", off0, n0, off1, n1, len(body))
 		}
 		doc, data = body[off0:off1], body[off1:]
 	}
 	// 50 MB of base64 is beyond what a request may hold.
 	d, err := wbxml.Parse(bytes.NewReader(doc), wbxml.Limits{MaxBytes: 1 << 30, MaxStringLen: 1 << 30})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	f := d.Child(wbxml.ItemOperationsResponse).Child(wbxml.ItemOperationsFetch)
 	if f == nil || f.ChildText(wbxml.ItemOperationsStatus) != "1" {
-		return fmt.Errorf("no successful Fetch in %v", d)
+		return nil, nil, fmt.Errorf("no successful Fetch in the response")
+	}
+	return f, data, nil
+}
+
+// checkAttachmentResponse checks that an ItemOperations response carries
+// want, in the multipart or the base64 form.
+func checkAttachmentResponse(body, want []byte, multipart bool) error {
+	f, data, err := successfulFetch(body, multipart)
+	if err != nil {
+		return err
 	}
 	if !multipart {
 		if data, err = base64.StdEncoding.DecodeString(f.Child(wbxml.ItemOperationsProperties).ChildText(wbxml.ItemOperationsData)); err != nil {
