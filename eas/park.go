@@ -168,9 +168,10 @@ type parkedRequest struct {
 }
 
 // park takes over the request's connection and starts later, whose
-// answer is written on the connection; it reports false when the request cannot be parked (the
-// server does not park, the connection is not HTTP/1.x, the server is
-// shutting down), and then the caller runs later itself.
+// answer is written on the connection. It reports false when the request
+// cannot be parked (the server does not park, the connection is not
+// HTTP/1.x, the server is shutting down); the caller then runs later
+// itself.
 func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd command, later func(context.Context, func(Response, error)), rec *logRecord, start time.Time) bool {
 	if r.ProtoMajor != 1 {
 		return false
@@ -202,8 +203,7 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, req *Request, cmd 
 	if v := r.Header.Values("Accept-Encoding"); len(v) > 0 {
 		pr.header["Accept-Encoding"] = v
 	}
-	req.rc = nil
-	req.writeDeadline = conn.SetWriteDeadline
+	req.rc, req.parked = nil, true
 	// Thousands of parked requests: keep only what the rest of the
 	// command reads (see Request.Header and Device).
 	req.Header, req.Device = nil, nil

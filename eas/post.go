@@ -59,9 +59,9 @@ type Request struct {
 	authKey [32]byte                 // auth cache key, to forget it if the backend refuses later
 	mail    *mailbox                 // the mail session behind Mailbox; holds the password
 	rc      *http.ResponseController // nil outside servePost (handlers called directly in tests) and once parked
-	// writeDeadline sets the connection's write deadline once the
-	// request is parked (park.go); nil before.
-	writeDeadline func(time.Time) error
+	// parked is set once the front door holds the connection itself
+	// (park.go): it sets the answer's write deadline when it writes it.
+	parked bool
 }
 
 // ExtendWriteDeadline lets the answer to this request be written up to d
@@ -69,11 +69,12 @@ type Request struct {
 // commands that wait on purpose: Ping and hanging Sync hold the request
 // for their heartbeat (up to an hour). It fails when the connection
 // cannot change its deadline (http.ErrNotSupported) or the request is
-// not served over HTTP.
+// not served over HTTP. A parked request has no deadline until its answer
+// is written, so there is nothing to extend.
 func (r *Request) ExtendWriteDeadline(d time.Duration) error {
 	switch {
-	case r.writeDeadline != nil:
-		return r.writeDeadline(time.Now().Add(d))
+	case r.parked:
+		return nil
 	case r.rc != nil:
 		return r.rc.SetWriteDeadline(time.Now().Add(d))
 	}
