@@ -167,14 +167,15 @@ func (s *session) Message(ctx context.Context, id backend.FolderID, uid backend.
 }
 
 // lend opens, with open, something that keeps a pooled connection until
-// it is done with it (a streamed message or part): on success lent gets
+// it is done with it (a streamed message or part; never the connection of
+// a Watch, which would stop watching all that time): on success lent gets
 // the function that gives the connection back (to the pool when ok, else
 // dropped). A connection found broken while opening is replaced once, as
 // do() does; a server's refusal is returned as is.
 func lend[R any](ctx context.Context, s *session, open func(c *conn) (R, error), lent func(R, func(ok bool))) (R, error) {
 	var zero R
 	for attempt := 0; ; attempt++ {
-		c, fresh, err := s.pool.acquire(ctx, s.key, s.password)
+		c, fresh, err := s.pool.acquire(ctx, s.key, s.password, borrowNever)
 		if err != nil {
 			return zero, err
 		}

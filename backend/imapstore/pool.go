@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,8 +18,15 @@ import (
 
 // userPool holds one user's IMAP connections. A connection is either idle
 // (in p.idle) or lent to exactly one operation, which holds one of the
-// p.slots tokens meanwhile; so at most MaxConnsPerUser are open and each
-// runs one command at a time.
+// p.slots tokens meanwhile; so at most MaxConnsPerUser operations run at
+// once, each on a connection of its own, one command at a time.
+//
+// A running Watch's connection may be the pool's lender: operations
+// borrow it (it leaves IDLE meanwhile) before they open connections of
+// their own, wait up to LendWait when another operation has it, and the
+// pool keeps no idle connection beside it. So a user whose devices wait
+// in Ping holds one IMAP connection, not one plus the pool's, while mail
+// arrives and the devices sync it.
 type userPool struct {
 	s     *Store
 	user  string
@@ -28,13 +36,39 @@ type userPool struct {
 	key        [32]byte  // HMAC of the password the pool last logged in with
 	verifiedAt time.Time // when key last passed a LOGIN; zero: never
 	idle       []*conn   // most recently used last
-	open       int       // idle + lent
+	open       int       // idle + lent, Watch connections not counted
 	maxOpen    int
 	dials      int
-	refs       int            // sessions (and Opens in progress) using the pool
-	watching   map[*conn]bool // Watch connections, outside the bound
+	lendCount  int             // operations that ran on the lender's connection
+	refs       int             // sessions (and Opens in progress) using the pool
+	watching   map[*watch]bool // running Watches, outside the bound
+	lender     *watch          // the Watch whose connection operations borrow; nil if none
+	waiting    []*waiter       // operations waiting for the lender's connection, oldest first
 	closed     bool
 }
+
+// waiter is an operation waiting for the lender's connection (or any
+// connection logged in with key that comes back meanwhile): it receives
+// it on c, or nil when the lender ended.
+type waiter struct {
+	key [32]byte
+	c   chan *conn
+}
+
+// borrowing says whether an operation may run on the lender's connection.
+type borrowing int
+
+const (
+	// borrowFirst prefers the lender's connection, waiting up to
+	// LendWait for it when it is lent, then opens one.
+	borrowFirst borrowing = iota
+	// borrowNever is for connections held for long (streamed messages
+	// and parts): the watch would stop watching all that time.
+	borrowNever
+	// borrowOnly is the watch's own use (Folders): its connection or
+	// another lent to the same waiters, never a new one.
+	borrowOnly
+)
 
 func newUserPool(s *Store, user string) *userPool {
 	return &userPool{s: s, user: user, slots: make(chan struct{}, s.opts.MaxConnsPerUser)}
@@ -108,31 +142,25 @@ func (p *userPool) takeSlot(ctx context.Context) error {
 }
 
 // acquire lends a connection logged in with the session's password: an
-// idle one if there is one (fresh is false), else a new one.
-func (p *userPool) acquire(ctx context.Context, key [32]byte, password string) (c *conn, fresh bool, err error) {
+// idle one if there is one, the lender's as b allows, else a new one
+// (fresh is true). password is only used to log in; borrowOnly needs
+// none.
+func (p *userPool) acquire(ctx context.Context, key [32]byte, password string, b borrowing) (c *conn, fresh bool, err error) {
 	if err := p.takeSlot(ctx); err != nil {
 		return nil, false, err
+	}
+	c, err = p.take(ctx, key, b)
+	if err != nil || c != nil {
+		if err != nil {
+			<-p.slots
+		}
+		return c, false, err
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		<-p.slots
 		return nil, false, fmt.Errorf("%w: store closed", backend.ErrUnavailable)
-	}
-	for i := len(p.idle) - 1; i >= 0; i-- {
-		c := p.idle[i]
-		if c.isClosed() {
-			// The server hung up on it while it waited (BYE, restart).
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			p.open--
-			continue
-		}
-		if c.key != key {
-			continue
-		}
-		p.idle = append(p.idle[:i], p.idle[i+1:]...)
-		p.mu.Unlock()
-		return c, false, nil
 	}
 	if p.open >= cap(p.slots) && len(p.idle) > 0 {
 		// Make room: the idle ones are logged in as someone else's
@@ -161,11 +189,150 @@ func (p *userPool) acquire(ctx context.Context, key [32]byte, password string) (
 	return c, true, nil
 }
 
-// release takes back a lent connection, keeping it for reuse if reuse is
-// set and it is healthy and logged in with the pool's current password.
-func (p *userPool) release(c *conn, reuse bool) {
+// errNoLender is borrowOnly's failure: the watch ended.
+var errNoLender = fmt.Errorf("%w: the watch has ended", backend.ErrUnavailable)
+
+// take finds an open connection for an operation holding a slot: an idle
+// one, or the lender's (waiting for it as b allows). It returns nil when
+// the operation should open one.
+func (p *userPool) take(ctx context.Context, key [32]byte, b borrowing) (*conn, error) {
 	p.mu.Lock()
-	if reuse && !p.closed && c.key == p.key && !c.isClosed() {
+	if p.closed {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: store closed", backend.ErrUnavailable)
+	}
+	if b != borrowOnly {
+		for i := len(p.idle) - 1; i >= 0; i-- {
+			c := p.idle[i]
+			if c.isClosed() {
+				// The server hung up on it while it waited (BYE, restart).
+				p.idle = append(p.idle[:i], p.idle[i+1:]...)
+				p.open--
+				continue
+			}
+			if c.key != key {
+				continue
+			}
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	w := p.lender
+	if b == borrowNever || (b == borrowFirst && p.s.opts.LendWait < 0) || w == nil || w.c.key != key {
+		p.mu.Unlock()
+		if b == borrowOnly {
+			return nil, errNoLender
+		}
+		return nil, nil
+	}
+	if !w.lent {
+		w.lent = true
+		p.mu.Unlock()
+		if err := w.pauseToLend(); err != nil {
+			w.end(fmt.Errorf("%w: leaving IDLE to lend the connection: %w", backend.ErrUnavailable, err))
+			w.c.close()
+			if b == borrowOnly {
+				return nil, errNoLender
+			}
+			return nil, nil
+		}
+		p.mu.Lock()
+		p.lendCount++
+		p.mu.Unlock()
+		return w.c, nil
+	}
+	wt := &waiter{key: key, c: make(chan *conn, 1)}
+	p.waiting = append(p.waiting, wt)
+	p.mu.Unlock()
+	var timeout <-chan time.Time
+	if b == borrowFirst {
+		t := time.NewTimer(p.s.opts.LendWait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case c := <-wt.c:
+		return p.handedOver(c, b)
+	case <-timeout:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	i := slices.Index(p.waiting, wt)
+	if i >= 0 {
+		p.waiting = slices.Delete(p.waiting, i, i+1)
+	}
+	p.mu.Unlock()
+	if i < 0 {
+		// Handed a connection just now.
+		c := <-wt.c
+		if ctx.Err() == nil {
+			return p.handedOver(c, b)
+		}
+		if c != nil {
+			p.put(c, true)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: waiting for a connection: %w", backend.ErrUnavailable, ctx.Err())
+	}
+	return nil, nil
+}
+
+// handedOver is what a waiter does with what it was handed: c, or on
+// nil (the lender ended) a new connection.
+func (p *userPool) handedOver(c *conn, b borrowing) (*conn, error) {
+	if c == nil && b == borrowOnly {
+		return nil, errNoLender
+	}
+	if c != nil && c.watch != nil {
+		p.mu.Lock()
+		p.lendCount++
+		p.mu.Unlock()
+	}
+	return c, nil
+}
+
+// release takes back a lent connection (see put) and frees its slot.
+func (p *userPool) release(c *conn, reuse bool) {
+	p.put(c, reuse)
+	<-p.slots
+}
+
+// put takes back a lent connection, keeping it for reuse if reuse is set
+// and it is healthy and logged in with the pool's current password: it
+// goes to the first operation waiting for one like it, else back to its
+// watch if it is the lender's, else to the idle connections unless the
+// lender's makes it redundant.
+func (p *userPool) put(c *conn, reuse bool) {
+	p.mu.Lock()
+	w := c.watch
+	healthy := reuse && !p.closed && !c.isClosed() && (w == nil || !w.gone)
+	if healthy {
+		if i := slices.IndexFunc(p.waiting, func(wt *waiter) bool { return wt.key == c.key }); i >= 0 {
+			wt := p.waiting[i]
+			p.waiting = slices.Delete(p.waiting, i, i+1)
+			p.mu.Unlock()
+			wt.c <- c
+			return
+		}
+	}
+	if w != nil {
+		gone := w.gone
+		p.mu.Unlock()
+		switch {
+		case gone:
+			c.close()
+		case !healthy:
+			w.end(fmt.Errorf("%w: the connection failed while lent", backend.ErrUnavailable))
+			c.close()
+		default:
+			go w.takeBack()
+		}
+		return
+	}
+	redundant := p.lender != nil && p.lender.c.key == c.key
+	if healthy && c.key == p.key && !redundant {
 		c.lastUsed = time.Now()
 		p.idle = append(p.idle, c)
 	} else {
@@ -173,7 +340,38 @@ func (p *userPool) release(c *conn, reuse bool) {
 		c.close()
 	}
 	p.mu.Unlock()
-	<-p.slots
+}
+
+// takeBack makes the lender's connection watch again (watch.resume) and
+// lends it on if an operation asked for it meanwhile.
+func (w *watch) takeBack() {
+	p := w.pool
+	err := w.resume()
+	p.mu.Lock()
+	if err != nil || w.gone {
+		p.mu.Unlock()
+		if err != nil {
+			w.end(fmt.Errorf("%w: watching again after a lend: %w", backend.ErrUnavailable, err))
+		}
+		w.c.close()
+		return
+	}
+	i := slices.IndexFunc(p.waiting, func(wt *waiter) bool { return wt.key == w.c.key })
+	if i < 0 {
+		w.lent = false
+		p.mu.Unlock()
+		return
+	}
+	wt := p.waiting[i]
+	p.waiting = slices.Delete(p.waiting, i, i+1)
+	p.mu.Unlock()
+	if err := w.pauseToLend(); err != nil {
+		w.end(fmt.Errorf("%w: leaving IDLE to lend the connection: %w", backend.ErrUnavailable, err))
+		w.c.close()
+		wt.c <- nil
+		return
+	}
+	wt.c <- w.c
 }
 
 // reapIdle closes idle connections last used before cutoff.
@@ -209,36 +407,79 @@ func (p *userPool) closeAll() {
 		p.open--
 	}
 	p.idle = nil
-	for c := range p.watching {
-		c.close()
+	for w := range p.watching {
+		w.c.close()
 	}
 }
 
-// watch registers a Watch connection so that Store.Close ends it; it
-// reports false if the store is already closed.
-func (p *userPool) watch(c *conn) bool {
+// watch registers w so that Store.Close ends it; it reports false if the
+// store is already closed.
+func (p *userPool) watch(w *watch) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
 	if p.watching == nil {
-		p.watching = make(map[*conn]bool)
+		p.watching = make(map[*watch]bool)
 	}
-	p.watching[c] = true
+	p.watching[w] = true
 	return true
 }
 
-func (p *userPool) unwatch(c *conn) {
+// offer makes w the pool's lender unless it has one. The idle
+// connections it makes redundant are closed.
+func (p *userPool) offer(w *watch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.watching, c)
+	if p.lender != nil || w.gone || p.s.opts.LendWait < 0 {
+		return
+	}
+	p.lender, w.lender = w, true
+	p.idle = slices.DeleteFunc(p.idle, func(c *conn) bool {
+		if c.key != w.c.key {
+			return false
+		}
+		c.close()
+		p.open--
+		return true
+	})
+}
+
+// lends reports whether w is the pool's lender.
+func (p *userPool) lends(w *watch) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return w.lender && !w.gone
+}
+
+// unwatch forgets the ended w. If it was the lender, the operations
+// waiting for its connection are told to go elsewhere. It reports whether
+// the connection is lent (then whoever has it closes it).
+func (p *userPool) unwatch(w *watch) (lent bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.watching, w)
+	w.gone = true
+	if p.lender == w {
+		p.lender = nil
+		for _, wt := range p.waiting {
+			wt.c <- nil
+		}
+		p.waiting = nil
+	}
+	return w.lent
 }
 
 func (p *userPool) stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return PoolStats{Open: p.open, Idle: len(p.idle), MaxOpen: p.maxOpen, Dials: p.dials, Watching: len(p.watching)}
+	st := PoolStats{Open: p.open, Idle: len(p.idle), MaxOpen: p.maxOpen, Dials: p.dials,
+		Watching: len(p.watching), Lends: p.lendCount, Waiting: len(p.waiting)}
+	if p.lender != nil && p.lender.lent {
+		st.Lent = 1
+	}
+	return st
 }
 
 // conn is one logged-in IMAP connection.
@@ -254,6 +495,9 @@ type conn struct {
 	// selected is the folder the connection has selected, as it was
 	// when selected (see examineFolder); zero when none.
 	selected selection
+	// watch is the Watch the connection belongs to; nil for a pooled
+	// one.
+	watch *watch
 }
 
 // selection names a selected folder: its name and UIDVALIDITY.

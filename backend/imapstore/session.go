@@ -44,7 +44,7 @@ func (s *session) do(ctx context.Context, f func(c *conn) error) error {
 		return backend.ErrClosed
 	}
 	for attempt := 0; ; attempt++ {
-		c, fresh, err := s.pool.acquire(ctx, s.key, s.password)
+		c, fresh, err := s.pool.acquire(ctx, s.key, s.password, borrowFirst)
 		if err != nil {
 			return err
 		}

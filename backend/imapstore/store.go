@@ -83,6 +83,10 @@ const (
 	// the gateway's extra memory: docs/benchmarks.md).
 	DefaultMaxConnsPerUser = 2
 	DefaultIdleTimeout     = 5 * time.Minute
+	// DefaultLendWait is how long an operation waits for the connection
+	// of the user's Watch while another operation has it (a Sync, a
+	// Ping's check: milliseconds) before it opens one of its own.
+	DefaultLendWait = time.Second
 )
 
 // Options configure a Store.
@@ -103,6 +107,12 @@ type Options struct {
 	// IdleTimeout closes connections unused for this long; 0 means
 	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// LendWait is how long an operation waits for the connection of the
+	// user's running Watch, lent to another operation, before it opens
+	// one of its own (up to MaxConnsPerUser); 0 means DefaultLendWait,
+	// negative means operations never borrow it. A Watch lends its
+	// connection only on servers with CONDSTORE.
+	LendWait time.Duration
 	// Logger receives connection events (never passwords or message
 	// data); nil discards them.
 	Logger *slog.Logger
@@ -146,6 +156,9 @@ func New(opts Options) (*Store, error) {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.LendWait == 0 {
+		opts.LendWait = DefaultLendWait
 	}
 	s := &Store{
 		opts:   opts,
@@ -231,6 +244,13 @@ type PoolStats struct {
 	// Watching is the number of connections held by running Watch calls;
 	// they are not counted in Open and not bound by MaxConnsPerUser.
 	Watching int
+	// Lends counts the operations that ran on a Watch's connection.
+	Lends int
+	// Lent is 1 while the connection of the user's Watch is lent (or
+	// being taken back), else 0.
+	Lent int
+	// Waiting is the number of operations waiting for that connection.
+	Waiting int
 }
 
 // Stats returns the pool statistics of user (zero if the user has no

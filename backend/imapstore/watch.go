@@ -16,24 +16,36 @@ import (
 var _ backend.Watcher = (*session)(nil)
 
 // Watch implements backend.Watcher with IMAP IDLE (RFC 2177) on a
-// connection of its own: a watch lasts as long as anyone waits, and
-// holding a pooled connection that long would starve the user's other
-// requests. The connection is counted in PoolStats.Watching and closed by
+// connection of its own, counted in PoolStats.Watching and closed by
 // Store.Close. The client re-issues IDLE before the server's 30-minute
 // limit by itself.
 //
-// Changes between SELECT and IDLE are reported by the server when IDLE
+// When the server has CONDSTORE (RFC 7162), the user's operations borrow
+// the watch's connection instead of opening their own (see lender in
+// pool.go), so a user whose requests wait in Ping holds one connection
+// even while mail arrives. The connection leaves IDLE while it is lent;
+// when it comes back the watch reads the folder's marks again (UIDNEXT,
+// MESSAGES, HIGHESTMODSEQ: STATUS, or EXAMINE if the borrower selected
+// another folder) and reports a change if they moved, so nothing that
+// happened meanwhile — by another client or by the borrower itself — goes
+// unreported. Without CONDSTORE a flag change would not move the marks,
+// so such a watch lends nothing.
+//
+// Changes between EXAMINE and IDLE are reported by the server when IDLE
 // begins (untagged EXISTS, EXPUNGE, FETCH), so they reach changed too.
-// The unilateral-data handlers only call changed: they run in the client's
-// reader goroutine, where calling the client would deadlock (go-imap
-// v2.0.0-beta.8).
+// The unilateral-data handlers only call changed: they run in the
+// client's reader goroutine, where calling the client would deadlock
+// (go-imap v2.0.0-beta.8). A borrower's own unilateral data reach changed
+// too (a needless report at worst, never a missed one).
 func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()) (backend.Watch, error) {
 	if s.closed.Load() {
 		return nil, backend.ErrClosed
 	}
+	w := &watch{pool: s.pool, id: id, changed: changed, done: make(chan struct{})}
 	var armed atomic.Bool
 	signal := func() {
 		if armed.Load() {
+			w.reported.Store(true)
 			changed()
 		}
 	}
@@ -54,11 +66,11 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()
 	if err != nil {
 		return nil, err
 	}
-	if !s.pool.watch(c) {
+	w.c, c.watch = c, w
+	if !s.pool.watch(w) {
 		c.close()
 		return nil, fmt.Errorf("%w: store closed", backend.ErrUnavailable)
 	}
-	w := &watch{pool: s.pool, c: c, done: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -67,7 +79,8 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()
 	}()
 	// Until IDLE runs, the caller's cancellation aborts by closing.
 	stop := context.AfterFunc(ctx, func() { c.close() })
-	if _, _, err := selectFolder(c, id); err != nil {
+	_, data, err := openFolder(c, id, true)
+	if err != nil {
 		stop()
 		if c.broken(err) {
 			return nil, watchError(ctx, err)
@@ -78,8 +91,9 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()
 		stop()
 		return nil, fmt.Errorf("%w: the IMAP server has no IDLE", backend.ErrUnavailable)
 	}
+	w.sel, w.marks = c.selected, selectMarks(data)
 	// Armed before IDLE: what the server reports as IDLE begins happened
-	// after SELECT, so it is news.
+	// after EXAMINE, so it is news.
 	armed.Store(true)
 	idle, err := c.client.Idle()
 	if !stop() || err != nil {
@@ -94,30 +108,62 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()
 		case <-w.done:
 		}
 	}()
+	if c.condStore() {
+		s.pool.offer(w)
+	}
 	ok = true
 	return w, nil
 }
 
-// watch is a running Watch: a connection in IDLE, paused for Folders.
+// watch is a running Watch: a connection in IDLE, paused for Folders and,
+// if it is the pool's lender, lent to operations.
 type watch struct {
-	pool *userPool
-	c    *conn
-	stop func() bool // stops the AfterFunc of the caller's context
+	pool    *userPool
+	c       *conn
+	id      backend.FolderID
+	changed func()      // the caller's: reports a change
+	stop    func() bool // stops the AfterFunc of the caller's context
 
-	mu   sync.Mutex // serialises Folders
-	idle *imapclient.IdleCommand
+	// The connection's state: owned by whoever runs commands on it (the
+	// holder of mu for Folders of a watch that does not lend; the
+	// borrower, or the goroutine taking it back, for one that does).
+	idle  *imapclient.IdleCommand
+	sel   selection // the watched folder's selection
+	marks marks     // the watched folder's marks when last read
+	// reported is set when the server reported a change since the marks
+	// were read: they are out of date.
+	reported atomic.Bool
+
+	// Guarded by pool.mu.
+	lender bool // operations borrow the connection (pool.offer)
+	lent   bool // lent, or being taken back
+	gone   bool // ended: the connection is closed when it comes back
+
+	mu sync.Mutex // serialises Folders of a watch that does not lend
 
 	once sync.Once
 	done chan struct{}
 	err  error // set before done closes
 }
 
-// end closes the connection and records why, once.
+// marks are the change marks of the watched folder.
+type marks struct {
+	uidValidity, uidNext, messages uint32
+	highestModSeq                  uint64
+}
+
+func selectMarks(d *imap.SelectData) marks {
+	return marks{d.UIDValidity, uint32(d.UIDNext), d.NumMessages, d.HighestModSeq}
+}
+
+// end records why the watch ended and closes its connection (unless it is
+// lent: then it is closed when it comes back), once.
 func (w *watch) end(err error) {
 	w.once.Do(func() {
 		w.err = err
-		w.c.close()
-		w.pool.unwatch(w.c)
+		if !w.pool.unwatch(w) {
+			w.c.close()
+		}
 		close(w.done)
 	})
 }
@@ -141,16 +187,20 @@ func (w *watch) Close() error {
 	return nil
 }
 
-// Folders leaves IDLE (DONE), lists the folders with their marks, and
-// starts IDLE again. A failure ends the watch.
+// Folders lists the folders with their marks on the watch's connection:
+// borrowed like any operation's when the watch lends it, else by leaving
+// IDLE (DONE) and starting it again. A failure ends the watch.
 func (w *watch) Folders(ctx context.Context) ([]backend.Folder, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	select {
 	case <-w.done:
 		return nil, fmt.Errorf("%w: the watch has ended", backend.ErrUnavailable)
 	default:
 	}
+	if w.pool.lends(w) {
+		return w.borrowedFolders(ctx)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	// Any command would wait for the server's answer; the caller's
 	// cancellation ends the watch instead.
 	stop := context.AfterFunc(ctx, func() { w.end(fmt.Errorf("watch ended: %w", ctx.Err())) })
@@ -160,10 +210,7 @@ func (w *watch) Folders(ctx context.Context) ([]backend.Folder, error) {
 		w.end(err)
 		return nil, err
 	}
-	if err := w.idle.Close(); err != nil {
-		return fail("leaving IDLE", err)
-	}
-	if err := w.idle.Wait(); err != nil {
+	if err := w.pause(); err != nil {
 		return fail("leaving IDLE", err)
 	}
 	folders, err := listFolders(w.c)
@@ -176,6 +223,109 @@ func (w *watch) Folders(ctx context.Context) ([]backend.Folder, error) {
 	}
 	w.idle = idle
 	return folders, nil
+}
+
+// borrowedFolders is Folders on a connection the watch lends: it waits
+// its turn like an operation (never opening a connection of its own).
+func (w *watch) borrowedFolders(ctx context.Context) ([]backend.Folder, error) {
+	c, _, err := w.pool.acquire(ctx, w.c.key, "", borrowOnly)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.close() })
+	folders, err := listFolders(c)
+	stop()
+	w.pool.release(c, !c.broken(err))
+	if err != nil {
+		return nil, fmt.Errorf("%w: LIST on the watch connection: %w", backend.ErrUnavailable, err)
+	}
+	return folders, nil
+}
+
+// pause leaves IDLE so that the connection can run other commands.
+func (w *watch) pause() error {
+	if err := w.idle.Close(); err != nil {
+		return err
+	}
+	err := w.idle.Wait()
+	w.idle = nil
+	return err
+}
+
+// pauseToLend leaves IDLE to lend the connection. If the server reported
+// changes since the marks were read, it reads them now (STATUS) and then
+// has the server report what it has not yet (NOOP): a change before the
+// STATUS is reported, one after it moves the marks that resume compares,
+// so a borrower that reads a change's report itself (a FETCH of the flags
+// another client just changed) or selects another folder cannot hide it.
+func (w *watch) pauseToLend() error {
+	if err := w.pause(); err != nil {
+		return err
+	}
+	if !w.reported.Swap(false) {
+		return nil
+	}
+	m, err := w.status()
+	if err != nil {
+		return err
+	}
+	w.marks = m
+	return w.c.client.Noop().Wait()
+}
+
+// status reads the marks of the watched folder, which is selected.
+func (w *watch) status() (marks, error) {
+	data, err := w.c.client.Status(w.sel.name, &imap.StatusOptions{
+		UIDValidity: true, UIDNext: true, NumMessages: true, HighestModSeq: true,
+	}).Wait()
+	if err != nil {
+		return marks{}, err
+	}
+	if data.UIDValidity != w.sel.uv {
+		return marks{}, fmt.Errorf("%w: %s: UIDVALIDITY %d, watch has %d", backend.ErrUIDValidityChanged, w.sel.name, data.UIDValidity, w.sel.uv)
+	}
+	return marks{data.UIDValidity, uint32(data.UIDNext), derefOr(data.NumMessages), data.HighestModSeq}, nil
+}
+
+// resume makes a lent connection watch again: it reads the watched
+// folder's marks (STATUS if it is still selected, else EXAMINE), reports
+// a change if they moved since they were last read, and starts IDLE,
+// which reports what happened before the marks were read and was not yet
+// reported. A change the server reported to a borrower may be reported
+// twice, never not at all.
+func (w *watch) resume() error {
+	c := w.c
+	w.reported.Store(false)
+	var m marks
+	if c.selected == w.sel {
+		var err error
+		if m, err = w.status(); err != nil {
+			return err
+		}
+	} else {
+		_, data, err := openFolder(c, w.id, true)
+		if err != nil {
+			return err
+		}
+		m = selectMarks(data)
+	}
+	if m != w.marks {
+		w.marks = m
+		w.changed()
+	}
+	idle, err := c.client.Idle()
+	if err != nil {
+		return err
+	}
+	w.idle = idle
+	return nil
+}
+
+func derefOr(p *uint32) uint32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // watchError turns the failure of a watch being set up into its error:

@@ -48,6 +48,7 @@ func serveFlags(fs *flag.FlagSet, cfg *gateway.Config, imapSec, smtpSec *string)
 	fs.DurationVar(&cfg.WatchLinger, "watch-linger", 0, "how long a user's watcher stays after its last waiting request ended (default 10s)")
 	fs.IntVar(&cfg.IMAPMaxConnsPerUser, "imap-max-conns", 0, "pooled IMAP connections per user, besides the watcher's (default 2)")
 	fs.DurationVar(&cfg.IMAPIdleTimeout, "imap-idle-timeout", 0, "close pooled IMAP connections unused this long (default 5m)")
+	fs.DurationVar(&cfg.IMAPLendWait, "imap-lend-wait", 0, "how long a request waits for its user's IDLE connection, lent to another request, before opening a pooled one (default 1s; negative: never borrow it)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 0, "server-wide write timeout; Ping and hanging Sync extend their own (default 5m)")
 }
 

@@ -35,13 +35,13 @@ func TestParseServe(t *testing.T) {
 				"-admin-listen", "127.0.0.1:9000", "-policy", "/etc/easgate/policy.toml", "-public-url", "https://m.example/Microsoft-Server-ActiveSync",
 				"-imap-security", "TLS", "-smtp", "mail:587", "-smtp-security", "starttls", "-data", "/var/lib/easgate", "-mail-domain", "example.com",
 				"-shutdown-timeout", "1m", "-ping-min-heartbeat", "2m", "-ping-max-heartbeat", "30m", "-ping-max-folders", "50",
-				"-poll-interval", "15s", "-watch-linger", "1s", "-imap-max-conns", "6", "-imap-idle-timeout", "1m", "-write-timeout", "3m"},
+				"-poll-interval", "15s", "-watch-linger", "1s", "-imap-max-conns", "6", "-imap-idle-timeout", "1m", "-imap-lend-wait", "250ms", "-write-timeout", "3m"},
 			want: gateway.Config{
 				Listen: ":443", TLSCert: "c.pem", TLSKey: "k.pem", PublicURL: "https://m.example/Microsoft-Server-ActiveSync", MailDomain: "example.com",
 				AdminListen: "127.0.0.1:9000", IMAP: "mail:143", IMAPSecurity: gateway.SecurityTLS, SMTP: "mail:587", SMTPSecurity: gateway.SecurityStartTLS,
 				Redis: "redis://r:6379/2", DataDir: "/var/lib/easgate", PolicyFile: "/etc/easgate/policy.toml", ShutdownTimeout: time.Minute,
 				PingMinHeartbeat: 2 * time.Minute, PingMaxHeartbeat: 30 * time.Minute, PingMaxFolders: 50, PollInterval: 15 * time.Second,
-				WatchLinger: time.Second, IMAPMaxConnsPerUser: 6, IMAPIdleTimeout: time.Minute, WriteTimeout: 3 * time.Minute,
+				WatchLinger: time.Second, IMAPMaxConnsPerUser: 6, IMAPIdleTimeout: time.Minute, IMAPLendWait: 250 * time.Millisecond, WriteTimeout: 3 * time.Minute,
 			},
 		},
 		{

@@ -102,10 +102,13 @@ type Config struct {
 	// IMAPMaxConnsPerUser bounds each user's pooled IMAP connections
 	// (imapstore.Options.MaxConnsPerUser, default 2); a user's watcher
 	// adds one IDLE connection. IMAPIdleTimeout closes pooled
-	// connections unused this long (default 5 minutes): with every device
-	// of a user waiting, the IDLE connection is then the only one.
+	// connections unused this long (default 5 minutes). While a user's
+	// watcher runs, requests borrow its IDLE connection and open pooled
+	// ones only after waiting IMAPLendWait for it (default 1 s; negative:
+	// never borrow): imapstore.Options.LendWait.
 	IMAPMaxConnsPerUser int
 	IMAPIdleTimeout     time.Duration
+	IMAPLendWait        time.Duration
 	// SMTP is the submission server, host:port, and SMTPSecurity how to
 	// reach it. Mail is to be submitted with the phone user's own
 	// credentials; nothing uses it until the send commands are wired.
@@ -214,6 +217,7 @@ func New(cfg Config, log *slog.Logger) (*Gateway, error) {
 			TLSConfig:       cfg.TLSConfig,
 			MaxConnsPerUser: cfg.IMAPMaxConnsPerUser,
 			IdleTimeout:     cfg.IMAPIdleTimeout,
+			LendWait:        cfg.IMAPLendWait,
 			Logger:          log.With("component", "imap"),
 		}); err != nil {
 			return nil, fmt.Errorf("gateway: IMAP backend: %w", err)

@@ -266,7 +266,9 @@ func (e *pushEnv) appendMail(user string) {
 // gateway; Dovecot counts one IDLE session for them (plus at most the
 // pool's connections, fewer than the devices), and only the IDLE one once
 // the pool's idle connections are closed; an APPEND from another IMAP
-// client wakes every one of them with the Inbox.
+// client wakes every one of them with the Inbox. A device that syncs
+// while the others wait does so on the IDLE session (no second one), and
+// the next APPEND still wakes the others.
 func TestE2EPushOneIDLEPerUser(t *testing.T) {
 	e := newPushEnv(t)
 	g := e.start(func(c *gateway.Config) { c.IMAPIdleTimeout = 500 * time.Millisecond })
@@ -304,6 +306,39 @@ func TestE2EPushOneIDLEPerUser(t *testing.T) {
 	}
 	// Information only (Dovecot's IDLE reports after about 0.5 s).
 	t.Logf("APPEND to the last of 6 Ping answers: %v", time.Since(appended))
+
+	// Five devices sync the new mail and wait again; the sixth syncs it
+	// while they wait: its Sync runs on the watcher's connection, so
+	// Dovecot still counts one session of alice.
+	pings = pings[:0]
+	for _, d := range devs[1:] {
+		d.key = d.sync(t, d.key)
+		pings = append(pings, d.ping(d.c, 3000))
+	}
+	until(t, "five Pings waiting, alice's IDLE connection her only one", func() bool {
+		st := store.Stats("alice")
+		n, err := e.dovecot.ConnectionCount("alice")
+		return e.metric(g, "easgate_push_waiting") == 5 && st.Watching == 1 && st.Open == 0 &&
+			st.Lent == 0 && err == nil && n == 1
+	})
+	before := store.Stats("alice")
+	key := devs[0].sync(t, devs[0].key)
+	if key == devs[0].key {
+		t.Fatal("device 0's Sync brought nothing after the APPEND")
+	}
+	devs[0].key = devs[0].sync(t, key)
+	after := store.Stats("alice")
+	n, err = e.dovecot.ConnectionCount("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || after.Dials != before.Dials || after.Lends <= before.Lends {
+		t.Fatalf("device 0 synced beside the watcher: Dovecot counts %d sessions of alice; pool before %+v, after %+v", n, before, after)
+	}
+	e.appendMail("alice")
+	for i, ch := range pings {
+		expectPing(t, fmt.Sprintf("device %d after the second APPEND", i+1), answer(t, "Ping", ch), 2, devs[i+1].inbox)
+	}
 	until(t, "the watcher gone with the last waiter", func() bool {
 		return e.metric(g, "easgate_push_watchers") == 0 && store.Stats("alice").Watching == 0
 	})
