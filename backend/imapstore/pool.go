@@ -219,7 +219,7 @@ func (p *userPool) take(ctx context.Context, key [32]byte, b borrowing) (*conn, 
 		}
 	}
 	w := p.lender
-	if b == borrowNever || (b == borrowFirst && p.s.opts.LendWait < 0) || w == nil || w.c.key != key {
+	if b == borrowNever || w == nil || w.c.key != key {
 		p.mu.Unlock()
 		if b == borrowOnly {
 			return nil, errNoLender
