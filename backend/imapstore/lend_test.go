@@ -1,6 +1,7 @@
 package imapstore_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -131,12 +132,17 @@ func (e *lendEnv) quiet(what string) {
 // release is closed: a Contents read of folder whose callback blocks.
 // It returns once the operation has the connection.
 func (e *lendEnv) hold(folder backend.FolderID, uid backend.UID) (release chan struct{}, done chan error) {
+	return e.holdCtx(e.t.Context(), folder, uid)
+}
+
+// holdCtx is hold with the operation's context.
+func (e *lendEnv) holdCtx(ctx context.Context, folder backend.FolderID, uid backend.UID) (release chan struct{}, done chan error) {
 	release, done = make(chan struct{}), make(chan error, 1)
 	have := make(chan struct{})
 	var uids backend.UIDSet
 	uids.AddUID(uid)
 	go func() {
-		done <- e.sess.Contents(e.t.Context(), folder, []backend.ContentRequest{{UIDs: uids, Summary: true}}, func(backend.Contents) error {
+		done <- e.sess.Contents(ctx, folder, []backend.ContentRequest{{UIDs: uids, Summary: true}}, func(backend.Contents) error {
 			close(have)
 			<-release
 			return nil
@@ -281,6 +287,29 @@ func TestLendQueue(t *testing.T) {
 		r.Close()
 		if st.Lent != 0 || st.Open != 1 {
 			t.Fatalf("a streamed message borrowed the watch's connection: %+v", st)
+		}
+	})
+	t.Run("borrower cancelled", func(t *testing.T) {
+		// Closing the connection under the cancelled borrower would end
+		// the watch: the borrower's commands finish instead.
+		e := newLendEnv(t, imapstore.Options{})
+		e.settled()
+		octx, cancel := context.WithCancel(ctx)
+		release, done := e.holdCtx(octx, e.inbox, e.uids[0])
+		cancel()
+		close(release)
+		<-done
+		st := e.settled()
+		select {
+		case <-e.wt.Done():
+			t.Fatalf("the watch ended with its borrower's context: %v", e.wt.Err())
+		default:
+		}
+		if _, err := e.sess.Folders(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if after := e.settled(); after.Dials != st.Dials || after.Lends <= st.Lends {
+			t.Fatalf("the watch's connection was not lent again: before %+v, after %+v", st, after)
 		}
 	})
 	t.Run("watch closed while lent", func(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -49,8 +51,7 @@ func (s *session) do(ctx context.Context, f func(c *conn) error) error {
 			return err
 		}
 		c.mutated = false
-		// Cancellation aborts the command by closing the connection.
-		stop := context.AfterFunc(ctx, func() { c.close() })
+		stop := abortOnCancel(ctx, c)
 		err = f(c)
 		stop()
 		broken := c.broken(err)
@@ -72,6 +73,42 @@ func (s *session) do(ctx context.Context, f func(c *conn) error) error {
 			return fmt.Errorf("%w: %w (%v)", backend.ErrUnavailable, ctx.Err(), err)
 		}
 		return fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
+	}
+}
+
+// lentCancelGrace is how long an operation on a Watch's connection may
+// go on after its context ended before the connection is closed under it.
+const lentCancelGrace = 30 * time.Second
+
+// abortOnCancel makes the end of ctx abort the commands running on c by
+// closing it, until stop is called. A Watch's connection is spared for
+// lentCancelGrace: closing it would end the user's watch (IDLE comes
+// back only after a backoff), and an operation's commands on it — a
+// window's reads at most, never a stream — end soon anyway; one that
+// does not (a server that stopped answering) is cut off then.
+func abortOnCancel(ctx context.Context, c *conn) (stop func()) {
+	if c.watch == nil {
+		s := context.AfterFunc(ctx, func() { c.close() })
+		return func() { s() }
+	}
+	var mu sync.Mutex
+	done := false
+	var timer *time.Timer
+	s := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			timer = time.AfterFunc(lentCancelGrace, c.close)
+		}
+	})
+	return func() {
+		s()
+		mu.Lock()
+		defer mu.Unlock()
+		done = true
+		if timer != nil {
+			timer.Stop()
+		}
 	}
 }
 
