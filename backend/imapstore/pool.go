@@ -231,7 +231,7 @@ func (p *userPool) take(ctx context.Context, key [32]byte, b borrowing) (*conn, 
 		p.mu.Unlock()
 		if err := w.pauseToLend(); err != nil {
 			w.end(fmt.Errorf("%w: leaving IDLE to lend the connection: %w", backend.ErrUnavailable, err))
-			w.c.close()
+			p.closeLent(w)
 			if b == borrowOnly {
 				return nil, errNoLender
 			}
@@ -264,14 +264,16 @@ func (p *userPool) take(ctx context.Context, key [32]byte, b borrowing) (*conn, 
 	}
 	p.mu.Unlock()
 	if i < 0 {
-		// Handed a connection just now.
-		c := <-wt.c
+		// Handed a connection just now, or about to be: takeBack
+		// dequeues a waiter before its round trips.
 		if ctx.Err() == nil {
-			return p.handedOver(c, b)
+			return p.handedOver(<-wt.c, b)
 		}
-		if c != nil {
-			p.put(c, true)
-		}
+		go func() {
+			if c := <-wt.c; c != nil {
+				p.put(c, true)
+			}
+		}()
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%w: waiting for a connection: %w", backend.ErrUnavailable, ctx.Err())
@@ -322,10 +324,10 @@ func (p *userPool) put(c *conn, reuse bool) {
 		p.mu.Unlock()
 		switch {
 		case gone:
-			c.close()
+			p.closeLent(w)
 		case !healthy:
 			w.end(fmt.Errorf("%w: the connection failed while lent", backend.ErrUnavailable))
-			c.close()
+			p.closeLent(w)
 		default:
 			go w.takeBack()
 		}
@@ -343,9 +345,17 @@ func (p *userPool) put(c *conn, reuse bool) {
 }
 
 // takeBack makes the lender's connection watch again (watch.resume) and
-// lends it on if an operation asked for it meanwhile.
+// lends it on if an operation asked for it meanwhile; one that asked
+// before the round trips gets it at once.
 func (w *watch) takeBack() {
 	p := w.pool
+	p.mu.Lock()
+	if wt := p.nextWaiter(w); wt != nil {
+		p.mu.Unlock()
+		wt.c <- w.c
+		return
+	}
+	p.mu.Unlock()
 	err := w.resume()
 	p.mu.Lock()
 	if err != nil || w.gone {
@@ -353,25 +363,38 @@ func (w *watch) takeBack() {
 		if err != nil {
 			w.end(fmt.Errorf("%w: watching again after a lend: %w", backend.ErrUnavailable, err))
 		}
-		w.c.close()
+		p.closeLent(w)
 		return
 	}
-	i := slices.IndexFunc(p.waiting, func(wt *waiter) bool { return wt.key == w.c.key })
-	if i < 0 {
+	wt := p.nextWaiter(w)
+	if wt == nil {
 		w.lent = false
 		p.mu.Unlock()
 		return
 	}
-	wt := p.waiting[i]
-	p.waiting = slices.Delete(p.waiting, i, i+1)
 	p.mu.Unlock()
 	if err := w.pauseToLend(); err != nil {
 		w.end(fmt.Errorf("%w: leaving IDLE to lend the connection: %w", backend.ErrUnavailable, err))
-		w.c.close()
+		p.closeLent(w)
 		wt.c <- nil
 		return
 	}
 	wt.c <- w.c
+}
+
+// nextWaiter dequeues the first operation waiting for the connection of
+// w, which has not ended; nil if none. p.mu is held.
+func (p *userPool) nextWaiter(w *watch) *waiter {
+	if w.gone {
+		return nil
+	}
+	i := slices.IndexFunc(p.waiting, func(wt *waiter) bool { return wt.key == w.c.key })
+	if i < 0 {
+		return nil
+	}
+	wt := p.waiting[i]
+	p.waiting = slices.Delete(p.waiting, i, i+1)
+	return wt
 }
 
 // reapIdle closes idle connections last used before cutoff.
@@ -391,11 +414,12 @@ func (p *userPool) reapIdle(cutoff time.Time) {
 	p.idle = kept
 }
 
-// unused reports whether the pool has no connections and no sessions.
+// unused reports whether the pool has no connections, no sessions and
+// no watches.
 func (p *userPool) unused() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.open == 0 && p.refs == 0
+	return p.open == 0 && p.refs == 0 && len(p.watching) == 0
 }
 
 func (p *userPool) closeAll() {
@@ -446,11 +470,21 @@ func (p *userPool) offer(w *watch) {
 	})
 }
 
-// lends reports whether w is the pool's lender.
+// lends reports whether w is, or was until it ended, the pool's lender:
+// its connection is then only ever used as a borrowed one.
 func (p *userPool) lends(w *watch) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return w.lender && !w.gone
+	return w.lender
+}
+
+// closeLent closes the connection of the ended watch w, which was lent,
+// and forgets w.
+func (p *userPool) closeLent(w *watch) {
+	w.c.close()
+	p.mu.Lock()
+	delete(p.watching, w)
+	p.mu.Unlock()
 }
 
 // unwatch forgets the ended w. If it was the lender, the operations
@@ -459,7 +493,11 @@ func (p *userPool) lends(w *watch) bool {
 func (p *userPool) unwatch(w *watch) (lent bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.watching, w)
+	if !w.lent {
+		// A lent one stays, so that Store.Close reaches its connection
+		// until whoever has it closes it (closeLent).
+		delete(p.watching, w)
+	}
 	w.gone = true
 	if p.lender == w {
 		p.lender = nil

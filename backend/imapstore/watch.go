@@ -36,7 +36,7 @@ var _ backend.Watcher = (*session)(nil)
 // The unilateral-data handlers only call changed: they run in the
 // client's reader goroutine, where calling the client would deadlock
 // (go-imap v2.0.0-beta.8). A borrower's own unilateral data reach changed
-// too (a needless report at worst, never a missed one).
+// too, held back until the borrower is done (see resume).
 func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()) (backend.Watch, error) {
 	if s.closed.Load() {
 		return nil, backend.ErrClosed
@@ -46,6 +46,11 @@ func (s *session) Watch(ctx context.Context, id backend.FolderID, changed func()
 	signal := func() {
 		if armed.Load() {
 			w.reported.Store(true)
+			if w.borrowed.Load() {
+				// Told to a borrower: resume reports it, once.
+				w.missed.Store(true)
+				return
+			}
 			changed()
 		}
 	}
@@ -133,6 +138,11 @@ type watch struct {
 	// reported is set when the server reported a change since the marks
 	// were read: they are out of date.
 	reported atomic.Bool
+	// borrowed is set while a borrower runs its commands, missed when
+	// the server reported a change meanwhile: resume reports it then,
+	// together with any change the marks show (a borrower's own MOVE
+	// is told as an EXPUNGE and moves the marks too).
+	borrowed, missed atomic.Bool
 
 	// Guarded by pool.mu.
 	lender bool // operations borrow the connection (pool.offer)
@@ -253,24 +263,27 @@ func (w *watch) pause() error {
 }
 
 // pauseToLend leaves IDLE to lend the connection. If the server reported
-// changes since the marks were read, it reads them now (STATUS) and then
-// has the server report what it has not yet (NOOP): a change before the
-// STATUS is reported, one after it moves the marks that resume compares,
-// so a borrower that reads a change's report itself (a FETCH of the flags
-// another client just changed) or selects another folder cannot hide it.
+// changes since the marks were read, the marks are read again, so that
+// resume does not report those a second time: STATUS, which on the
+// selected folder gives the session's view (Dovecot: what it has told
+// this session), then NOOP, which has the server tell the rest — a
+// change is either in the marks read or reported now or later.
 func (w *watch) pauseToLend() error {
 	if err := w.pause(); err != nil {
 		return err
 	}
-	if !w.reported.Swap(false) {
-		return nil
+	if w.reported.Swap(false) {
+		m, err := w.status()
+		if err != nil {
+			return err
+		}
+		w.marks = m
+		if err := w.c.client.Noop().Wait(); err != nil {
+			return err
+		}
 	}
-	m, err := w.status()
-	if err != nil {
-		return err
-	}
-	w.marks = m
-	return w.c.client.Noop().Wait()
+	w.borrowed.Store(true)
+	return nil
 }
 
 // status reads the marks of the watched folder, which is selected.
@@ -289,12 +302,16 @@ func (w *watch) status() (marks, error) {
 
 // resume makes a lent connection watch again: it reads the watched
 // folder's marks (STATUS if it is still selected, else EXAMINE), reports
-// a change if they moved since they were last read, and starts IDLE,
-// which reports what happened before the marks were read and was not yet
-// reported. A change the server reported to a borrower may be reported
-// twice, never not at all.
+// a change once if they moved since they were last read or the server
+// told the borrower of one, and starts IDLE. The marks catch a change a
+// borrower's command swallowed (its FETCH carried another client's flag
+// change, its own STORE or EXPUNGE) or that happened while another
+// folder was selected; what the server has not yet told this session is
+// not in STATUS's marks, and the server tells it when IDLE starts.
 func (w *watch) resume() error {
 	c := w.c
+	w.borrowed.Store(false)
+	missed := w.missed.Swap(false)
 	w.reported.Store(false)
 	var m marks
 	if c.selected == w.sel {
@@ -309,7 +326,7 @@ func (w *watch) resume() error {
 		}
 		m = selectMarks(data)
 	}
-	if m != w.marks {
+	if m != w.marks || missed {
 		w.marks = m
 		w.changed()
 	}

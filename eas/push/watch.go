@@ -494,8 +494,8 @@ func (w *userWatch) poll(ctx context.Context, st *watchState, except map[*Subscr
 	var err error
 	if st.watch != nil {
 		fs, err = st.watch.Folders(ctx)
-		// On failure the watch has ended (its Done follows): the
-		// session answers this time.
+		// On failure (the watch ended, and its Done follows; or the
+		// server refused the LIST) the session answers this time.
 	}
 	if st.watch == nil || err != nil {
 		if st.sess == nil {
