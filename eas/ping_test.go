@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/eas/push"
 	"github.com/easgate/easgate/wbxml"
 	"github.com/easgate/easgate/wbxml/wbxmltest"
 )
@@ -334,6 +335,99 @@ func TestPingWakeUps(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc = e.result(t, ctx, ch)
+	if doc.ChildText(wbxml.PingStatus) != "2" || !slices.Equal(pingFolders(doc), []string{in}) {
+		t.Fatalf("after another client's flag change: %v", doc)
+	}
+}
+
+// pausingStore is a mail store whose sessions stop after a StoreFlags
+// until the test lets them go on: a Sync that applied a phone's change
+// to IMAP and has not yet recorded it in the device's sync state.
+type pausingStore struct {
+	backend.Store
+	stored  chan struct{} // told after StoreFlags
+	proceed chan struct{} // closed to let it return
+}
+
+func (s *pausingStore) Open(ctx context.Context, user, password string) (backend.Session, error) {
+	sess, err := s.Store.Open(ctx, user, password)
+	if err != nil {
+		return nil, err
+	}
+	return &pausingSession{Session: sess, s: s}, nil
+}
+
+type pausingSession struct {
+	backend.Session
+	s *pausingStore
+}
+
+func (p *pausingSession) StoreFlags(ctx context.Context, id backend.FolderID, uid backend.UID, add, remove []string) ([]string, error) {
+	flags, err := p.Session.StoreFlags(ctx, id, uid, add, remove)
+	p.s.stored <- struct{}{}
+	<-p.s.proceed
+	return flags, err
+}
+
+func (p *pausingSession) Watch(ctx context.Context, id backend.FolderID, changed func()) (backend.Watch, error) {
+	return p.Session.(backend.Watcher).Watch(ctx, id, changed)
+}
+
+// TestPingOwnChangeWhileSyncing: the device's Sync has set a flag in
+// IMAP and not yet recorded it when the user's watcher reports the
+// change; the device's waiting Ping must not take its own change for
+// news (it would answer Status 2 now): it looks again once the Sync is
+// done, finds nothing, and waits on until another client's change.
+func TestPingOwnChangeWhileSyncing(t *testing.T) {
+	e := newPingEnv(t, 0)
+	ctx := guard(t)
+	in := e.ids["INBOX"]
+	e.appendMsg(t, in, 1)
+	e.prime(t, in)
+	ps := &pausingStore{Store: e.srv.cfg.Mail, stored: make(chan struct{}), proceed: make(chan struct{})}
+	e.srv.cfg.Mail = ps
+
+	ch := e.startPing(ctx, pingReq("480", in))
+	e.waitFor(t, ctx)
+	sync := e.start(ctx, "Sync", syncReq(collReq(e.currentKey(t, in), in, 100,
+		wbxml.E(wbxml.AirSyncCommands, wbxml.E(wbxml.AirSyncChange,
+			wbxml.T(wbxml.AirSyncServerId, in+":1"),
+			wbxml.E(wbxml.AirSyncApplicationData, wbxml.T(wbxml.EmailRead, "1")))))))
+	select {
+	case <-ps.stored:
+	case <-ctx.Done():
+		t.Fatal("the Sync never set the flag")
+	}
+	// The watcher reports the flag change; the Ping either answers (the
+	// bug) or puts its look off until the device's Sync is done.
+	key := push.Key{User: testUser, Device: "appldev1"}
+	for deferred := false; !deferred; {
+		select {
+		case w := <-ch:
+			t.Fatalf("the device's own change answered its Ping while its Sync ran: HTTP %d", w.Code)
+		case <-ctx.Done():
+			t.Fatal("the Ping never heard of the change")
+		case <-time.After(5 * time.Millisecond):
+		}
+		e.srv.busy.mu.Lock()
+		d := e.srv.busy.m[key]
+		deferred = d != nil && len(d.after) > 0
+		e.srv.busy.mu.Unlock()
+	}
+	close(ps.proceed)
+	if doc := e.answer(t, ctx, sync, "Sync"); collection(t, doc, in).ChildText(wbxml.AirSyncStatus) != "1" {
+		t.Fatalf("Sync Change: %v", doc)
+	}
+	e.waitFor(t, ctx) // looked again, waiting again
+	select {
+	case w := <-ch:
+		t.Fatalf("the device's own change answered its Ping after its Sync: HTTP %d", w.Code)
+	default:
+	}
+	if _, err := e.sess.StoreFlags(ctx, e.folders[in], 1, []string{backend.FlagFlagged}, nil); err != nil {
+		t.Fatal(err)
+	}
+	doc := e.result(t, ctx, ch)
 	if doc.ChildText(wbxml.PingStatus) != "2" || !slices.Equal(pingFolders(doc), []string{in}) {
 		t.Fatalf("after another client's flag change: %v", doc)
 	}
