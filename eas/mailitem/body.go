@@ -177,16 +177,16 @@ func (b *builder) body() (*wbxml.Element, BodyType, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	body := wbxml.E(wbxml.AirSyncBaseBody,
-		wbxml.T(wbxml.AirSyncBaseType, strconv.Itoa(int(pref.Type))),
-		wbxml.T(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(r.full, 1<<32-1), 10)))
+	body := b.el.e(wbxml.AirSyncBaseBody, 3,
+		b.el.t(wbxml.AirSyncBaseType, strconv.Itoa(int(pref.Type))),
+		b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(r.full, 1<<32-1), 10)))
 	if r.truncated {
-		body.Add(wbxml.T(wbxml.AirSyncBaseTruncated, "1"))
+		body.Add(b.el.t(wbxml.AirSyncBaseTruncated, "1"))
 	} else {
-		body.Add(wbxml.T(wbxml.AirSyncBaseTruncated, "0"))
+		body.Add(b.el.t(wbxml.AirSyncBaseTruncated, "0"))
 	}
 	if !(r.truncated && pref.AllOrNone) {
-		body.Add(wbxml.T(wbxml.AirSyncBaseData, r.data))
+		body.Add(b.el.t(wbxml.AirSyncBaseData, r.data))
 	}
 	if pref.Preview > 0 && b.ver >= 140 {
 		text := r.data
@@ -197,7 +197,7 @@ func (b *builder) body() (*wbxml.Element, BodyType, error) {
 			}
 			text = p.data
 		}
-		body.Add(wbxml.T(wbxml.AirSyncBasePreview, makePreview(text, pref.Preview)))
+		body.Add(b.el.t(wbxml.AirSyncBasePreview, makePreview(text, pref.Preview)))
 	}
 	return body, pref.Type, nil
 }
@@ -379,21 +379,21 @@ func (b *builder) attachments() *wbxml.Element {
 	if len(b.lay.atts) == 0 {
 		return nil
 	}
-	atts := wbxml.E(wbxml.AirSyncBaseAttachments)
+	atts := b.el.e(wbxml.AirSyncBaseAttachments, 0)
 	for _, p := range b.lay.atts {
-		a := wbxml.E(wbxml.AirSyncBaseAttachment,
-			wbxml.T(wbxml.AirSyncBaseDisplayName, attachmentName(p)),
-			wbxml.T(wbxml.AirSyncBaseFileReference, b.opts.fileRef(p.Path)),
-			wbxml.T(wbxml.AirSyncBaseMethod, "1"),
-			wbxml.T(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(decodedSize(p), 1<<32-1), 10)))
+		a := b.el.e(wbxml.AirSyncBaseAttachment, 3,
+			b.el.t(wbxml.AirSyncBaseDisplayName, attachmentName(p)),
+			b.el.t(wbxml.AirSyncBaseFileReference, b.opts.fileRef(p.Path)),
+			b.el.t(wbxml.AirSyncBaseMethod, "1"),
+			b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(decodedSize(p), 1<<32-1), 10)))
 		cid := cleanText(strings.Trim(strings.TrimSpace(p.ID), "<>"))
 		if cid != "" {
-			a.Add(wbxml.T(wbxml.AirSyncBaseContentId, cid))
+			a.Add(b.el.t(wbxml.AirSyncBaseContentId, cid))
 		}
 		if loc := cleanText(p.Location); loc != "" {
-			a.Add(wbxml.T(wbxml.AirSyncBaseContentLocation, loc))
+			a.Add(b.el.t(wbxml.AirSyncBaseContentLocation, loc))
 		}
-		a.Add(wbxml.T(wbxml.AirSyncBaseIsInline, boolText(cid != "" && p.Disposition != "attachment")))
+		a.Add(b.el.t(wbxml.AirSyncBaseIsInline, boolText(cid != "" && p.Disposition != "attachment")))
 		atts.Add(a)
 	}
 	return atts

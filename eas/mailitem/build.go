@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/wbxml"
-	"github.com/emersion/go-message/textproto"
 )
 
 // Item is a converted message.
@@ -73,11 +72,12 @@ type builder struct {
 	opts     Options
 	ver      int
 	meta     Meta
-	hdr      textproto.Header
+	hdr      header
 	lay      layout
 	class    string
 	cache    map[string]section
 	warnings []string
+	el       elements // the item's elements
 }
 
 // section is a fetched section body.
@@ -95,14 +95,14 @@ func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error)
 	if root == nil {
 		root = &Part{Type: "text", Subtype: "plain", Path: []int{1}}
 	}
-	if ps, ok := src.(interface{ parsedHeader() textproto.Header }); ok {
+	if ps, ok := src.(interface{ parsedHeader() header }); ok {
 		b.hdr = ps.parsedHeader()
 	} else {
 		raw, err := src.Header(ctx)
 		if err != nil {
 			return nil, &SourceError{Op: "header", Err: err}
 		}
-		b.hdr = readHeader(raw)
+		b.hdr = parseHeader(raw)
 	}
 	b.lay.collect(root, 0)
 	b.class = messageClass(root)
@@ -124,6 +124,7 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.el.free = make([]wbxml.Element, itemElements)
 	body, typ, err := b.body()
 	if err != nil {
 		return nil, err
@@ -136,58 +137,59 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 
 	// Room for every element an item can have, so the list is not
 	// regrown while it is built.
-	ad := &wbxml.Element{Tag: wbxml.AirSyncApplicationData, Children: make([]*wbxml.Element, 0, 28)}
+	ad := b.el.next(wbxml.AirSyncApplicationData)
+	ad.Children = make([]*wbxml.Element, 0, 28)
 	if s := formatAddresses(to, ", "); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailTo, s))
+		ad.Add(b.el.t(wbxml.EmailTo, s))
 	}
 	if s := formatAddresses(parseAddressList(h.Get("Cc")), ", "); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailCc, s))
+		ad.Add(b.el.t(wbxml.EmailCc, s))
 	}
 	if len(from) > 0 {
-		ad.Add(wbxml.T(wbxml.EmailFrom, formatAddresses(from[:1], "")))
+		ad.Add(b.el.t(wbxml.EmailFrom, formatAddresses(from[:1], "")))
 	}
-	ad.Add(wbxml.T(wbxml.EmailSubject, subject))
+	ad.Add(b.el.t(wbxml.EmailSubject, subject))
 	if s := formatAddresses(parseAddressList(h.Get("Reply-To")), "; "); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailReplyTo, s))
+		ad.Add(b.el.t(wbxml.EmailReplyTo, s))
 	}
-	ad.Add(wbxml.T(wbxml.EmailDateReceived, formatDate(b.received())))
+	ad.Add(b.el.t(wbxml.EmailDateReceived, formatDate(b.received())))
 	if s := displayNames(to); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailDisplayTo, s))
+		ad.Add(b.el.t(wbxml.EmailDisplayTo, s))
 	}
-	ad.Add(wbxml.T(wbxml.EmailThreadTopic, threadTopic(subject)))
-	ad.Add(wbxml.T(wbxml.EmailImportance, strconv.Itoa(importance(h.Get("Importance"), h.Get("X-Priority"), h.Get("Priority")))))
-	ad.Add(wbxml.T(wbxml.EmailRead, boolText(flags.has(`\seen`))))
+	ad.Add(b.el.t(wbxml.EmailThreadTopic, threadTopic(subject)))
+	ad.Add(b.el.t(wbxml.EmailImportance, strconv.Itoa(importance(h.Get("Importance"), h.Get("X-Priority"), h.Get("Priority")))))
+	ad.Add(b.el.t(wbxml.EmailRead, boolText(flags.has(`\seen`))))
 	ad.Add(body)
 	if typ != BodyMIME {
 		ad.Add(b.attachments())
 	}
-	ad.Add(wbxml.T(wbxml.EmailMessageClass, b.class))
-	ad.Add(wbxml.T(wbxml.EmailInternetCPID, "65001"))
-	ad.Add(flagElement(flags))
-	ad.Add(wbxml.T(wbxml.EmailContentClass, "urn:content-classes:message"))
-	ad.Add(wbxml.T(wbxml.AirSyncBaseNativeBodyType, strconv.Itoa(int(b.lay.nativeType()))))
+	ad.Add(b.el.t(wbxml.EmailMessageClass, b.class))
+	ad.Add(b.el.t(wbxml.EmailInternetCPID, "65001"))
+	ad.Add(flagElement(&b.el, flags))
+	ad.Add(b.el.t(wbxml.EmailContentClass, "urn:content-classes:message"))
+	ad.Add(b.el.t(wbxml.AirSyncBaseNativeBodyType, strconv.Itoa(int(b.lay.nativeType()))))
 	if b.ver >= 140 {
-		ad.Add(wbxml.O(wbxml.Email2ConversationId, b.conversationID(subject)))
-		ad.Add(wbxml.O(wbxml.Email2ConversationIndex, b.conversationIndex()))
+		ad.Add(b.el.o(wbxml.Email2ConversationId, b.conversationID(subject)))
+		ad.Add(b.el.o(wbxml.Email2ConversationIndex, b.conversationIndex()))
 		switch {
 		case flags.has(`\answered`):
-			ad.Add(wbxml.T(wbxml.Email2LastVerbExecuted, "1"))
+			ad.Add(b.el.t(wbxml.Email2LastVerbExecuted, "1"))
 		case flags.has("$forwarded"):
-			ad.Add(wbxml.T(wbxml.Email2LastVerbExecuted, "3"))
+			ad.Add(b.el.t(wbxml.Email2LastVerbExecuted, "3"))
 		}
 		if sender := parseAddressList(h.Get("Sender")); len(sender) > 0 && (len(from) == 0 || !strings.EqualFold(sender[0].Addr, from[0].Addr)) {
-			ad.Add(wbxml.T(wbxml.Email2Sender, formatAddresses(sender[:1], "")))
+			ad.Add(b.el.t(wbxml.Email2Sender, formatAddresses(sender[:1], "")))
 		}
-		ad.Add(categories(b.meta.Flags))
+		ad.Add(categories(&b.el, b.meta.Flags))
 	}
 	if b.ver >= 160 {
 		draft := b.opts.Drafts || flags.has(`\draft`)
 		if draft {
 			if s := formatAddresses(parseAddressList(h.Get("Bcc")), ", "); s != "" {
-				ad.Add(wbxml.T(wbxml.Email2Bcc, cutList(s, 1024)))
+				ad.Add(b.el.t(wbxml.Email2Bcc, cutList(s, 1024)))
 			}
 		}
-		ad.Add(wbxml.T(wbxml.Email2IsDraft, boolText(draft)))
+		ad.Add(b.el.t(wbxml.Email2IsDraft, boolText(draft)))
 	}
 	return &Item{ApplicationData: ad, MessageClass: b.class, BodyType: typ, Warnings: b.warnings}, nil
 }
@@ -208,11 +210,12 @@ func BuildBody(ctx context.Context, src Source, opts Options) (*wbxml.Element, e
 // 2.2.3.24; digest 4.2). An empty Categories clears the phone's.
 func ChangeData(flags []string, opts Options) *wbxml.Element {
 	fs := newFlagSet(flags)
-	ad := wbxml.E(wbxml.AirSyncApplicationData,
-		wbxml.T(wbxml.EmailRead, boolText(fs.has(`\seen`))),
-		flagElement(fs))
+	el := elements{free: make([]wbxml.Element, 6)}
+	ad := el.e(wbxml.AirSyncApplicationData, 1,
+		el.t(wbxml.EmailRead, boolText(fs.has(`\seen`))),
+		flagElement(&el, fs))
 	if opts.version() >= 140 {
-		ad.Add(categories(flags))
+		ad.Add(categories(&el, flags))
 	}
 	return ad
 }
@@ -239,19 +242,19 @@ func boolText(b bool) string {
 
 // flagElement is email:Flag: empty when not flagged, else an active
 // follow-up flag (MS-ASEMAIL 2.2.2.34).
-func flagElement(fs flagSet) *wbxml.Element {
+func flagElement(el *elements, fs flagSet) *wbxml.Element {
 	if !fs.has(`\flagged`) {
-		return wbxml.E(wbxml.EmailFlag)
+		return el.e(wbxml.EmailFlag, 0)
 	}
-	return wbxml.E(wbxml.EmailFlag,
-		wbxml.T(wbxml.EmailStatus, flagActive),
-		wbxml.T(wbxml.EmailFlagType, flagTypeFUP))
+	return el.e(wbxml.EmailFlag, 0,
+		el.t(wbxml.EmailStatus, flagActive),
+		el.t(wbxml.EmailFlagType, flagTypeFUP))
 }
 
 // categories is email:Categories from the IMAP keywords that are not
 // system flags or bookkeeping keywords.
-func categories(flags []string) *wbxml.Element {
-	cats := wbxml.E(wbxml.EmailCategories)
+func categories(el *elements, flags []string) *wbxml.Element {
+	cats := el.e(wbxml.EmailCategories, 0)
 	seen := make(map[string]bool)
 	for _, f := range flags {
 		lf := strings.ToLower(f)
@@ -262,7 +265,7 @@ func categories(flags []string) *wbxml.Element {
 			break
 		}
 		seen[lf] = true
-		cats.Add(wbxml.T(wbxml.EmailCategory, cleanText(f)))
+		cats.Add(el.t(wbxml.EmailCategory, cleanText(f)))
 	}
 	return cats
 }
