@@ -98,31 +98,90 @@ func (s *session) Contents(ctx context.Context, id backend.FolderID, reqs []back
 // in chunks).
 const inFlight = 2
 
-// arrival is one message read off the wire for request i, or (end) the
-// end of request i's FETCH with its error.
-type arrival struct {
-	i   int
-	buf *imapclient.FetchMessageBuffer
-	end bool
-	err error
-}
-
 // fetchAll runs the FETCH of each request with messages not yet done on
 // c, up to inFlight at once (RFC 9051 5.5: UID FETCH commands may be
 // pipelined), and hands the messages to f one at a time, in the order
 // they arrive. Servers may interleave the answers of pipelined commands
 // (Dovecot does), and go-imap hands a message's literal to its command's
-// reader only, so each command is read on a goroutine of its own; f is
-// only called here. After an error, or once f returned one (*stopped),
-// the commands still running are read to their end without handing
-// anything over.
+// reader only, so each command is read on a goroutine of its own, which
+// calls f itself (under mu: never two calls at once). After an error, or
+// once f returned one (*stopped), the commands still running are read to
+// their end without handing anything over.
 func (s *session) fetchAll(c *conn, reqs []backend.ContentRequest, fetches []fetch, done []backend.UIDSet, stopped *error, f func(backend.Contents) error) error {
-	arrivals := make(chan arrival)
-	uids := make([]backend.UIDSet, len(reqs))
-	onWire := make([]bool, len(reqs))
-	var wg sync.WaitGroup
-	running, next := 0, 0
-	start := func() bool {
+	var (
+		mu            sync.Mutex // guards what follows, and calls of f
+		failed        error
+		running, next int
+		onWire        = make([]bool, len(reqs))
+		uids          = make([]backend.UIDSet, len(reqs)) // set when a request starts
+		wg            sync.WaitGroup
+	)
+	// end records that request i's FETCH ended with err and starts the
+	// next ones.
+	var start func() bool
+	end := func(i int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		running--
+		onWire[i] = false
+		switch {
+		case err != nil && failed == nil:
+			failed = fmt.Errorf("UID FETCH contents: %w", err)
+			if isNo(err) {
+				failed = fmt.Errorf("%w: %s: %w", backend.ErrInvalidSection, describe(reqs[i]), err)
+			}
+		case failed == nil && *stopped == nil:
+			for running < inFlight && start() {
+			}
+		}
+	}
+	// read reads request i's FETCH to its end (on its own goroutine).
+	read := func(i int, cmd *imapclient.FetchCommand) {
+		r, ft := reqs[i], fetches[i]
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			buf, err := collect(msg)
+			if err != nil {
+				cmd.Close()
+				end(i, err)
+				return
+			}
+			uid := backend.UID(buf.UID)
+			if uid == 0 || !uids[i].Contains(uid) || done[i].Contains(uid) {
+				continue // unsolicited, or a second response for one message
+			}
+			got := backend.Contents{UID: uid, Request: i}
+			if r.Summary {
+				sum := toSummary(buf)
+				got.Summary = &sum
+			}
+			if ft.whole != nil {
+				got.Whole = nonNil(buf.FindBodySection(ft.whole))
+			}
+			if ft.hdr != nil {
+				got.Header = nonNil(buf.FindBodySection(ft.hdr))
+			}
+			if len(ft.parts) > 0 {
+				got.Sections = make([][]byte, len(ft.parts))
+				for j, sec := range ft.parts {
+					got.Sections[j] = nonNil(buf.FindBodySection(sec))
+				}
+			}
+			mu.Lock()
+			if failed == nil && *stopped == nil {
+				done[i].AddUID(uid)
+				*stopped = f(got)
+			}
+			mu.Unlock()
+		}
+		end(i, cmd.Close())
+	}
+	// start sends the next request's FETCH, if it may go on the wire now;
+	// called with mu held.
+	start = func() bool {
 		for ; next < len(reqs); next++ {
 			i, r := next, reqs[next]
 			uids[i] = r.UIDs.Diff(done[i])
@@ -142,75 +201,15 @@ func (s *session) fetchAll(c *conn, reqs []backend.ContentRequest, fetches []fet
 			running++
 			onWire[i] = true
 			cmd := c.client.Fetch(toIMAPUIDs(uids[i]), fetches[i].opts)
-			wg.Go(func() {
-				for {
-					msg := cmd.Next()
-					if msg == nil {
-						break
-					}
-					buf, err := collect(msg)
-					if err != nil {
-						cmd.Close()
-						arrivals <- arrival{i: i, end: true, err: err}
-						return
-					}
-					arrivals <- arrival{i: i, buf: buf}
-				}
-				arrivals <- arrival{i: i, end: true, err: cmd.Close()}
-			})
+			wg.Go(func() { read(i, cmd) })
 			return true
 		}
 		return false
 	}
+	mu.Lock()
 	for running < inFlight && start() {
 	}
-	var failed error
-	for running > 0 {
-		a := <-arrivals
-		if a.end {
-			running--
-			onWire[a.i] = false
-			switch {
-			case a.err != nil && failed == nil:
-				failed = fmt.Errorf("UID FETCH contents: %w", a.err)
-				if isNo(a.err) {
-					failed = fmt.Errorf("%w: %s: %w", backend.ErrInvalidSection, describe(reqs[a.i]), a.err)
-				}
-			case failed == nil && *stopped == nil:
-				for running < inFlight && start() {
-				}
-			}
-			continue
-		}
-		if failed != nil || *stopped != nil {
-			continue // read to the end, handing nothing over
-		}
-		buf, i := a.buf, a.i
-		uid := backend.UID(buf.UID)
-		if uid == 0 || !uids[i].Contains(uid) || done[i].Contains(uid) {
-			continue // unsolicited, or a second response for one message
-		}
-		ft := fetches[i]
-		got := backend.Contents{UID: uid, Request: i}
-		if reqs[i].Summary {
-			sum := toSummary(buf)
-			got.Summary = &sum
-		}
-		if ft.whole != nil {
-			got.Whole = nonNil(buf.FindBodySection(ft.whole))
-		}
-		if ft.hdr != nil {
-			got.Header = nonNil(buf.FindBodySection(ft.hdr))
-		}
-		if len(ft.parts) > 0 {
-			got.Sections = make([][]byte, len(ft.parts))
-			for j, sec := range ft.parts {
-				got.Sections[j] = nonNil(buf.FindBodySection(sec))
-			}
-		}
-		done[i].AddUID(uid)
-		*stopped = f(got)
-	}
+	mu.Unlock()
 	wg.Wait()
 	return failed
 }

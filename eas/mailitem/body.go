@@ -3,6 +3,7 @@ package mailitem
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -317,8 +318,9 @@ func (b *builder) decode(p *Part, raw []byte) string {
 // section reads the body of p, at most window bytes when window > 0,
 // reusing what was read before when it is enough.
 func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
-	key := PathString(p.Path)
-	if s, ok := b.cache[key]; ok {
+	c := slices.IndexFunc(b.cache, func(s section) bool { return slices.Equal(s.path, p.Path) })
+	if c >= 0 {
+		s := b.cache[c]
 		switch {
 		case !s.more && (window == 0 || int64(len(s.data)) <= window):
 			return s.data, false, nil
@@ -328,9 +330,13 @@ func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
 	}
 	data, more, err := b.src.Section(b.ctx, p.Path, window)
 	if err != nil {
-		return nil, false, &SourceError{Op: "section " + key, Err: err}
+		return nil, false, &SourceError{Op: "section " + PathString(p.Path), Err: err}
 	}
-	b.cache[key] = section{data: data, more: more}
+	if c >= 0 {
+		b.cache[c] = section{path: p.Path, data: data, more: more}
+	} else {
+		b.cache = append(b.cache, section{path: p.Path, data: data, more: more})
+	}
 	return data, more, nil
 }
 

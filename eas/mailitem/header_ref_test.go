@@ -7,10 +7,12 @@ package mailitem
 
 import (
 	"bytes"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -129,4 +131,168 @@ func validName(k string) bool {
 		}
 	}
 	return true
+}
+
+// messageIDs returns the <id> tokens of v, without brackets: how
+// firstMessageID found the first one before it stopped at it (its
+// reference in TestFirstMessageID).
+func messageIDs(v string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(v[i:], '>')
+		if j < 0 {
+			break
+		}
+		if id := strings.TrimSpace(v[i+1 : i+j]); id != "" {
+			out = append(out, id)
+		}
+		v = v[i+j+1:]
+	}
+	if len(out) == 0 {
+		if f := strings.Fields(v); len(f) > 0 {
+			out = append(out, f[0])
+		}
+	}
+	return out
+}
+
+// TestFirstMessageID: firstMessageID gives the first of messageIDs, on
+// hand-picked and random values.
+func TestFirstMessageID(t *testing.T) {
+	values := []string{"", "<a@b>", " <a@b> <c@d>", "<> <c@d>", "< >x y", "<a", "a b", "<a@b", "x <a@b> y", "<a@b>> z", ">a<"}
+	r := rand.New(rand.NewPCG(11, 12))
+	pieces := []string{"<", ">", " ", "a", "@", "b", "\t", "\r\n "}
+	for range 5000 {
+		var b strings.Builder
+		for range r.IntN(12) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		values = append(values, b.String())
+	}
+	for _, v := range values {
+		want := ""
+		if ids := messageIDs(v); len(ids) > 0 {
+			want = ids[0]
+		}
+		if got := firstMessageID(v); got != want {
+			t.Errorf("firstMessageID(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// referenceParamField is parseParamField as it was before it collected
+// the parameters in a list: into a map, with a builder for every quoted
+// value.
+func referenceParamField(s string) (string, map[string]string) {
+	s = raw8bit(s)
+	value, rest, _ := strings.Cut(s, ";")
+	value = strings.ToLower(strings.TrimSpace(value))
+	raw := make(map[string]string)
+	for rest != "" {
+		var key string
+		key, rest, _ = strings.Cut(rest, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
+		if i := strings.LastIndexByte(key, ';'); i >= 0 {
+			key = strings.TrimSpace(key[i+1:])
+		}
+		rest = strings.TrimLeft(rest, " \t\r\n")
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(rest) && rest[i] != '"'; i++ {
+				if rest[i] == '\\' && i+1 < len(rest) {
+					i++
+				}
+				b.WriteByte(rest[i])
+			}
+			v = b.String()
+			rest = rest[min(i+1, len(rest)):]
+			_, rest, _ = strings.Cut(rest, ";")
+		} else {
+			v, rest, _ = strings.Cut(rest, ";")
+			v = strings.TrimSpace(v)
+		}
+		if key == "" || strings.ContainsAny(key, " \t\"") {
+			continue
+		}
+		if _, dup := raw[key]; !dup {
+			raw[key] = v
+		}
+	}
+	return value, decodeParams(raw)
+}
+
+// TestParseParamFieldAsReference: parseParamField gives what the map
+// version gave, on hand-picked and random fields.
+func TestParseParamFieldAsReference(t *testing.T) {
+	fields := []string{
+		"", "text/plain", "text/plain; charset=utf-8", `TEXT/Plain; Charset="UTF-8"; format=flowed`,
+		`attachment; filename="a \"b\" c.pdf"`, `attachment; filename="trailing\`, `x; a="unclosed`,
+		"x; name*0*=utf-8''caf%C3%A9; name*1=.txt", "x; a=1; A=2; a=3", "x; junk; b=2", `x; "q"=1; c d=2`,
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	// No "*" at random: RFC 2231 pieces of one name with the same
+	// number are joined in an order the map left to chance.
+	pieces := []string{";", "=", `"`, `\`, " ", "a", "B", "0", "'", "%C3", "=?utf-8?q?x?=", "\t", "name", "charset"}
+	for range 20000 {
+		var b strings.Builder
+		for range r.IntN(16) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		fields = append(fields, b.String())
+	}
+	for _, f := range fields {
+		wv, wp := referenceParamField(f)
+		gv, gp := parseParamField(f)
+		if gv != wv || !maps.Equal(gp, wp) {
+			t.Errorf("parseParamField(%q) = %q %q, want %q %q", f, gv, gp, wv, wp)
+		}
+	}
+}
+
+// TestParseCommonDate: where parseCommonDate takes a date, it gives what
+// time.Parse(rfc5322Date) gives — the instant, the zone offset and
+// whether it is the local zone — on hand-picked and random dates.
+func TestParseCommonDate(t *testing.T) {
+	values := []string{
+		"Mon, 2 Jan 2006 15:04:05 -0700", "Mon, 02 Jan 2006 15:04:05 +0000", "Sat, 29 Feb 2024 23:59:59 +1400",
+		"Sun, 29 Feb 2023 00:00:00 +0000", "Tue, 31 Apr 2026 10:00:00 +0100", "Wed, 0 Jan 2026 10:00:00 +0100",
+		"Thu, 1 Jan 1970 00:00:00 +0530", "Fri, 31 Dec 9999 23:59:59 -2359", "mon, 2 Jan 2006 15:04:05 -0700",
+		"Mon, 2 jan 2006 15:04:05 -0700", "Mon, 2 Jan 2006 24:00:00 +0000", "Mon, 2 Jan 2006 15:04:05 +2400",
+		"Mon, 2 Jan 2006 15:04:05 +0060", "Mon, 2 Jan 2006 15:04:05 GMT", "Mon, 2 Jan 2006 15:04:05 -0700 (PDT)",
+		"Mon,  2 Jan 2006 15:04:05 -0700", "Mon, 123 Jan 2006 15:04:05 -0700", "Mon, 2 Jan 06 15:04:05 -0700",
+		"Mon, 2 Jan 2006 5:04:05 -0700", "Mon, 2 Jan 2006 15:04:05.123 -0700", "", "Mon, ",
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	alphabet := "0123456789 :+-,JanFebMon"
+	for range 50000 {
+		d := time.Unix(r.Int64N(400<<30), 0).In(time.FixedZone("", (r.IntN(57)-28)*1800))
+		b := []byte(d.Format(rfc5322Date))
+		for range r.IntN(3) {
+			b[r.IntN(len(b))] = alphabet[r.IntN(len(alphabet))]
+		}
+		values = append(values, string(b))
+	}
+	taken := 0
+	for _, v := range values {
+		got, ok := parseCommonDate(v)
+		if !ok {
+			continue
+		}
+		taken++
+		want, err := time.Parse(rfc5322Date, v)
+		_, goff := got.Zone()
+		_, woff := want.Zone()
+		if err != nil || !got.Equal(want) || goff != woff || (got.Location() == time.Local) != (want.Location() == time.Local) {
+			t.Errorf("parseCommonDate(%q) = %v; time.Parse: %v, %v", v, got, want, err)
+		}
+	}
+	if taken < 10000 {
+		t.Errorf("only %d dates took the fast path", taken)
+	}
 }

@@ -110,6 +110,9 @@ var ErrNoSection = errors.New("mailitem: no such section")
 // PathString formats a part path as IMAP writes it ("1.2"); the empty
 // path is "".
 func PathString(path []int) string {
+	if len(path) == 1 {
+		return strconv.Itoa(path[0])
+	}
 	var b strings.Builder
 	for i, n := range path {
 		if i > 0 {
@@ -120,6 +123,12 @@ func PathString(path []int) string {
 	return b.String()
 }
 
+// memSection is the body of the part at path, in place in the message.
+type memSection struct {
+	path []int
+	body []byte
+}
+
 // memSource is the Source over a raw message in memory.
 type memSource struct {
 	meta     Meta
@@ -127,7 +136,7 @@ type memSource struct {
 	header   []byte
 	hdr      header // header, parsed
 	root     *Part
-	sections map[string][]byte
+	sections []memSection
 	warnings []string
 }
 
@@ -140,7 +149,7 @@ func FromBytes(raw []byte, meta Meta) Source {
 	if meta.Size == 0 {
 		meta.Size = int64(len(raw))
 	}
-	s := &memSource{meta: meta, raw: raw, sections: make(map[string][]byte)}
+	s := &memSource{meta: meta, raw: raw}
 	hdr, body := splitHeader(raw)
 	s.header = hdr
 	s.hdr = parseHeader(hdr)
@@ -405,7 +414,7 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 			path = []int{1}
 		}
 		p.Path = path
-		s.sections[PathString(path)] = body
+		s.sections = append(s.sections, memSection{path, body})
 		return p
 	}
 	p.Path = path
@@ -420,7 +429,7 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 			path = []int{1}
 		}
 		p.Path = path
-		s.sections[PathString(path)] = body
+		s.sections = append(s.sections, memSection{path, body})
 		return p
 	}
 	parts, closed := splitMultipart(body, boundary)
@@ -445,7 +454,7 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 			path = []int{1}
 		}
 		p.Path = path
-		s.sections[PathString(path)] = body
+		s.sections = append(s.sections, memSection{path, body})
 	}
 	return p
 }
@@ -480,10 +489,11 @@ func (s *memSource) Header(context.Context) ([]byte, error) { return s.header, n
 func (s *memSource) parsedHeader() header { return s.hdr }
 
 func (s *memSource) Section(_ context.Context, path []int, maxBytes int64) ([]byte, bool, error) {
-	b, ok := s.sections[PathString(path)]
-	if !ok {
+	i := slices.IndexFunc(s.sections, func(m memSection) bool { return slices.Equal(m.path, path) })
+	if i < 0 {
 		return nil, false, fmt.Errorf("%w: %q", ErrNoSection, PathString(path))
 	}
+	b := s.sections[i].body
 	if maxBytes > 0 && int64(len(b)) > maxBytes {
 		return b[:maxBytes], true, nil
 	}
