@@ -410,6 +410,11 @@ func formatAddress(b *strings.Builder, a address) {
 // boundary.
 func formatAddresses(list []address, sep string) string {
 	var b strings.Builder
+	n := 0
+	for _, a := range list {
+		n += len(a.Name) + len(a.Addr) + len(sep) + len(`"" <>`)
+	}
+	b.Grow(min(n, maxFieldLen+1))
 	for _, a := range list {
 		n := b.Len()
 		if n > 0 {
