@@ -83,7 +83,7 @@ func (s *session) Contents(ctx context.Context, id backend.FolderID, reqs []back
 		if err := examineFolder(c, id); err != nil {
 			return err
 		}
-		return s.fetchAll(c, reqs, fetches, done, &stopped, f)
+		return fetchAll(c, reqs, fetches, done, &stopped, f)
 	})
 	if err != nil {
 		return err
@@ -107,7 +107,7 @@ const inFlight = 2
 // calls f itself (under mu: never two calls at once). After an error, or
 // once f returned one (*stopped), the commands still running are read to
 // their end without handing anything over.
-func (s *session) fetchAll(c *conn, reqs []backend.ContentRequest, fetches []fetch, done []backend.UIDSet, stopped *error, f func(backend.Contents) error) error {
+func fetchAll(c *conn, reqs []backend.ContentRequest, fetches []fetch, done []backend.UIDSet, stopped *error, f func(backend.Contents) error) error {
 	var (
 		mu            sync.Mutex // guards what follows, and calls of f
 		failed        error

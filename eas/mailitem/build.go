@@ -232,7 +232,7 @@ func newFlagSet(flags []string) flagSet { return flagSet(flags) }
 // lowers to): compared in ASCII, as strings.ToLower(flag) == f compares.
 func (fs flagSet) has(f string) bool {
 	for _, flag := range fs {
-		if len(flag) == len(f) && equalFoldASCII([]byte(flag), f) {
+		if len(flag) == len(f) && equalFoldASCII(flag, f) {
 			return true
 		}
 	}

@@ -325,9 +325,9 @@ func (h *header) Get(name string) string {
 	return ""
 }
 
-// equalFoldASCII reports whether b and s are equal in ASCII letters
-// without regard to case.
-func equalFoldASCII(b []byte, s string) bool {
+// equalFoldASCII reports whether b and s, of the same length, are equal
+// in ASCII letters without regard to case.
+func equalFoldASCII[T string | []byte](b T, s string) bool {
 	for i := range len(b) {
 		c, d := b[i], s[i]
 		if c == d {
