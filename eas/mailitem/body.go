@@ -3,6 +3,7 @@ package mailitem
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -177,16 +178,16 @@ func (b *builder) body() (*wbxml.Element, BodyType, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	body := wbxml.E(wbxml.AirSyncBaseBody,
-		wbxml.T(wbxml.AirSyncBaseType, strconv.Itoa(int(pref.Type))),
-		wbxml.T(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(r.full, 1<<32-1), 10)))
+	body := b.el.e(wbxml.AirSyncBaseBody, 3,
+		b.el.t(wbxml.AirSyncBaseType, strconv.Itoa(int(pref.Type))),
+		b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(r.full, 1<<32-1), 10)))
 	if r.truncated {
-		body.Add(wbxml.T(wbxml.AirSyncBaseTruncated, "1"))
+		body.Add(b.el.t(wbxml.AirSyncBaseTruncated, "1"))
 	} else {
-		body.Add(wbxml.T(wbxml.AirSyncBaseTruncated, "0"))
+		body.Add(b.el.t(wbxml.AirSyncBaseTruncated, "0"))
 	}
 	if !(r.truncated && pref.AllOrNone) {
-		body.Add(wbxml.T(wbxml.AirSyncBaseData, r.data))
+		body.Add(b.el.t(wbxml.AirSyncBaseData, r.data))
 	}
 	if pref.Preview > 0 && b.ver >= 140 {
 		text := r.data
@@ -197,7 +198,7 @@ func (b *builder) body() (*wbxml.Element, BodyType, error) {
 			}
 			text = p.data
 		}
-		body.Add(wbxml.T(wbxml.AirSyncBasePreview, makePreview(text, pref.Preview)))
+		body.Add(b.el.t(wbxml.AirSyncBasePreview, makePreview(text, pref.Preview)))
 	}
 	return body, pref.Type, nil
 }
@@ -317,8 +318,9 @@ func (b *builder) decode(p *Part, raw []byte) string {
 // section reads the body of p, at most window bytes when window > 0,
 // reusing what was read before when it is enough.
 func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
-	key := PathString(p.Path)
-	if s, ok := b.cache[key]; ok {
+	c := slices.IndexFunc(b.cache, func(s section) bool { return slices.Equal(s.path, p.Path) })
+	if c >= 0 {
+		s := b.cache[c]
 		switch {
 		case !s.more && (window == 0 || int64(len(s.data)) <= window):
 			return s.data, false, nil
@@ -328,9 +330,13 @@ func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
 	}
 	data, more, err := b.src.Section(b.ctx, p.Path, window)
 	if err != nil {
-		return nil, false, &SourceError{Op: "section " + key, Err: err}
+		return nil, false, &SourceError{Op: "section " + PathString(p.Path), Err: err}
 	}
-	b.cache[key] = section{data: data, more: more}
+	if c >= 0 {
+		b.cache[c] = section{path: p.Path, data: data, more: more}
+	} else {
+		b.cache = append(b.cache, section{path: p.Path, data: data, more: more})
+	}
 	return data, more, nil
 }
 
@@ -379,21 +385,21 @@ func (b *builder) attachments() *wbxml.Element {
 	if len(b.lay.atts) == 0 {
 		return nil
 	}
-	atts := wbxml.E(wbxml.AirSyncBaseAttachments)
+	atts := b.el.e(wbxml.AirSyncBaseAttachments, 0)
 	for _, p := range b.lay.atts {
-		a := wbxml.E(wbxml.AirSyncBaseAttachment,
-			wbxml.T(wbxml.AirSyncBaseDisplayName, attachmentName(p)),
-			wbxml.T(wbxml.AirSyncBaseFileReference, b.opts.fileRef(p.Path)),
-			wbxml.T(wbxml.AirSyncBaseMethod, "1"),
-			wbxml.T(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(decodedSize(p), 1<<32-1), 10)))
+		a := b.el.e(wbxml.AirSyncBaseAttachment, 3,
+			b.el.t(wbxml.AirSyncBaseDisplayName, attachmentName(p)),
+			b.el.t(wbxml.AirSyncBaseFileReference, b.opts.fileRef(p.Path)),
+			b.el.t(wbxml.AirSyncBaseMethod, "1"),
+			b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(decodedSize(p), 1<<32-1), 10)))
 		cid := cleanText(strings.Trim(strings.TrimSpace(p.ID), "<>"))
 		if cid != "" {
-			a.Add(wbxml.T(wbxml.AirSyncBaseContentId, cid))
+			a.Add(b.el.t(wbxml.AirSyncBaseContentId, cid))
 		}
 		if loc := cleanText(p.Location); loc != "" {
-			a.Add(wbxml.T(wbxml.AirSyncBaseContentLocation, loc))
+			a.Add(b.el.t(wbxml.AirSyncBaseContentLocation, loc))
 		}
-		a.Add(wbxml.T(wbxml.AirSyncBaseIsInline, boolText(cid != "" && p.Disposition != "attachment")))
+		a.Add(b.el.t(wbxml.AirSyncBaseIsInline, boolText(cid != "" && p.Disposition != "attachment")))
 		atts.Add(a)
 	}
 	return atts

@@ -5,12 +5,12 @@ import (
 	"crypto/md5"
 	"encoding/binary"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/easgate/easgate/wbxml"
-	"github.com/emersion/go-message/textproto"
 )
 
 // Item is a converted message.
@@ -73,21 +73,23 @@ type builder struct {
 	opts     Options
 	ver      int
 	meta     Meta
-	hdr      textproto.Header
+	hdr      header
 	lay      layout
 	class    string
-	cache    map[string]section
+	cache    []section // sections read so far
 	warnings []string
+	el       elements // the item's elements
 }
 
 // section is a fetched section body.
 type section struct {
+	path []int
 	data []byte
 	more bool
 }
 
 func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error) {
-	b := &builder{ctx: ctx, src: src, opts: opts, ver: opts.version(), meta: src.Meta(), cache: make(map[string]section)}
+	b := &builder{ctx: ctx, src: src, opts: opts, ver: opts.version(), meta: src.Meta()}
 	root, err := src.Structure(ctx)
 	if err != nil {
 		return nil, &SourceError{Op: "structure", Err: err}
@@ -95,14 +97,14 @@ func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error)
 	if root == nil {
 		root = &Part{Type: "text", Subtype: "plain", Path: []int{1}}
 	}
-	if ps, ok := src.(interface{ parsedHeader() textproto.Header }); ok {
+	if ps, ok := src.(interface{ parsedHeader() header }); ok {
 		b.hdr = ps.parsedHeader()
 	} else {
 		raw, err := src.Header(ctx)
 		if err != nil {
 			return nil, &SourceError{Op: "header", Err: err}
 		}
-		b.hdr = readHeader(raw)
+		b.hdr = parseHeader(raw)
 	}
 	b.lay.collect(root, 0)
 	b.class = messageClass(root)
@@ -124,6 +126,7 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.el.free = make([]wbxml.Element, itemElements)
 	body, typ, err := b.body()
 	if err != nil {
 		return nil, err
@@ -136,58 +139,59 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 
 	// Room for every element an item can have, so the list is not
 	// regrown while it is built.
-	ad := &wbxml.Element{Tag: wbxml.AirSyncApplicationData, Children: make([]*wbxml.Element, 0, 28)}
+	ad := b.el.next(wbxml.AirSyncApplicationData)
+	ad.Children = make([]*wbxml.Element, 0, 28)
 	if s := formatAddresses(to, ", "); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailTo, s))
+		ad.Add(b.el.t(wbxml.EmailTo, s))
 	}
 	if s := formatAddresses(parseAddressList(h.Get("Cc")), ", "); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailCc, s))
+		ad.Add(b.el.t(wbxml.EmailCc, s))
 	}
 	if len(from) > 0 {
-		ad.Add(wbxml.T(wbxml.EmailFrom, formatAddresses(from[:1], "")))
+		ad.Add(b.el.t(wbxml.EmailFrom, formatAddresses(from[:1], "")))
 	}
-	ad.Add(wbxml.T(wbxml.EmailSubject, subject))
+	ad.Add(b.el.t(wbxml.EmailSubject, subject))
 	if s := formatAddresses(parseAddressList(h.Get("Reply-To")), "; "); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailReplyTo, s))
+		ad.Add(b.el.t(wbxml.EmailReplyTo, s))
 	}
-	ad.Add(wbxml.T(wbxml.EmailDateReceived, formatDate(b.received())))
+	ad.Add(b.el.t(wbxml.EmailDateReceived, formatDate(b.received())))
 	if s := displayNames(to); s != "" {
-		ad.Add(wbxml.T(wbxml.EmailDisplayTo, s))
+		ad.Add(b.el.t(wbxml.EmailDisplayTo, s))
 	}
-	ad.Add(wbxml.T(wbxml.EmailThreadTopic, threadTopic(subject)))
-	ad.Add(wbxml.T(wbxml.EmailImportance, strconv.Itoa(importance(h.Get("Importance"), h.Get("X-Priority"), h.Get("Priority")))))
-	ad.Add(wbxml.T(wbxml.EmailRead, boolText(flags.has(`\seen`))))
+	ad.Add(b.el.t(wbxml.EmailThreadTopic, threadTopic(subject)))
+	ad.Add(b.el.t(wbxml.EmailImportance, strconv.Itoa(importance(h.Get("Importance"), h.Get("X-Priority"), h.Get("Priority")))))
+	ad.Add(b.el.t(wbxml.EmailRead, boolText(flags.has(`\seen`))))
 	ad.Add(body)
 	if typ != BodyMIME {
 		ad.Add(b.attachments())
 	}
-	ad.Add(wbxml.T(wbxml.EmailMessageClass, b.class))
-	ad.Add(wbxml.T(wbxml.EmailInternetCPID, "65001"))
-	ad.Add(flagElement(flags))
-	ad.Add(wbxml.T(wbxml.EmailContentClass, "urn:content-classes:message"))
-	ad.Add(wbxml.T(wbxml.AirSyncBaseNativeBodyType, strconv.Itoa(int(b.lay.nativeType()))))
+	ad.Add(b.el.t(wbxml.EmailMessageClass, b.class))
+	ad.Add(b.el.t(wbxml.EmailInternetCPID, "65001"))
+	ad.Add(flagElement(&b.el, flags))
+	ad.Add(b.el.t(wbxml.EmailContentClass, "urn:content-classes:message"))
+	ad.Add(b.el.t(wbxml.AirSyncBaseNativeBodyType, strconv.Itoa(int(b.lay.nativeType()))))
 	if b.ver >= 140 {
-		ad.Add(wbxml.O(wbxml.Email2ConversationId, b.conversationID(subject)))
-		ad.Add(wbxml.O(wbxml.Email2ConversationIndex, b.conversationIndex()))
+		ad.Add(b.el.o(wbxml.Email2ConversationId, b.conversationID(subject)))
+		ad.Add(b.el.o(wbxml.Email2ConversationIndex, b.conversationIndex()))
 		switch {
 		case flags.has(`\answered`):
-			ad.Add(wbxml.T(wbxml.Email2LastVerbExecuted, "1"))
+			ad.Add(b.el.t(wbxml.Email2LastVerbExecuted, "1"))
 		case flags.has("$forwarded"):
-			ad.Add(wbxml.T(wbxml.Email2LastVerbExecuted, "3"))
+			ad.Add(b.el.t(wbxml.Email2LastVerbExecuted, "3"))
 		}
 		if sender := parseAddressList(h.Get("Sender")); len(sender) > 0 && (len(from) == 0 || !strings.EqualFold(sender[0].Addr, from[0].Addr)) {
-			ad.Add(wbxml.T(wbxml.Email2Sender, formatAddresses(sender[:1], "")))
+			ad.Add(b.el.t(wbxml.Email2Sender, formatAddresses(sender[:1], "")))
 		}
-		ad.Add(categories(b.meta.Flags))
+		ad.Add(categories(&b.el, b.meta.Flags))
 	}
 	if b.ver >= 160 {
 		draft := b.opts.Drafts || flags.has(`\draft`)
 		if draft {
 			if s := formatAddresses(parseAddressList(h.Get("Bcc")), ", "); s != "" {
-				ad.Add(wbxml.T(wbxml.Email2Bcc, cutList(s, 1024)))
+				ad.Add(b.el.t(wbxml.Email2Bcc, cutList(s, 1024)))
 			}
 		}
-		ad.Add(wbxml.T(wbxml.Email2IsDraft, boolText(draft)))
+		ad.Add(b.el.t(wbxml.Email2IsDraft, boolText(draft)))
 	}
 	return &Item{ApplicationData: ad, MessageClass: b.class, BodyType: typ, Warnings: b.warnings}, nil
 }
@@ -208,27 +212,32 @@ func BuildBody(ctx context.Context, src Source, opts Options) (*wbxml.Element, e
 // 2.2.3.24; digest 4.2). An empty Categories clears the phone's.
 func ChangeData(flags []string, opts Options) *wbxml.Element {
 	fs := newFlagSet(flags)
-	ad := wbxml.E(wbxml.AirSyncApplicationData,
-		wbxml.T(wbxml.EmailRead, boolText(fs.has(`\seen`))),
-		flagElement(fs))
+	el := elements{free: make([]wbxml.Element, 6)}
+	ad := el.e(wbxml.AirSyncApplicationData, 1,
+		el.t(wbxml.EmailRead, boolText(fs.has(`\seen`))),
+		flagElement(&el, fs))
 	if opts.version() >= 140 {
-		ad.Add(categories(flags))
+		ad.Add(categories(&el, flags))
 	}
 	return ad
 }
 
-// flagSet is a message's flags in lower case.
-type flagSet map[string]bool
+// flagSet is a message's flags, looked up without regard to case.
+type flagSet []string
 
-func newFlagSet(flags []string) flagSet {
-	fs := make(flagSet, len(flags))
-	for _, f := range flags {
-		fs[strings.ToLower(f)] = true
+func newFlagSet(flags []string) flagSet { return flagSet(flags) }
+
+// has reports whether the set holds f, which is in lower case ASCII
+// without a "k" (the one letter a non-ASCII character, the Kelvin sign,
+// lowers to): compared in ASCII, as strings.ToLower(flag) == f compares.
+func (fs flagSet) has(f string) bool {
+	for _, flag := range fs {
+		if len(flag) == len(f) && equalFoldASCII(flag, f) {
+			return true
+		}
 	}
-	return fs
+	return false
 }
-
-func (fs flagSet) has(f string) bool { return fs[f] }
 
 func boolText(b bool) string {
 	if b {
@@ -239,30 +248,36 @@ func boolText(b bool) string {
 
 // flagElement is email:Flag: empty when not flagged, else an active
 // follow-up flag (MS-ASEMAIL 2.2.2.34).
-func flagElement(fs flagSet) *wbxml.Element {
+func flagElement(el *elements, fs flagSet) *wbxml.Element {
 	if !fs.has(`\flagged`) {
-		return wbxml.E(wbxml.EmailFlag)
+		return el.e(wbxml.EmailFlag, 0)
 	}
-	return wbxml.E(wbxml.EmailFlag,
-		wbxml.T(wbxml.EmailStatus, flagActive),
-		wbxml.T(wbxml.EmailFlagType, flagTypeFUP))
+	return el.e(wbxml.EmailFlag, 0,
+		el.t(wbxml.EmailStatus, flagActive),
+		el.t(wbxml.EmailFlagType, flagTypeFUP))
 }
 
 // categories is email:Categories from the IMAP keywords that are not
 // system flags or bookkeeping keywords.
-func categories(flags []string) *wbxml.Element {
-	cats := wbxml.E(wbxml.EmailCategories)
-	seen := make(map[string]bool)
+func categories(el *elements, flags []string) *wbxml.Element {
+	cats := el.e(wbxml.EmailCategories, 0)
+	var seen map[string]bool
 	for _, f := range flags {
+		if f == "" || strings.HasPrefix(f, `\`) {
+			continue // system flags
+		}
 		lf := strings.ToLower(f)
-		if f == "" || strings.HasPrefix(f, `\`) || notCategories[lf] || seen[lf] {
+		if notCategories[lf] || seen[lf] {
 			continue
+		}
+		if seen == nil {
+			seen = make(map[string]bool)
 		}
 		if len(cats.Children) == maxCategories {
 			break
 		}
 		seen[lf] = true
-		cats.Add(wbxml.T(wbxml.EmailCategory, cleanText(f)))
+		cats.Add(el.t(wbxml.EmailCategory, cleanText(f)))
 	}
 	return cats
 }
@@ -288,10 +303,77 @@ const rfc5322Date = "Mon, 2 Jan 2006 15:04:05 -0700"
 // day of week before it, each failure costing an error value, which made
 // it a tenth of the time spent building a Sync window.
 func parseDate(v string) (time.Time, error) {
+	if t, ok := parseCommonDate(v); ok {
+		return t, nil
+	}
 	if t, err := time.Parse(rfc5322Date, v); err == nil {
 		return t, nil
 	}
 	return mail.ParseDate(v)
+}
+
+var (
+	shortDays   = [...]string{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}
+	shortMonths = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+)
+
+// parseCommonDate parses v when it is written exactly as most mailers
+// write a Date — "Mon, 2 Jan 2006 15:04:05 -0700", a one or two digit
+// day, the names as written there, every other field with its digits —
+// and gives what time.Parse(rfc5322Date, v) gives (tested against it).
+// ok is false for anything else, which is left to time.Parse: it was a
+// tenth of the time of building a small item.
+func parseCommonDate(v string) (t time.Time, ok bool) {
+	if len(v) < len("Mon, 2 ") || v[3] != ',' || v[4] != ' ' || !slices.Contains(shortDays[:], v[:3]) {
+		return time.Time{}, false
+	}
+	v = v[5:]
+	day, n := 0, 0
+	for ; n < 2 && '0' <= v[n] && v[n] <= '9'; n++ {
+		day = day*10 + int(v[n]-'0')
+	}
+	v = v[n:] // " Jan 2006 15:04:05 -0700"
+	if n == 0 || len(v) != 24 || v[0] != ' ' || v[4] != ' ' || v[9] != ' ' || v[12] != ':' || v[15] != ':' || v[18] != ' ' || v[19] != '+' && v[19] != '-' {
+		return time.Time{}, false
+	}
+	month := slices.Index(shortMonths[:], v[1:4]) + 1
+	year, ok1 := digits(v[5:9])
+	hour, ok2 := digits(v[10:12])
+	minute, ok3 := digits(v[13:15])
+	sec, ok4 := digits(v[16:18])
+	zh, ok5 := digits(v[20:22])
+	zm, ok6 := digits(v[22:24])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month == 0 || day < 1 || day > daysIn(time.Month(month), year) ||
+		hour > 23 || minute > 59 || sec > 59 || zh > 23 || zm > 59 {
+		return time.Time{}, false
+	}
+	off := (zh*60 + zm) * 60
+	if v[19] == '-' {
+		off = -off
+	}
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Add(-time.Duration(off) * time.Second)
+	// As time.Parse: the local zone when it has that offset then.
+	if _, local := t.In(time.Local).Zone(); local == off {
+		return t.In(time.Local), true
+	}
+	return t.In(time.FixedZone("", off)), true
+}
+
+// digits returns the number s writes in decimal digits only.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+// daysIn is the number of days of month m in year.
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // formatDate writes t as EAS dates are written: UTC with milliseconds.
@@ -307,21 +389,22 @@ func formatDate(t time.Time) string {
 // References id, else In-Reply-To, else Message-ID, else the normalized
 // subject (MS-ASEMAIL 2.2.2.14).
 func (b *builder) conversationID(subject string) []byte {
-	key := ""
+	var buf [128]byte
+	key := buf[:0]
 	for _, f := range []string{"References", "In-Reply-To", "Message-Id"} {
 		if id := firstMessageID(b.hdr.Get(f)); id != "" {
-			key = "id:" + id
+			key = append(append(key, "id:"...), id...)
 			break
 		}
 	}
-	if key == "" {
+	if len(key) == 0 {
 		if topic := strings.ToLower(strings.Join(strings.Fields(threadTopic(subject)), " ")); topic != "" {
-			key = "subject:" + topic
+			key = append(append(key, "subject:"...), topic...)
 		} else {
-			key = "uid:" + strconv.FormatUint(uint64(b.meta.UID), 10)
+			key = strconv.AppendUint(append(key, "uid:"...), uint64(b.meta.UID), 10)
 		}
 	}
-	sum := md5.Sum([]byte(key))
+	sum := md5.Sum(key)
 	return sum[:]
 }
 

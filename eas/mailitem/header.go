@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/mail"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -121,7 +122,8 @@ func parseParamField(s string) (string, map[string]string) {
 	s = raw8bit(s)
 	value, rest, _ := strings.Cut(s, ";")
 	value = strings.ToLower(strings.TrimSpace(value))
-	raw := make(map[string]string)
+	var buf [8]param
+	raw := buf[:0]
 	for rest != "" {
 		var key string
 		key, rest, _ = strings.Cut(rest, "=")
@@ -132,15 +134,21 @@ func parseParamField(s string) (string, map[string]string) {
 		rest = strings.TrimLeft(rest, " \t\r\n")
 		var v string
 		if strings.HasPrefix(rest, `"`) {
-			var b strings.Builder
 			i := 1
-			for ; i < len(rest) && rest[i] != '"'; i++ {
-				if rest[i] == '\\' && i+1 < len(rest) {
-					i++
-				}
-				b.WriteByte(rest[i])
+			for ; i < len(rest) && rest[i] != '"' && rest[i] != '\\'; i++ {
 			}
-			v = b.String()
+			v = rest[1:i] // no quoted pair: the text as it is
+			if i < len(rest) && rest[i] == '\\' {
+				var b strings.Builder
+				b.WriteString(v)
+				for ; i < len(rest) && rest[i] != '"'; i++ {
+					if rest[i] == '\\' && i+1 < len(rest) {
+						i++
+					}
+					b.WriteByte(rest[i])
+				}
+				v = b.String()
+			}
 			rest = rest[min(i+1, len(rest)):]
 			_, rest, _ = strings.Cut(rest, ";")
 		} else {
@@ -150,17 +158,35 @@ func parseParamField(s string) (string, map[string]string) {
 		if key == "" || strings.ContainsAny(key, " \t\"") {
 			continue
 		}
-		if _, dup := raw[key]; !dup {
-			raw[key] = v
+		if !slices.ContainsFunc(raw, func(p param) bool { return p.key == key }) {
+			raw = append(raw, param{key, v})
 		}
 	}
-	return value, decodeParams(raw)
+	return value, decodeParamList(raw)
+}
+
+// param is one parameter of a header field, as written.
+type param struct {
+	key, value string
 }
 
 // decodeParams joins and decodes RFC 2231 parameters ("name*0*",
 // "name*1", "name*") and RFC 2047 words found in plain values (which many
 // mailers send against RFC 2047 5). Keys are lower case in the result.
 func decodeParams(raw map[string]string) map[string]string {
+	if len(raw) == 0 {
+		return nil
+	}
+	list := make([]param, 0, len(raw))
+	for k, v := range raw {
+		list = append(list, param{k, v})
+	}
+	return decodeParamList(list)
+}
+
+// decodeParamList is decodeParams over a list of parameters with
+// distinct keys.
+func decodeParamList(raw []param) map[string]string {
 	if len(raw) == 0 {
 		return nil
 	}
@@ -171,8 +197,8 @@ func decodeParams(raw map[string]string) map[string]string {
 	}
 	out := make(map[string]string, len(raw))
 	var split map[string][]piece
-	for k, v := range raw {
-		k = strings.ToLower(k)
+	for _, p := range raw {
+		k, v := strings.ToLower(p.key), p.value
 		name, sect, hasStar := strings.Cut(k, "*")
 		if !hasStar {
 			if _, ok := out[k]; !ok {
@@ -384,6 +410,11 @@ func formatAddress(b *strings.Builder, a address) {
 // boundary.
 func formatAddresses(list []address, sep string) string {
 	var b strings.Builder
+	n := 0
+	for _, a := range list {
+		n += len(a.Name) + len(a.Addr) + len(sep) + len(`"" <>`)
+	}
+	b.Grow(min(n, maxFieldLen+1))
 	for _, a := range list {
 		n := b.Len()
 		if n > 0 {
@@ -485,34 +516,25 @@ func threadTopic(subject string) string {
 // firstMessageID returns the first <id> of a Message-ID, In-Reply-To or
 // References value, without brackets, or "".
 func firstMessageID(v string) string {
-	ids := messageIDs(v)
-	if len(ids) == 0 {
-		return ""
-	}
-	return ids[0]
-}
-
-// messageIDs returns the <id> tokens of v, without brackets.
-func messageIDs(v string) []string {
-	var out []string
+	rest := v
 	for {
-		i := strings.IndexByte(v, '<')
+		i := strings.IndexByte(rest, '<')
 		if i < 0 {
 			break
 		}
-		j := strings.IndexByte(v[i:], '>')
+		j := strings.IndexByte(rest[i:], '>')
 		if j < 0 {
 			break
 		}
-		if id := strings.TrimSpace(v[i+1 : i+j]); id != "" {
-			out = append(out, id)
+		if id := strings.TrimSpace(rest[i+1 : i+j]); id != "" {
+			return id
 		}
-		v = v[i+j+1:]
+		rest = rest[i+j+1:]
 	}
-	if len(out) == 0 {
-		if f := strings.Fields(v); len(f) > 0 {
-			out = append(out, f[0])
-		}
+	// No <id>: the first word after the last complete one, as
+	// messageIDs takes it.
+	if f := strings.Fields(rest); len(f) > 0 {
+		return f[0]
 	}
-	return out
+	return ""
 }

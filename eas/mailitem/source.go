@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-message/textproto"
 )
 
 // MaxDepth is how deeply multiparts are followed. Deeper parts are left
@@ -110,6 +110,9 @@ var ErrNoSection = errors.New("mailitem: no such section")
 // PathString formats a part path as IMAP writes it ("1.2"); the empty
 // path is "".
 func PathString(path []int) string {
+	if len(path) == 1 {
+		return strconv.Itoa(path[0])
+	}
 	var b strings.Builder
 	for i, n := range path {
 		if i > 0 {
@@ -120,14 +123,20 @@ func PathString(path []int) string {
 	return b.String()
 }
 
+// memSection is the body of the part at path, in place in the message.
+type memSection struct {
+	path []int
+	body []byte
+}
+
 // memSource is the Source over a raw message in memory.
 type memSource struct {
 	meta     Meta
 	raw      []byte
 	header   []byte
-	hdr      textproto.Header // header, parsed
+	hdr      header // header, parsed
 	root     *Part
-	sections map[string][]byte
+	sections []memSection
 	warnings []string
 }
 
@@ -140,11 +149,11 @@ func FromBytes(raw []byte, meta Meta) Source {
 	if meta.Size == 0 {
 		meta.Size = int64(len(raw))
 	}
-	s := &memSource{meta: meta, raw: raw, sections: make(map[string][]byte)}
+	s := &memSource{meta: meta, raw: raw}
 	hdr, body := splitHeader(raw)
 	s.header = hdr
-	s.hdr = readHeader(hdr)
-	s.root = s.parse(s.hdr, body, nil, 0)
+	s.hdr = parseHeader(hdr)
+	s.root = s.parse(&s.hdr, body, nil, 0)
 	return s
 }
 
@@ -235,53 +244,150 @@ func splitMultipart(body []byte, boundary string) (parts [][]byte, closed bool) 
 	return parts, false
 }
 
-// readHeader parses a header block leniently, as go-message's
-// textproto.ReadHeader does — the same fields, values and order, and, at
-// the first malformed line (one without a colon or with a bad key), the
-// fields before it kept — but in place: each field is a slice of b, where
-// ReadHeader copies every line into a fresh 256-byte buffer behind a
-// 4 KiB reader, which made header parsing most of the garbage of building
-// a Sync window. b must not be modified while the header is in use.
-func readHeader(b []byte) textproto.Header {
-	var h textproto.Header
-	if len(b) == 0 || b[0] == ' ' || b[0] == '\t' {
-		return h // ReadHeader refuses a first line that is a continuation
+// header is a parsed header block: where its fields are, as offsets
+// into the block, looked up by name when a value is needed. It gives what
+// go-message's textproto.ReadHeader and Header.Get give — the same
+// fields, the first of a name, values unfolded and trimmed the same way
+// (tested against them on random blocks) — without a map, a canonical
+// key and a value string per field, which were most of what parsing a
+// message allocated.
+type header struct {
+	block  []byte
+	fields []fieldPos
+}
+
+// fieldPos is one field of a header block: its name is
+// block[keyStart:keyEnd] (trimmed), its raw value block[valStart:end]
+// (with folding and the line break).
+type fieldPos struct {
+	keyStart, keyEnd, valStart, end int32
+}
+
+// parseHeader parses a header block leniently, as
+// textproto.ReadHeader does: at the first malformed line (one without a
+// colon or with a bad key) the fields before it are kept, and a block
+// that starts with a continuation line has no fields. b must not be
+// modified while the header is in use.
+func parseHeader(b []byte) header {
+	if len(b) == 0 || b[0] == ' ' || b[0] == '\t' || len(b) > math.MaxInt32-2 {
+		return header{}
 	}
 	if b[len(b)-1] != '\n' {
 		// The last line ends with the block (a message that is all
-		// header): end it as ReadHeader's reader did.
+		// header): end it as ReadHeader's reader does.
 		b = append(slices.Clip(b), '\r', '\n')
 	}
-	var buf [32][]byte
+	var buf [32]fieldPos
 	fields := buf[:0]
-	for rest := b; len(rest) > 0; {
-		end := lineEnd(rest, 0)
-		if isBlankLine(rest[:end]) {
+	for pos := 0; pos < len(b); {
+		end := lineEnd(b, pos)
+		if isBlankLine(b[pos:end]) {
 			break // the empty line that ends the header
 		}
-		for end < len(rest) && (rest[end] == ' ' || rest[end] == '\t') {
-			end = lineEnd(rest, end) // folded: continuation lines
+		for end < len(b) && (b[end] == ' ' || b[end] == '\t') {
+			end = lineEnd(b, end) // folded: continuation lines
 		}
-		kv := rest[:end]
-		rest = rest[end:]
-		colon := bytes.IndexByte(kv, ':')
+		colon := bytes.IndexByte(b[pos:end], ':')
 		if colon < 0 {
 			break
 		}
-		key := bytes.Trim(kv[:colon], " \t")
-		if bytes.ContainsFunc(key, func(r rune) bool { return r < '!' || r > '~' || r == ':' }) {
-			break
+		colon += pos
+		ks, ke := pos, colon
+		for ks < ke && (b[ks] == ' ' || b[ks] == '\t') {
+			ks++
 		}
-		if len(key) > 0 {
-			fields = append(fields, kv)
+		for ke > ks && (b[ke-1] == ' ' || b[ke-1] == '\t') {
+			ke--
+		}
+		for _, c := range b[ks:ke] {
+			if c < '!' || c > '~' {
+				return header{block: b, fields: slices.Clone(fields)}
+			}
+		}
+		if ke > ks {
+			fields = append(fields, fieldPos{int32(ks), int32(ke), int32(colon + 1), int32(end)})
+		}
+		pos = end
+	}
+	return header{block: b, fields: slices.Clone(fields)}
+}
+
+// Get returns the value of the first field named name (compared without
+// regard to ASCII case, as canonical MIME keys are), unfolded: its lines
+// trimmed of spaces and tabs and joined by one space. "" when there is
+// none. name must be a valid field name (letters, digits, "-").
+func (h *header) Get(name string) string {
+	for _, f := range h.fields {
+		if int(f.keyEnd-f.keyStart) == len(name) && equalFoldASCII(h.block[f.keyStart:f.keyEnd], name) {
+			return unfold(h.block[f.valStart:f.end])
 		}
 	}
-	// ReadHeader keeps the fields last first, and Get gives the first
-	// of a name: add them in that order.
-	for i := len(fields) - 1; i >= 0; i-- {
-		h.AddRaw(fields[i])
+	return ""
+}
+
+// equalFoldASCII reports whether b and s, of the same length, are equal
+// in ASCII letters without regard to case.
+func equalFoldASCII[T string | []byte](b T, s string) bool {
+	for i := range len(b) {
+		c, d := b[i], s[i]
+		if c == d {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
 	}
-	return h
+	return true
+}
+
+// unfold joins the lines of a raw field value: each without its line
+// break (one CR before the LF) and trimmed of spaces and tabs, the
+// empty ones left out, the rest joined by one space.
+func unfold(v []byte) string {
+	if i := bytes.IndexByte(v, '\n'); i < 0 || i == len(v)-1 {
+		return string(trimLine(v)) // one line: the common case
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	for len(v) > 0 {
+		line := v
+		if i := bytes.IndexByte(v, '\n'); i >= 0 {
+			line, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		if line = trimLine(line); len(line) > 0 {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.Write(line)
+		}
+	}
+	return b.String()
+}
+
+// trimLine removes a line's break (LF, and one CR before it) and the
+// spaces and tabs around what is left.
+func trimLine(l []byte) []byte {
+	if len(l) > 0 && l[len(l)-1] == '\n' {
+		l = l[:len(l)-1]
+	}
+	if len(l) > 0 && l[len(l)-1] == '\r' {
+		l = l[:len(l)-1]
+	}
+	for len(l) > 0 && (l[0] == ' ' || l[0] == '\t') {
+		l = l[1:]
+	}
+	for len(l) > 0 && (l[len(l)-1] == ' ' || l[len(l)-1] == '\t') {
+		l = l[:len(l)-1]
+	}
+	return l
 }
 
 // lineEnd returns the index just past the line break of the line that
@@ -300,7 +406,7 @@ func isBlankLine(line []byte) bool {
 
 // parse builds the part for one entity with header h and body. path is
 // the entity's own section path (nil for the message itself).
-func (s *memSource) parse(h textproto.Header, body []byte, path []int, depth int) *Part {
+func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 	p := partFromHeader(h)
 	p.Size = int64(len(body))
 	if p.Type != "multipart" {
@@ -308,7 +414,7 @@ func (s *memSource) parse(h textproto.Header, body []byte, path []int, depth int
 			path = []int{1}
 		}
 		p.Path = path
-		s.sections[PathString(path)] = body
+		s.sections = append(s.sections, memSection{path, body})
 		return p
 	}
 	p.Path = path
@@ -323,7 +429,7 @@ func (s *memSource) parse(h textproto.Header, body []byte, path []int, depth int
 			path = []int{1}
 		}
 		p.Path = path
-		s.sections[PathString(path)] = body
+		s.sections = append(s.sections, memSection{path, body})
 		return p
 	}
 	parts, closed := splitMultipart(body, boundary)
@@ -336,7 +442,8 @@ func (s *memSource) parse(h textproto.Header, body []byte, path []int, depth int
 			break
 		}
 		ph, pb := splitHeader(part)
-		child := s.parse(readHeader(ph), pb, append(slices.Clip(path), i+1), depth+1)
+		ch := parseHeader(ph)
+		child := s.parse(&ch, pb, append(slices.Clip(path), i+1), depth+1)
 		p.Children = append(p.Children, child)
 	}
 	if len(p.Children) == 0 {
@@ -347,13 +454,13 @@ func (s *memSource) parse(h textproto.Header, body []byte, path []int, depth int
 			path = []int{1}
 		}
 		p.Path = path
-		s.sections[PathString(path)] = body
+		s.sections = append(s.sections, memSection{path, body})
 	}
 	return p
 }
 
 // partFromHeader reads the MIME fields of h.
-func partFromHeader(h textproto.Header) *Part {
+func partFromHeader(h *header) *Part {
 	p := &Part{Type: "text", Subtype: "plain"}
 	ct, params := parseParamField(h.Get("Content-Type"))
 	if t, st, ok := strings.Cut(ct, "/"); ok && t != "" && st != "" {
@@ -379,13 +486,14 @@ func (s *memSource) Header(context.Context) ([]byte, error) { return s.header, n
 
 // parsedHeader returns the header FromBytes already parsed, so Build does
 // not parse it again.
-func (s *memSource) parsedHeader() textproto.Header { return s.hdr }
+func (s *memSource) parsedHeader() header { return s.hdr }
 
 func (s *memSource) Section(_ context.Context, path []int, maxBytes int64) ([]byte, bool, error) {
-	b, ok := s.sections[PathString(path)]
-	if !ok {
+	i := slices.IndexFunc(s.sections, func(m memSection) bool { return slices.Equal(m.path, path) })
+	if i < 0 {
 		return nil, false, fmt.Errorf("%w: %q", ErrNoSection, PathString(path))
 	}
+	b := s.sections[i].body
 	if maxBytes > 0 && int64(len(b)) > maxBytes {
 		return b[:maxBytes], true, nil
 	}

@@ -226,7 +226,8 @@ func (e *Engine) log() *slog.Logger {
 // ServerID returns the ServerId of the message uid in collection:
 // "<collection>:<uid>" (digest §3.4).
 func ServerID(collection string, uid backend.UID) string {
-	return collection + ":" + strconv.FormatUint(uint64(uid), 10)
+	var buf [32]byte
+	return string(strconv.AppendUint(append(append(buf[:0], collection...), ':'), uint64(uid), 10))
 }
 
 // ParseServerID returns the UID of a ServerId of collection, or 0.
