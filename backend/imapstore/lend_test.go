@@ -231,7 +231,7 @@ func TestLendWatchConnection(t *testing.T) {
 }
 
 // TestLendQueue: an operation that finds the watch's connection lent
-// waits for it and gets it straight from the borrower; one that waits
+// waits for it and gets it (no connection of its own); one that waits
 // longer than LendWait opens a connection of its own, which is closed
 // when it comes back (the watch's makes it redundant); a streamed
 // message never borrows it; a watch closed while its connection is lent
@@ -263,8 +263,19 @@ func TestLendQueue(t *testing.T) {
 		e := newLendEnv(t, imapstore.Options{LendWait: time.Millisecond})
 		e.settled()
 		release, done := e.hold(e.inbox, e.uids[0])
-		if _, err := e.sess.Folders(ctx); err != nil {
-			t.Fatal(err)
+		got := make(chan error, 1)
+		go func() {
+			_, err := e.sess.Folders(ctx)
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			close(release)
+			t.Fatal("the operation waited for the lent connection past LendWait")
 		}
 		if st := e.s.Stats("alice"); st.Dials != 2 || st.Open != 0 {
 			t.Fatalf("after LendWait: %+v, want a second connection dialled and closed after use", st)

@@ -311,9 +311,7 @@ func (p *userPool) put(c *conn, reuse bool) {
 	w := c.watch
 	healthy := reuse && !p.closed && !c.isClosed() && (w == nil || !w.gone)
 	if healthy {
-		if i := slices.IndexFunc(p.waiting, func(wt *waiter) bool { return wt.key == c.key }); i >= 0 {
-			wt := p.waiting[i]
-			p.waiting = slices.Delete(p.waiting, i, i+1)
+		if wt := p.popWaiter(c.key); wt != nil {
 			p.mu.Unlock()
 			wt.c <- c
 			return
@@ -388,7 +386,13 @@ func (p *userPool) nextWaiter(w *watch) *waiter {
 	if w.gone {
 		return nil
 	}
-	i := slices.IndexFunc(p.waiting, func(wt *waiter) bool { return wt.key == w.c.key })
+	return p.popWaiter(w.c.key)
+}
+
+// popWaiter dequeues the first operation waiting for a connection logged
+// in with key; nil if none. p.mu is held.
+func (p *userPool) popWaiter(key [32]byte) *waiter {
+	i := slices.IndexFunc(p.waiting, func(wt *waiter) bool { return wt.key == key })
 	if i < 0 {
 		return nil
 	}

@@ -88,7 +88,7 @@ const lentCancelGrace = 30 * time.Second
 // does not (a server that stopped answering) is cut off then.
 func abortOnCancel(ctx context.Context, c *conn) (stop func()) {
 	if c.watch == nil {
-		s := context.AfterFunc(ctx, func() { c.close() })
+		s := context.AfterFunc(ctx, c.close)
 		return func() { s() }
 	}
 	var mu sync.Mutex
