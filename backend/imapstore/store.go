@@ -78,9 +78,9 @@ const (
 	// DefaultMaxConnsPerUser is two: a phone's requests rarely overlap,
 	// two let a Sync run beside a long attachment download, and each
 	// connection costs the mail server a session and the gateway about
-	// 20 KB (with thousands of users waiting in Ping, the pooled
-	// connections opened by the Syncs after each new mail are most of
-	// the gateway's extra memory: docs/benchmarks.md).
+	// 20 KB. While the user's Watch runs, operations borrow its
+	// connection first (LendWait), so pooled ones are opened only
+	// beside a long operation or a download.
 	DefaultMaxConnsPerUser = 2
 	DefaultIdleTimeout     = 5 * time.Minute
 	// DefaultLendWait is how long an operation waits for the connection

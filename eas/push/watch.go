@@ -33,7 +33,9 @@ type Opener func(ctx context.Context) (backend.Session, error)
 // on the IDLE connection, which pauses for it. A user's watcher starts
 // with the first Watch and stops Linger after the last Subscription
 // closed, so a user holds at most one IDLE connection plus the pool's
-// connections however many devices wait.
+// connections however many devices wait (and, on servers with
+// CONDSTORE, the user's requests borrow the IDLE connection before they
+// open pooled ones: backend/imapstore).
 //
 // The watcher also says when the list of folders changed (a folder was
 // created, deleted or renamed), for Ping's Status 7.
