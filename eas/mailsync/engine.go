@@ -481,8 +481,8 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		primed = cur.Snap == nil
 		switch {
 		case !req.Options.GetChanges:
-		case cur.dueFills(win, req.Options.FilterType, e.now):
-			res.Scan = backend.ScanSkipped // the window is full without asking
+		case cur.scanWaits(req.Options.FilterType, e.now):
+			res.Scan = backend.ScanSkipped // due items first
 		default:
 			scan, err := e.collect(ctx, req, cur)
 			if err != nil {

@@ -68,10 +68,11 @@ func TestPagedInitialSyncWithOutsideChanges(t *testing.T) {
 }
 
 // TestPagedRoundsSkipScan: the adds a window leaves for later are kept
-// as due, so a round whose window they fill does not ask the store for
-// changes at all; the first round they do not fill scans, finds what
-// changed meanwhile, and a due message a change touched is sent with its
-// flags of then (or not at all), never as a Change or Delete.
+// as due, so the rounds that send them do not ask the store for changes
+// (a paged sync scans once, in its first round); the phone's next Sync
+// scans and finds what changed meanwhile. A due message a change touched
+// is sent with its flags of then (or not at all), never as a Change or
+// Delete.
 func TestPagedRoundsSkipScan(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
 		for i := 1; i <= 12; i++ {
@@ -80,19 +81,22 @@ func TestPagedRoundsSkipScan(t *testing.T) {
 		inbox := e.folder("INBOX")
 		p := newPhone(t, "1")
 		p.apply(e.sync(e.request("1", inbox, "0", 5)))
-		want := backend.ScanSkipped // 7 due, a window of 5
 		var scans []backend.Scan
-		for round := 0; ; round++ {
-			if round == 2 {
-				e.store("INBOX", 2, imap.StoreFlagsAdd, imap.FlagFlagged) // due, not sent
-				e.expunge("INBOX", 1)                                     // due, not sent
-			}
-			r := e.sync(e.request("1", inbox, p.key, 5))
+		check := func(round int, r *mailsync.Result) {
 			scans = append(scans, r.Scan)
 			if len(r.Changes)+len(r.Deletes) > 0 {
 				t.Errorf("round %d: %d changes, %d deletes of messages the phone never had", round, len(r.Changes), len(r.Deletes))
 			}
 			p.apply(r)
+		}
+		for round := 0; ; round++ {
+			if round == 2 {
+				e.store("INBOX", 2, imap.StoreFlagsAdd, imap.FlagFlagged) // due, not sent
+				e.expunge("INBOX", 1)                                     // due, not sent
+				e.appendMsg("INBOX", 13, day0)                            // new
+			}
+			r := e.sync(e.request("1", inbox, p.key, 5))
+			check(round, r)
 			if !r.MoreAvailable {
 				break
 			}
@@ -100,8 +104,13 @@ func TestPagedRoundsSkipScan(t *testing.T) {
 				t.Fatal("no end")
 			}
 		}
-		if len(scans) != 3 || scans[1] != want || scans[2] == backend.ScanSkipped {
-			t.Errorf("scans %v: want the second round %v and the third (after outside changes) a real scan", scans, want)
+		check(3, e.sync(e.request("1", inbox, p.key, 5)))
+		want := []backend.Scan{backend.ScanFull, backend.ScanSkipped, backend.ScanSkipped}
+		if len(scans) != 4 || !slices.Equal(scans[:3], want) || scans[3] == backend.ScanSkipped {
+			t.Errorf("scans %v: want %v, then a real scan in the Sync after the paged rounds", scans, want)
+		}
+		if got := len(p.items); got != 12 {
+			t.Errorf("phone has %d messages, want 12", got)
 		}
 		p.matches(e.imapView("INBOX"))
 	})
