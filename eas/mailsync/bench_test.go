@@ -12,10 +12,13 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/backend/testsrv"
 	"github.com/easgate/easgate/devices"
+	"github.com/easgate/easgate/devices/redisstore"
+	"github.com/easgate/easgate/devices/redistest"
 	"github.com/easgate/easgate/eas/mailsync"
 )
 
@@ -48,10 +51,10 @@ func benchEnv(b *testing.B) (*env, *testsrv.Dovecot) {
 	return e, d
 }
 
-// initialSync primes a new device and syncs the whole INBOX in windows of
-// 512; it returns the device's last key.
-func initialSync(b *testing.B, e *env, device string) string {
-	inbox := e.folder("INBOX")
+// initialSync primes a new device and syncs the whole INBOX (inbox, as
+// FolderSync gave it to the phone before) in windows of 512; it returns
+// the device's last key.
+func initialSync(b *testing.B, e *env, inbox backend.FolderID, device string) string {
 	req := e.request("1", inbox, "0", 512)
 	req.Device = device
 	r := e.sync(req)
@@ -76,11 +79,14 @@ func initialSync(b *testing.B, e *env, device string) string {
 // BenchmarkSync measures, on Dovecot with a 2,000-message INBOX: the
 // stored state's size per message, a Sync that finds nothing changed, and
 // the initial sync (WindowSize 512, plain text cut at 500 bytes) against
-// one raw go-imap FETCH of the same FETCH items from the same server.
+// one raw go-imap FETCH of the same FETCH items from the same server, with
+// the sync state in the embedded store (bbolt, a file synced to disk on
+// every write) and in Redis.
 func BenchmarkSync(b *testing.B) {
 	e, d := benchEnv(b)
 	addr, users := d.Addr, d.Users
-	key := initialSync(b, e, "state")
+	inbox := e.folder("INBOX")
+	key := initialSync(b, e, inbox, "state")
 
 	b.Run("state-bytes", func(b *testing.B) {
 		for b.Loop() {
@@ -92,7 +98,6 @@ func BenchmarkSync(b *testing.B) {
 		}
 	})
 	b.Run("no-change", func(b *testing.B) {
-		inbox := e.folder("INBOX")
 		for b.Loop() {
 			req := e.request("1", inbox, key, 512)
 			req.Device = "state"
@@ -106,7 +111,6 @@ func BenchmarkSync(b *testing.B) {
 		}
 	})
 	b.Run("changes-only", func(b *testing.B) {
-		inbox := e.folder("INBOX")
 		st, err := e.eng.Store.LatestSyncState(e.ctx, "alice", "state", "1")
 		if err != nil {
 			b.Fatal(err)
@@ -120,19 +124,21 @@ func BenchmarkSync(b *testing.B) {
 		}
 	})
 	n := 0
-	engine := func(b *testing.B) {
-		n++
-		dev := fmt.Sprintf("dev%d", n)
-		initialSync(b, e, dev)
-		if err := e.eng.Store.DeleteSyncStates(e.ctx, "alice", dev, "1"); err != nil && err != devices.ErrNotFound {
-			b.Fatal(err)
+	engine := func(e *env) func(b *testing.B) {
+		return func(b *testing.B) {
+			n++
+			dev := fmt.Sprintf("dev%d", n)
+			initialSync(b, e, inbox, dev)
+			if err := e.eng.Store.DeleteSyncStates(e.ctx, "alice", dev, "1"); err != nil && err != devices.ErrNotFound {
+				b.Fatal(err)
+			}
 		}
 	}
 	raw := rawFetcher(b, addr, users)
 	b.Run("initial-engine", func(b *testing.B) {
 		cpu := startCPU(d.PID)
 		for b.Loop() {
-			engine(b)
+			engine(e)(b)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchMessages, "ns/msg")
 		cpu.report(b)
@@ -148,21 +154,34 @@ func BenchmarkSync(b *testing.B) {
 	// The two above one after the other in each round, so that both
 	// meet the same load on a shared machine: the medians and their
 	// ratio (raw÷engine, the goal is ≥ 0.7).
-	b.Run("initial-ratio", func(b *testing.B) {
-		var te, tr []time.Duration
-		for b.Loop() {
-			t := time.Now()
-			engine(b)
-			te = append(te, time.Since(t))
-			t = time.Now()
-			raw(b)
-			tr = append(tr, time.Since(t))
+	ratio := func(engine func(*testing.B)) func(*testing.B) {
+		return func(b *testing.B) {
+			var te, tr []time.Duration
+			for b.Loop() {
+				t := time.Now()
+				engine(b)
+				te = append(te, time.Since(t))
+				t = time.Now()
+				raw(b)
+				tr = append(tr, time.Since(t))
+			}
+			me, mr := median(te), median(tr)
+			b.ReportMetric(float64(me.Microseconds())/1000, "engine-ms")
+			b.ReportMetric(float64(mr.Microseconds())/1000, "raw-ms")
+			b.ReportMetric(float64(mr)/float64(me), "raw/engine")
 		}
-		me, mr := median(te), median(tr)
-		b.ReportMetric(float64(me.Microseconds())/1000, "engine-ms")
-		b.ReportMetric(float64(mr.Microseconds())/1000, "raw-ms")
-		b.ReportMetric(float64(mr)/float64(me), "raw/engine")
-	})
+	}
+	b.Run("initial-ratio", ratio(engine(e)))
+	// The same with the sync state in Redis, as a gateway of several
+	// instances keeps it: a write is one round trip, not a file sync.
+	rs := redistest.Start(b)
+	rstore, err := redisstore.New(redis.NewClient(&redis.Options{Addr: rs.Addr}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	er := *e
+	er.eng = &mailsync.Engine{Store: rstore}
+	b.Run("initial-ratio-redis", ratio(engine(&er)))
 }
 
 // rawFetcher returns the raw go-imap read of the benchmark's INBOX the
