@@ -156,6 +156,22 @@ func choosePreference(opts *Options, class string) BodyPreference {
 	return BodyPreference{Type: BodyPlain}
 }
 
+// BodyLimit is the most body bytes an item built with o carries: the
+// TruncationSize of the body preference it is built with, or 0 when that
+// may be the whole body (no TruncationSize, no preference, or a whole MIME
+// message). Callers use it to foresee how large a batch of items gets.
+func (o *Options) BodyLimit() int64 {
+	var limit int64
+	for _, class := range []string{ClassNote, ClassSMIME} {
+		t := choosePreference(o, class).TruncationSize
+		if t <= 0 {
+			return 0
+		}
+		limit = max(limit, t)
+	}
+	return limit
+}
+
 // previewRender says whether the Preview (MS-ASAIRS 2.2.2.37, 14.0+) is
 // rendered apart from the body: always when the body is not plain text,
 // and for an all-or-nothing plain body that turns out truncated (so has

@@ -199,3 +199,28 @@ func TestPlanReads(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyLimit: the bound is the TruncationSize of the preference an item
+// is built with, for plain and S/MIME messages alike; 0 when a whole body
+// may be sent.
+func TestBodyLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want int64
+	}{
+		{"no preference: whole plain body", Options{}, 0},
+		{"plain cut", Options{BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 500}}}, 500},
+		{"first usable preference counts", Options{BodyPreferences: []BodyPreference{{Type: 3, TruncationSize: 9}, {Type: BodyHTML, TruncationSize: 2048}, {Type: BodyPlain}}}, 2048},
+		{"html whole", Options{BodyPreferences: []BodyPreference{{Type: BodyHTML}}}, 0},
+		{"MIME always, cut", Options{MIMESupport: MIMEAlways, BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 500}, {Type: BodyMIME, TruncationSize: 100000}}}, 100000},
+		{"MIME always without a MIME preference: whole", Options{MIMESupport: MIMEAlways, BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 500}}}, 0},
+		{"S/MIME only: the larger of both", Options{MIMESupport: MIMESMIMEOnly, BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 500}, {Type: BodyMIME, TruncationSize: 200000}}}, 200000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.opts.BodyLimit(); got != tc.want {
+				t.Errorf("BodyLimit = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -304,15 +304,16 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 	if workers <= 0 {
 		workers = DefaultParallel
 	}
+	admit := e.responseBudget(opts)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for j := range ready {
-				if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
+				if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) || !admit(j.sum.Size) {
 					j.late = true
-					continue
+				} else {
+					j.item, j.err = e.buildJob(ctx, req, j)
 				}
-				j.item, j.err = e.buildJob(ctx, req, j)
 				j.whole, j.got = nil, nil // the raw bytes are not needed any more
 			}
 		})
@@ -330,6 +331,36 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 			"collection", req.Collection, "err", secondErr)
 	}
 	return nil
+}
+
+// responseBudget returns the admission of items into one response under
+// Engine.MaxResponseBytes: admit(size) reports whether an item of a
+// message of size bytes, built with opts, may still be built. Safe for
+// concurrent use.
+func (e *Engine) responseBudget(opts mailitem.Options) (admit func(size int64) bool) {
+	limit := e.MaxResponseBytes
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
+	bound := opts.BodyLimit()
+	var (
+		mu       sync.Mutex
+		used     int64
+		admitted bool
+	)
+	return func(size int64) bool {
+		if bound > 0 {
+			size = min(size, bound)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if admitted && used+size > limit {
+			return false
+		}
+		used += size
+		admitted = true
+		return true
+	}
 }
 
 // readStructures reads the summaries of the large messages again, with

@@ -35,6 +35,9 @@ const (
 	StatusRetry            = 16
 )
 
+// DefaultMaxResponseBytes is Engine.MaxResponseBytes by default.
+const DefaultMaxResponseBytes = 32 << 20
+
 // DefaultParallel is how many items are built at once by default.
 const DefaultParallel = 4
 
@@ -202,6 +205,15 @@ type Engine struct {
 	// Parallel is how many items are built at once; 0 means
 	// DefaultParallel (imapstore's default connections per user).
 	Parallel int
+	// MaxResponseBytes bounds the body bytes the Adds of one Sync
+	// response carry, as foreseen before each item is built (the
+	// message's size, or the body preference's TruncationSize when
+	// smaller): an item that would go past it stays due for the next
+	// round (MoreAvailable), except the first, which is always built. It
+	// keeps a window of large messages asked for whole (MIME, or no
+	// TruncationSize) from being held in memory at once. 0 means
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int64
 
 	buildFailures atomic.Uint64
 }

@@ -1,13 +1,21 @@
 package mailsync_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/easgate/easgate/devices"
+	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
+	"github.com/easgate/easgate/wbxml"
 )
 
 // TestDeadlineStopsEarly: with the response budget spent, the engine stops
@@ -96,6 +104,79 @@ func TestConflictRetriedOnce(t *testing.T) {
 			t.Fatalf("after two conflicts: status %d key %q", r.Status, r.SyncKey)
 		}
 		e.syncAll(p, inbox, 50)
+		p.matches(e.imapView("INBOX"))
+	})
+}
+
+// TestResponseBytesBudget: messages asked for whole (MIME, no
+// TruncationSize) fill a response only up to Engine.MaxResponseBytes; the
+// rest stays due and comes in the next rounds, each message once and byte
+// for byte as IMAP holds it. A message larger than the budget still
+// comes, alone.
+func TestResponseBytesBudget(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		attachment := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("0123456789abcdef"), 18<<10)) // 288 KiB
+		var lines strings.Builder
+		for len(attachment) > 76 {
+			lines.WriteString(attachment[:76] + "\r\n")
+			attachment = attachment[76:]
+		}
+		lines.WriteString(attachment + "\r\n")
+		want := make(map[string]bool) // the messages as appended
+		sizes := []int{1, 1, 1, 1, 3} // the last one is larger than the budget
+		for i, n := range sizes {
+			raw := fmt.Sprintf("From: a@example.com\r\nTo: alice@example.com\r\nSubject: big %d\r\nMessage-ID: <big%d@example.com>\r\n"+
+				"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"+
+				"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n%s--b--\r\n",
+				i, i, strings.Repeat(lines.String(), n))
+			cmd := e.out.Append("INBOX", int64(len(raw)), &imap.AppendOptions{Time: day0})
+			cmd.Write([]byte(raw))
+			cmd.Close()
+			if _, err := cmd.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			want[raw] = true
+		}
+		e.eng.MaxResponseBytes = 1000 << 10 // two of the 400 KB messages, not three
+		inbox := e.folder("INBOX")
+		request := func(key string) *mailsync.Request {
+			req := e.request("1", inbox, key, 10)
+			req.Options.Item.MIMESupport = mailitem.MIMEAlways
+			req.Options.Item.BodyPreferences = []mailitem.BodyPreference{{Type: mailitem.BodyMIME}}
+			return req
+		}
+		p := newPhone(t, "1")
+		p.apply(e.sync(request("0")))
+		budget := int(e.eng.MaxResponseBytes)
+		rounds := 0
+		for range 10 {
+			r := e.sync(request(p.key))
+			p.apply(r)
+			rounds++
+			total := 0
+			for _, it := range r.Adds {
+				mime := it.Data.Child(wbxml.AirSyncBaseBody).ChildText(wbxml.AirSyncBaseData)
+				if !want[mime] {
+					t.Errorf("%s: MIME body of %d bytes is not one of the messages appended (or came twice)", it.ServerID, len(mime))
+				}
+				delete(want, mime)
+				total += len(mime)
+			}
+			if len(r.Adds) > 1 && total > budget {
+				t.Errorf("round %d: %d adds of %d bytes, over the budget of %d", rounds, len(r.Adds), total, budget)
+			}
+			if !r.MoreAvailable {
+				break
+			}
+		}
+		// The large one alone, the others two by two, in whatever order
+		// the builders took them.
+		if rounds != 3 {
+			t.Errorf("%d rounds, want 3", rounds)
+		}
+		if len(want) != 0 {
+			t.Errorf("%d messages never came", len(want))
+		}
 		p.matches(e.imapView("INBOX"))
 	})
 }
