@@ -17,6 +17,7 @@ import (
 
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/backend/backendtest"
+	"github.com/easgate/easgate/eas/internal/heapmeter"
 	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
 	"github.com/easgate/easgate/wbxml"
@@ -391,7 +392,7 @@ func TestItemOperationsMIMEHeap(t *testing.T) {
 	want := len(attachmentMessage(bin, "x"))
 	for _, multipart := range []bool{false, true} {
 		var w *fileRecorder
-		peak, alloc := heapGrowth(func() { w = postToFile(t, srv, req, multipart, false) })
+		peak, alloc := heapmeter.Growth(func() { w = postToFile(t, srv, req, multipart, false) })
 		t.Logf("multipart=%v: %d MB message, heap peak %d MB above the start, %d MB allocated", multipart, want>>20, peak>>20, alloc>>20)
 		if w.n < int64(want) {
 			t.Fatalf("multipart=%v: a %d-byte response for a %d-byte message", multipart, w.n, want)
@@ -429,7 +430,7 @@ func BenchmarkItemOperationsMIME50MB(b *testing.B) {
 			checked := false
 			for b.Loop() {
 				var w *fileRecorder
-				peak, a := heapGrowth(func() { w = postToFile(b, srv, req, v.multipart, v.gzip) })
+				peak, a := heapmeter.Growth(func() { w = postToFile(b, srv, req, v.multipart, v.gzip) })
 				worst, alloc = max(worst, peak), alloc+a
 				if !checked {
 					b.StopTimer()

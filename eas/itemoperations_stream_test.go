@@ -10,19 +10,15 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/backend/backendtest"
 	"github.com/easgate/easgate/backend/imapstore"
 	"github.com/easgate/easgate/backend/testsrv"
 	"github.com/easgate/easgate/eas/hierarchy"
+	"github.com/easgate/easgate/eas/internal/heapmeter"
 	"github.com/easgate/easgate/eas/mailsync"
 	"github.com/easgate/easgate/wbxml"
 )
@@ -68,48 +64,6 @@ func (r *fileRecorder) body(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// heapObjects is the runtime/metrics sample of the bytes held by heap
-// objects, live or not yet swept: what the heap must hold at that moment.
-const heapObjects = "/memory/classes/heap/objects:bytes"
-
-// heapGrowth runs f and returns the highest heap-object bytes seen while
-// it ran, less those held before it (after a GC), sampled every 200 µs
-// with runtime/metrics (which, unlike ReadMemStats, does not stop the
-// world), and the bytes f allocated in all.
-func heapGrowth(f func()) (peak, allocated uint64) {
-	// Collect often while measuring, so the peak is what the gateway
-	// holds rather than garbage the collector has not reached yet (which
-	// depends on GOGC, the heap before, and the race detector).
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	samples := []metrics.Sample{{Name: heapObjects}, {Name: "/gc/heap/allocs:bytes"}}
-	runtime.GC()
-	metrics.Read(samples)
-	base, alloc0 := samples[0].Value.Uint64(), samples[1].Value.Uint64()
-	top := base
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		s := []metrics.Sample{{Name: heapObjects}}
-		tick := time.NewTicker(200 * time.Microsecond)
-		defer tick.Stop()
-		for {
-			metrics.Read(s)
-			top = max(top, s[0].Value.Uint64())
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	})
-	f()
-	close(stop)
-	wg.Wait()
-	metrics.Read(samples)
-	top = max(top, samples[0].Value.Uint64())
-	return top - base, samples[1].Value.Uint64() - alloc0
 }
 
 // ioFetchBytes posts an ItemOperations Fetch of ref and returns the bytes
@@ -237,7 +191,7 @@ func TestItemOperationsStreamedAttachments(t *testing.T) {
 	// The gateway's own share, without reading the response back.
 	for _, multipart := range []bool{false, true} {
 		ref := fileReference(e.inbox, e.uid, []int{2})
-		peak, alloc := heapGrowth(func() { fetchToFile(t, e.srv, ref, nil, multipart) })
+		peak, alloc := heapmeter.Growth(func() { fetchToFile(t, e.srv, ref, nil, multipart) })
 		t.Logf("multipart=%v: %d MB attachment, heap peak %d MB above the start, %d MB allocated", multipart, len(e.bin)>>20, peak>>20, alloc>>20)
 		// Held whole, the 12 MB attachment and its base64 alone are 28 MB;
 		// streamed, the spool's 4 MiB stage and buffers stay near 10 MB
@@ -269,7 +223,7 @@ func TestItemOperationsFetchItemReads(t *testing.T) {
 	e := newIOEnvWith(t, backendtest.Binary(12<<20), "note")
 	sid := mailsync.ServerID(e.inbox, e.uid)
 	var w *fileRecorder
-	peak, _ := heapGrowth(func() { w = postToFile(t, e.srv, fetchItemReq(e.inbox, sid, "1"), false, false) })
+	peak, _ := heapmeter.Growth(func() { w = postToFile(t, e.srv, fetchItemReq(e.inbox, sid, "1"), false, false) })
 	doc, err := wbxml.Parse(bytes.NewReader(w.body(t)), wbxml.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +279,7 @@ func TestItemOperationsFetchItemReads(t *testing.T) {
 // multipart part, the response going to a file, and reports the highest
 // growth of the heap while serving (heap-MB: runtime/metrics heap-object
 // bytes sampled every 200 µs, less those after a GC before the request;
-// see heapGrowth) and the bytes allocated per fetch. Goal: heap-MB <= 16.
+// see heapmeter.Growth) and the bytes allocated per fetch. Goal: heap-MB <= 16.
 // The first response is checked byte for byte.
 //
 //	go test -run '^$' -bench ItemOperations50MB -benchtime 3x ./eas/
@@ -339,7 +293,7 @@ func BenchmarkItemOperations50MB(b *testing.B) {
 			checked := false
 			for b.Loop() {
 				var w *fileRecorder
-				peak, a := heapGrowth(func() { w = fetchToFileGzip(b, srv, ref, nil, multipart, v.gzip) })
+				peak, a := heapmeter.Growth(func() { w = fetchToFileGzip(b, srv, ref, nil, multipart, v.gzip) })
 				worst, alloc = max(worst, peak), alloc+a
 				if !checked {
 					b.StopTimer()

@@ -1,6 +1,8 @@
 package mailsync_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"slices"
@@ -19,6 +21,8 @@ import (
 	"github.com/easgate/easgate/devices"
 	"github.com/easgate/easgate/devices/redisstore"
 	"github.com/easgate/easgate/devices/redistest"
+	"github.com/easgate/easgate/eas/internal/heapmeter"
+	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
 )
 
@@ -272,4 +276,75 @@ func groupCPU(pgid int) time.Duration {
 		ticks += u + st
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// BenchmarkSyncLargeMIME measures the heap an initial sync holds at its
+// peak when the phone asks for whole MIME messages (Type 4, no
+// TruncationSize) in windows of 25, on a folder of 24 messages of 4 MB:
+// with the default response budget (Engine.MaxResponseBytes, 32 MiB)
+// and without one (the whole window built at once).
+func BenchmarkSyncLargeMIME(b *testing.B) {
+	const messages, attachment = 24, 3 << 20
+	d := testsrv.StartDovecot(b, nil)
+	e := newEnv(b, d.Addr, d.Users)
+	enc := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("0123456789abcdef"), attachment/16))
+	var lines strings.Builder
+	for len(enc) > 76 {
+		lines.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	lines.WriteString(enc + "\r\n")
+	for i := range messages {
+		raw := fmt.Sprintf("From: a@example.com\r\nTo: alice@example.com\r\nSubject: big %d\r\nMessage-ID: <big%d@example.com>\r\n"+
+			"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"+
+			"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n%s--b--\r\n", i, i, lines.String())
+		cmd := e.out.Append("Work", int64(len(raw)), &imap.AppendOptions{Time: day0})
+		cmd.Write([]byte(raw))
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	work := e.folder("Work")
+	n := 0
+	for _, c := range []struct {
+		name  string
+		limit int64
+	}{{"budget-32MiB", 0}, {"no-budget", 1 << 40}} {
+		b.Run(c.name, func(b *testing.B) {
+			e.eng.MaxResponseBytes = c.limit
+			var worst uint64
+			rounds := 0
+			for b.Loop() {
+				n++
+				dev := fmt.Sprintf("big%d", n)
+				request := func(key string) *mailsync.Request {
+					req := e.request("2", work, key, 25)
+					req.Device = dev
+					req.Options.Item.MIMESupport = mailitem.MIMEAlways
+					req.Options.Item.BodyPreferences = []mailitem.BodyPreference{{Type: mailitem.BodyMIME}}
+					return req
+				}
+				peak, _ := heapmeter.Growth(func() {
+					key := e.sync(request("0")).SyncKey
+					got := 0
+					for {
+						r := e.sync(request(key))
+						rounds++
+						got += len(r.Adds)
+						key = r.SyncKey
+						if !r.MoreAvailable {
+							break
+						}
+					}
+					if got != messages {
+						b.Fatalf("%d adds, want %d", got, messages)
+					}
+				})
+				worst = max(worst, peak)
+			}
+			b.ReportMetric(float64(worst)/(1<<20), "heap-MB")
+			b.ReportMetric(float64(rounds)/float64(b.N), "rounds")
+		})
+	}
 }
