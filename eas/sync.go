@@ -115,6 +115,11 @@ func parseCollection(c *wbxml.Element) (*syncCollection, error) {
 	}
 	if n, ok := intText(c, wbxml.AirSyncWindowSize); ok {
 		sc.window = n
+		if n == 0 {
+			// MS-ASCMD 2.2.3.199: 0 means 512, not the default of
+			// an absent WindowSize (100).
+			sc.window = mailsync.MaxWindowSize
+		}
 	}
 	if cmds := c.Child(wbxml.AirSyncCommands); cmds != nil {
 		for _, cmd := range cmds.Children {
