@@ -189,3 +189,344 @@ func TestQuirkWindowSizeEdges(t *testing.T) {
 		t.Fatalf("top-level WindowSize 4: %d adds, MoreAvailable %v", total, more)
 	}
 }
+
+// estimate sends a 14.1 GetItemEstimate for one collection and returns
+// its Status and Estimate.
+func (e *syncEnv) estimate(t *testing.T, key, id, filter string) (status, n string) {
+	t.Helper()
+	_, doc := e.send(t, "14.1", "GetItemEstimate", "GetItemEstimateResponse", wbxml.E(wbxml.GetItemEstimateGetItemEstimate,
+		wbxml.E(wbxml.GetItemEstimateCollections, wbxml.E(wbxml.GetItemEstimateCollection,
+			wbxml.T(wbxml.AirSyncSyncKey, key), wbxml.T(wbxml.GetItemEstimateCollectionId, id),
+			wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, filter))))))
+	r := doc.Child(wbxml.GetItemEstimateResponse)
+	return r.ChildText(wbxml.GetItemEstimateStatus), r.Child(wbxml.GetItemEstimateCollection).ChildText(wbxml.GetItemEstimateEstimate)
+}
+
+// TestQuirkSyncRefusals: requests a phone must not send get the status
+// that makes it recover (MS-ASCMD 2.2.3.177.17): Commands with SyncKey 0
+// (Status 4, digest §3.4 "Priming"), more collections than the server
+// takes (Status 15 with Limit), an unknown key (Status 3 and SyncKey 0,
+// so the phone starts over), Wait and HeartbeatInterval together (4).
+func TestQuirkSyncRefusals(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	e.appendDated(t, in, 1, e.now, 0)
+	cmds := wbxml.E(wbxml.AirSyncCommands, wbxml.E(wbxml.AirSyncChange, wbxml.T(wbxml.AirSyncServerId, in+":1"),
+		wbxml.E(wbxml.AirSyncApplicationData, wbxml.T(wbxml.EmailRead, "1"))))
+	c := collection(t, e.sync(t, syncReq(collReq("0", in, 5, cmds))), in)
+	if c.ChildText(wbxml.AirSyncStatus) != "4" {
+		t.Errorf("Commands with SyncKey 0: %v, want Status 4", c)
+	}
+	if backend.HasFlag(e.flags(t, in, 1), backend.FlagSeen) {
+		t.Error("the Change sent with SyncKey 0 was applied")
+	}
+
+	var many []*wbxml.Element
+	for i := 0; i <= maxSyncFolders; i++ {
+		many = append(many, collReq("0", fmt.Sprint(1000+i), 5))
+	}
+	doc := e.sync(t, syncReq(many...))
+	if doc.ChildText(wbxml.AirSyncStatus) != "15" || doc.ChildText(wbxml.AirSyncLimit) != fmt.Sprint(maxSyncFolders) || doc.Has(wbxml.AirSyncCollections) {
+		t.Errorf("%d collections: %v, want Status 15 and Limit %d", len(many), doc, maxSyncFolders)
+	}
+
+	c = collection(t, e.sync(t, syncReq(collReq("4711", in, 5))), in)
+	if c.ChildText(wbxml.AirSyncStatus) != "3" || c.ChildText(wbxml.AirSyncSyncKey) != "0" {
+		t.Errorf("unknown key: %v, want Status 3 and SyncKey 0", c)
+	}
+
+	both := syncReq(collReq("0", in, 5))
+	both.Add(wbxml.T(wbxml.AirSyncWait, "5"), wbxml.T(wbxml.AirSyncHeartbeatInterval, "300"))
+	if doc := e.sync(t, both); doc.ChildText(wbxml.AirSyncStatus) != "4" {
+		t.Errorf("Wait and HeartbeatInterval: %v, want Status 4", doc)
+	}
+}
+
+// TestQuirkFolderSyncZeroKeepsItems: Gmail (2025.11) sends FolderSync
+// with SyncKey 0 on pull-to-refresh (digest §3.2, Z-Push #176). The
+// folder list comes again with the same ServerIds, and the mail already
+// on the phone is not sent again: its Sync key still works, the estimate
+// is 0 and the next Sync is empty.
+func TestQuirkFolderSyncZeroKeepsItems(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	for i := 1; i <= 3; i++ {
+		e.appendDated(t, in, i, e.now, 0)
+	}
+	folderSync := func(key string) (string, map[string]string) {
+		t.Helper()
+		_, doc := e.send(t, "14.1", "FolderSync", "FolderSyncResponse",
+			wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, key)))
+		if doc.ChildText(wbxml.FolderHierarchyStatus) != "1" {
+			t.Fatalf("FolderSync %s: %v", key, doc)
+		}
+		ids := map[string]string{}
+		if ch := doc.Child(wbxml.FolderHierarchyChanges); ch != nil {
+			for _, a := range ch.ChildrenOf(wbxml.FolderHierarchyAdd) {
+				ids[a.ChildText(wbxml.FolderHierarchyDisplayName)] = a.ChildText(wbxml.FolderHierarchyServerId)
+			}
+		}
+		return doc.ChildText(wbxml.FolderHierarchySyncKey), ids
+	}
+	c := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in)
+	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), in, 10))), in)
+	key := c.ChildText(wbxml.AirSyncSyncKey)
+	if len(adds(c)) != 3 {
+		t.Fatalf("initial sync: adds %v", adds(c))
+	}
+
+	hkey, ids := folderSync("0")
+	var got, want []string
+	for _, sid := range ids {
+		got = append(got, sid)
+	}
+	for _, sid := range e.ids {
+		want = append(want, sid)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("FolderSync 0 again: ServerIds %v, were %v", got, want)
+	}
+	if st, n := e.estimate(t, key, in, "0"); st != "1" || n != "0" {
+		t.Errorf("after FolderSync 0: estimate status %s, %s items; want 1, 0", st, n)
+	}
+	if doc := e.sync(t, syncReq(collReq(key, in, 10))); doc != nil {
+		t.Errorf("after FolderSync 0: Sync with the phone's key answered %v, want the empty response", doc)
+	}
+	if _, ids := folderSync(hkey); len(ids) != 0 {
+		t.Errorf("FolderSync with the new key: adds %v", ids)
+	}
+}
+
+// TestQuirkSync121: a 12.1 phone (the digest §3.4, §3.5) puts Class in
+// each Collection and sends GetItemEstimate as Collection > Class,
+// SyncKey, CollectionId, FilterType. Its answers list every collection,
+// also one with nothing to report (only 14.0+ may leave those out), and
+// carry no 14.0+ elements.
+func TestQuirkSync121(t *testing.T) {
+	e := newSyncEnv(t)
+	in, work := e.ids["INBOX"], e.ids["Work"]
+	e.appendDated(t, in, 1, e.now.AddDate(0, 0, -3), 0)
+	e.appendDated(t, in, 2, e.now, 0)
+	coll := func(key, id string) *wbxml.Element {
+		return wbxml.E(wbxml.AirSyncCollection, wbxml.T(wbxml.AirSyncClass, "Email"),
+			wbxml.T(wbxml.AirSyncSyncKey, key), wbxml.T(wbxml.AirSyncCollectionId, id),
+			wbxml.T(wbxml.AirSyncDeletesAsMoves, "1"), wbxml.E(wbxml.AirSyncGetChanges), wbxml.T(wbxml.AirSyncWindowSize, "25"),
+			wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, "0"),
+				wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "2"), wbxml.T(wbxml.AirSyncBaseTruncationSize, "5120"))))
+	}
+	keys := map[string]string{}
+	_, doc := e.send(t, "12.1", "Sync", "SyncResponse", syncReq(coll("0", in), coll("0", work)))
+	for _, id := range []string{in, work} {
+		c := collection(t, doc, id)
+		if c.ChildText(wbxml.AirSyncStatus) != "1" {
+			t.Fatalf("priming %s: %v", id, c)
+		}
+		keys[id] = c.ChildText(wbxml.AirSyncSyncKey)
+	}
+	estimate := func(filter string) (string, string) {
+		_, doc := e.send(t, "12.1", "GetItemEstimate", "GetItemEstimateResponse", wbxml.E(wbxml.GetItemEstimateGetItemEstimate,
+			wbxml.E(wbxml.GetItemEstimateCollections, wbxml.E(wbxml.GetItemEstimateCollection,
+				wbxml.T(wbxml.GetItemEstimateClass, "Email"), wbxml.T(wbxml.AirSyncSyncKey, keys[in]),
+				wbxml.T(wbxml.GetItemEstimateCollectionId, in), wbxml.T(wbxml.AirSyncFilterType, filter)))))
+		r := doc.Child(wbxml.GetItemEstimateResponse)
+		return r.ChildText(wbxml.GetItemEstimateStatus), r.Child(wbxml.GetItemEstimateCollection).ChildText(wbxml.GetItemEstimateEstimate)
+	}
+	if st, n := estimate("0"); st != "1" || n != "2" {
+		t.Errorf("12.1 GetItemEstimate, all: status %s estimate %s, want 1, 2", st, n)
+	}
+	if st, n := estimate("1"); st != "1" || n != "1" {
+		t.Errorf("12.1 GetItemEstimate, one day: status %s estimate %s, want 1, 1", st, n)
+	}
+	_, doc = e.send(t, "12.1", "Sync", "SyncResponse", syncReq(coll(keys[in], in), coll(keys[work], work)))
+	c := collection(t, doc, in)
+	got := addsByID(c)
+	if len(got) != 2 {
+		t.Fatalf("12.1 Sync: adds %v", adds(c))
+	}
+	for id, ad := range got {
+		b := ad.Child(wbxml.AirSyncBaseBody)
+		if b == nil || b.ChildText(wbxml.AirSyncBaseType) != "2" {
+			t.Errorf("%s: body %v, want Type 2", id, b)
+		}
+		for _, tag := range []wbxml.Tag{wbxml.AirSyncBasePreview, wbxml.Email2ConversationId, wbxml.Email2ConversationIndex, wbxml.EmailCategories} {
+			if ad.Has(tag) {
+				t.Errorf("%s: 12.1 item has %v", id, tag)
+			}
+		}
+	}
+	w := collection(t, doc, work)
+	if w.ChildText(wbxml.AirSyncStatus) != "1" || w.Has(wbxml.AirSyncCommands) {
+		t.Errorf("12.1 Sync, folder with nothing new: %v", w)
+	}
+}
+
+// TestQuirkDeletesAndFlags: what phones send when the user deletes, flags
+// and reads mail (the digest §4.2, checklist 11 and 12), with an LG
+// phone's empty Supported element and an empty GetChanges (true): a
+// Delete moves to Trash unless DeletesAsMoves is 0, when the message is
+// expunged; Flag Status 2 sets \Flagged and an empty Flag clears it;
+// a flag set by webmail reaches the phone as a Change with only the
+// flags.
+func TestQuirkDeletesAndFlags(t *testing.T) {
+	e := newSyncEnv(t)
+	in, trash := e.ids["INBOX"], e.ids["Trash"]
+	for i := 1; i <= 4; i++ {
+		e.appendDated(t, in, i, e.now, 0)
+	}
+	coll := func(key string, extra ...*wbxml.Element) *wbxml.Element {
+		c := wbxml.E(wbxml.AirSyncCollection, wbxml.T(wbxml.AirSyncSyncKey, key), wbxml.T(wbxml.AirSyncCollectionId, in),
+			wbxml.E(wbxml.AirSyncSupported))
+		return c.Add(extra...)
+	}
+	opts := wbxml.E(wbxml.AirSyncOptions, wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "1")))
+	c := collection(t, e.sync(t, syncReq(coll("0", opts))), in)
+	c = collection(t, e.sync(t, syncReq(coll(c.ChildText(wbxml.AirSyncSyncKey), wbxml.E(wbxml.AirSyncGetChanges), opts))), in)
+	if len(adds(c)) != 4 {
+		t.Fatalf("initial sync: %v", adds(c))
+	}
+	key := c.ChildText(wbxml.AirSyncSyncKey)
+	commands := func(dam string, cmds ...*wbxml.Element) {
+		t.Helper()
+		var extra []*wbxml.Element
+		if dam != "" {
+			extra = append(extra, wbxml.T(wbxml.AirSyncDeletesAsMoves, dam))
+		}
+		extra = append(extra, wbxml.E(wbxml.AirSyncGetChanges), wbxml.E(wbxml.AirSyncCommands, cmds...))
+		c := collection(t, e.sync(t, syncReq(coll(key, extra...))), in)
+		if c.ChildText(wbxml.AirSyncStatus) != "1" || c.Has(wbxml.AirSyncResponses) || c.Has(wbxml.AirSyncCommands) {
+			t.Fatalf("commands: %v, want Status 1 and nothing else", c)
+		}
+		key = c.ChildText(wbxml.AirSyncSyncKey)
+	}
+	change := func(uid int, data ...*wbxml.Element) *wbxml.Element {
+		return wbxml.E(wbxml.AirSyncChange, wbxml.T(wbxml.AirSyncServerId, fmt.Sprintf("%s:%d", in, uid)), wbxml.E(wbxml.AirSyncApplicationData, data...))
+	}
+	del := func(uid int) *wbxml.Element {
+		return wbxml.E(wbxml.AirSyncDelete, wbxml.T(wbxml.AirSyncServerId, fmt.Sprintf("%s:%d", in, uid)))
+	}
+	flag := wbxml.E(wbxml.EmailFlag, wbxml.T(wbxml.EmailStatus, "2"), wbxml.T(wbxml.EmailFlagType, "Flag for follow up"))
+	commands("", del(1), change(2, flag))
+	commands("0", del(3))
+	if !backend.HasFlag(e.flags(t, in, 2), backend.FlagFlagged) {
+		t.Error(`Flag Status 2 did not set \Flagged`)
+	}
+	uids := func(sid string) backend.UIDSet {
+		t.Helper()
+		s, err := e.sess.Search(context.Background(), e.folders[sid], time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := uids(in); got.Len() != 2 || !got.Contains(2) || !got.Contains(4) {
+		t.Errorf("INBOX holds %v, want 2 and 4", got)
+	}
+	if got := uids(trash); got.Len() != 1 {
+		t.Errorf("Trash holds %v, want the one message deleted with DeletesAsMoves", got)
+	}
+	commands("", change(2, wbxml.E(wbxml.EmailFlag)))
+	if backend.HasFlag(e.flags(t, in, 2), backend.FlagFlagged) {
+		t.Error(`an empty Flag did not clear \Flagged`)
+	}
+
+	// Webmail flags message 4: a Change with the flags only.
+	if _, err := e.sess.StoreFlags(context.Background(), e.folders[in], 4, []string{backend.FlagFlagged, backend.FlagSeen}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c = collection(t, e.sync(t, syncReq(coll(key, opts))), in)
+	cmds := c.Child(wbxml.AirSyncCommands)
+	if cmds == nil || len(cmds.Children) != 1 || cmds.Child(wbxml.AirSyncChange) == nil {
+		t.Fatalf("after webmail's flag: %v, want one Change", c)
+	}
+	ch := cmds.Child(wbxml.AirSyncChange)
+	ad := ch.Child(wbxml.AirSyncApplicationData)
+	if ch.ChildText(wbxml.AirSyncServerId) != in+":4" || ad.ChildText(wbxml.EmailRead) != "1" ||
+		ad.Child(wbxml.EmailFlag).ChildText(wbxml.EmailStatus) != "2" || ad.Has(wbxml.AirSyncBaseBody) || ad.Has(wbxml.EmailSubject) {
+		t.Errorf("Change %v, want 4 read and flagged, without the rest of the item", ch)
+	}
+}
+
+// TestQuirkFolderGoneOnServer: webmail deletes a folder the phone syncs.
+// The phone's next Sync of it gets Status 12, GetItemEstimate Status 2,
+// MoveItems into it Status 2 (MS-ASCMD 2.2.3.177.17, .6, .9): each sends
+// the phone to FolderSync (the digest §3.2), which then deletes it.
+func TestQuirkFolderGoneOnServer(t *testing.T) {
+	e := newSyncEnv(t)
+	in, work := e.ids["INBOX"], e.ids["Work"]
+	e.appendDated(t, in, 1, e.now, 0)
+	e.appendDated(t, work, 2, e.now, 0)
+	keys := map[string]string{}
+	for _, id := range []string{in, work} {
+		c := collection(t, e.sync(t, syncReq(collReq("0", id, 10))), id)
+		c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), id, 10))), id)
+		keys[id] = c.ChildText(wbxml.AirSyncSyncKey)
+	}
+	if err := e.sess.DeleteFolder(context.Background(), e.folders[work]); err != nil {
+		t.Fatal(err)
+	}
+	if c := collection(t, e.sync(t, syncReq(collReq(keys[work], work, 10))), work); c.ChildText(wbxml.AirSyncStatus) != "12" {
+		t.Errorf("Sync of the deleted folder: %v, want Status 12", c)
+	}
+	if st, _ := e.estimate(t, keys[work], work, "0"); st != "2" {
+		t.Errorf("GetItemEstimate of the deleted folder: status %s, want 2", st)
+	}
+	_, doc := e.send(t, "14.1", "MoveItems", "MoveItemsResponse", wbxml.E(wbxml.MoveMoveItems,
+		wbxml.E(wbxml.MoveMove, wbxml.T(wbxml.MoveSrcMsgId, in+":1"), wbxml.T(wbxml.MoveSrcFldId, in), wbxml.T(wbxml.MoveDstFldId, work))))
+	if st := doc.Child(wbxml.MoveResponse).ChildText(wbxml.MoveStatus); st != "2" {
+		t.Errorf("MoveItems into the deleted folder: status %s, want 2", st)
+	}
+	_, doc = e.send(t, "14.1", "FolderSync", "FolderSyncResponse",
+		wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, "0")))
+	for _, a := range doc.Child(wbxml.FolderHierarchyChanges).ChildrenOf(wbxml.FolderHierarchyAdd) {
+		if a.ChildText(wbxml.FolderHierarchyServerId) == work {
+			t.Errorf("FolderSync still lists the deleted folder: %v", a)
+		}
+	}
+	// The Inbox is untouched: its key still works, with nothing new.
+	if doc := e.sync(t, syncReq(collReq(keys[in], in, 10))); doc != nil {
+		t.Errorf("Inbox after the folder went: %v", doc)
+	}
+}
+
+// TestQuirkMoveRetried: a phone that lost the answer to MoveItems sends
+// it again. The message was moved once (IMAP holds it in the destination
+// only); the repeat gets Status 1 (the source is gone), and neither
+// folder's next Sync sends the message again as a Delete or a second Add.
+func TestQuirkMoveRetried(t *testing.T) {
+	e := newSyncEnv(t)
+	in, work := e.ids["INBOX"], e.ids["Work"]
+	e.appendDated(t, in, 1, e.now, 0)
+	keys := map[string]string{}
+	for _, id := range []string{in, work} {
+		c := collection(t, e.sync(t, syncReq(collReq("0", id, 10))), id)
+		c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), id, 10))), id)
+		keys[id] = c.ChildText(wbxml.AirSyncSyncKey)
+	}
+	move := wbxml.E(wbxml.MoveMoveItems, wbxml.E(wbxml.MoveMove,
+		wbxml.T(wbxml.MoveSrcMsgId, in+":1"), wbxml.T(wbxml.MoveSrcFldId, in), wbxml.T(wbxml.MoveDstFldId, work)))
+	_, doc := e.send(t, "14.1", "MoveItems", "MoveItemsResponse", move)
+	r := doc.Child(wbxml.MoveResponse)
+	dst := r.ChildText(wbxml.MoveDstMsgId)
+	if r.ChildText(wbxml.MoveStatus) != "3" || !strings.HasPrefix(dst, work+":") {
+		t.Fatalf("MoveItems: %v", r)
+	}
+	_, doc = e.send(t, "14.1", "MoveItems", "MoveItemsResponse", move)
+	if st := doc.Child(wbxml.MoveResponse).ChildText(wbxml.MoveStatus); st != "1" {
+		t.Errorf("MoveItems again: status %s, want 1", st)
+	}
+	count := func(sid string) int {
+		s, err := e.sess.Search(context.Background(), e.folders[sid], time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Len()
+	}
+	if count(in) != 0 || count(work) != 1 {
+		t.Errorf("IMAP: INBOX %d, Work %d messages; want 0, 1", count(in), count(work))
+	}
+	if doc := e.sync(t, syncReq(collReq(keys[in], in, 10), collReq(keys[work], work, 10))); doc != nil {
+		t.Errorf("Sync after the moves: %v, want the empty response", doc)
+	}
+}
