@@ -490,6 +490,35 @@ func TestQuirkFolderGoneOnServer(t *testing.T) {
 	}
 }
 
+// TestQuirkDoubleInit: iOS may start a folder twice, the second SyncKey 0
+// racing the first (the digest §5, Z-Push PR #186). The phone goes on
+// with the key of the answer it read last; either way it must get its
+// mail, never a Status 3 loop.
+func TestQuirkDoubleInit(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	for i := 1; i <= 2; i++ {
+		e.appendDated(t, in, i, e.now, 0)
+	}
+	k1 := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in).ChildText(wbxml.AirSyncSyncKey)
+	k2 := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in).ChildText(wbxml.AirSyncSyncKey)
+	for i, k := range []string{k1, k2} {
+		c := collection(t, e.sync(t, syncReq(collReq(k, in, 10))), in)
+		if c.ChildText(wbxml.AirSyncStatus) != "1" || len(adds(c)) != 2 {
+			t.Fatalf("Sync with init %d's key %s: status %s, adds %v", i+1, k, c.ChildText(wbxml.AirSyncStatus), adds(c))
+		}
+	}
+	// Once the phone has synced, SyncKey 0 starts a new chain: a key of
+	// the old one is refused.
+	k3 := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in).ChildText(wbxml.AirSyncSyncKey)
+	if k3 == k1 {
+		t.Fatalf("SyncKey 0 after a sync answered the old key %s", k1)
+	}
+	if c := collection(t, e.sync(t, syncReq(collReq(k1, in, 10))), in); c.ChildText(wbxml.AirSyncStatus) != "3" {
+		t.Errorf("old chain's key after a new SyncKey 0: status %s, want 3", c.ChildText(wbxml.AirSyncStatus))
+	}
+}
+
 // TestQuirkMoveRetried: a phone that lost the answer to MoveItems sends
 // it again. The message was moved once (IMAP holds it in the destination
 // only); the repeat gets Status 1 (the source is gone), and neither

@@ -399,6 +399,20 @@ func (e *Engine) prime(ctx context.Context, req *Request) (*Result, error) {
 	if len(req.Commands) > 0 {
 		return &Result{Status: StatusProtocolError, SyncKey: "0"}, nil
 	}
+	// A second SyncKey 0 while the collection is as the first one left it
+	// (iOS may start a folder twice, the second racing the first: the
+	// digest §5, Z-Push PR #186) gets the same key, so the phone can go
+	// on with either answer instead of meeting Status 3 with the other.
+	latest, err := e.Store.LatestSyncState(ctx, req.User, req.Device, req.Collection)
+	switch {
+	case err == nil:
+		if st, err := decodeState(latest.Data); err == nil && st.Snap == nil && st.Parent == 0 && !st.Amend &&
+			st.Filter == req.Options.FilterType {
+			return &Result{Status: StatusSuccess, SyncKey: FormatKey(latest.Key)}, nil
+		}
+	case !errors.Is(err, devices.ErrNotFound):
+		return nil, err
+	}
 	st := &state{Filter: req.Options.FilterType}
 	data, err := encodeState(st)
 	if err != nil {
