@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/eas/mailsync"
 	"github.com/easgate/easgate/wbxml"
 	"github.com/easgate/easgate/wbxml/wbxmltest"
 )
@@ -55,12 +56,40 @@ func (e *syncEnv) send(t *testing.T, version, cmd, schema string, body *wbxml.El
 		return w, nil
 	}
 	doc := decode(t, w)
+	checkSchema(t, schema, doc)
+	return w, doc
+}
+
+// checkSchema checks a response against Microsoft's schema when the
+// shared oracles are present.
+func checkSchema(t *testing.T, schema string, doc *wbxml.Element) {
+	t.Helper()
 	if _, err := wbxmltest.OraclesDir(); err != nil {
 		noOracles.Do(func() { t.Logf("responses not checked against the XSDs: %v", err) })
 	} else if err := wbxmltest.CheckResponse(schema, mustMarshal(t, doc)); err != nil {
 		t.Fatal(err)
 	}
-	return w, doc
+}
+
+// await waits for a command sent in the background (pingEnv.start) and
+// returns its decoded answer, nil when empty.
+func await(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder, cmd string) *wbxml.Element {
+	t.Helper()
+	select {
+	case w := <-ch:
+		if w.Code != 200 {
+			t.Fatalf("%s: HTTP %d", cmd, w.Code)
+		}
+		if w.Body.Len() == 0 {
+			return nil
+		}
+		doc := decode(t, w)
+		checkSchema(t, cmd+"Response", doc)
+		return doc
+	case <-ctx.Done():
+		t.Fatalf("%s did not answer", cmd)
+	}
+	return nil
 }
 
 // sync sends a 14.1 Sync and returns the decoded answer, nil when empty.
@@ -557,5 +586,173 @@ func TestQuirkMoveRetried(t *testing.T) {
 	}
 	if doc := e.sync(t, syncReq(collReq(keys[in], in, 10), collReq(keys[work], work, 10))); doc != nil {
 		t.Errorf("Sync after the moves: %v, want the empty response", doc)
+	}
+}
+
+// TestQuirkPingBeforeFirstSync: some iOS builds Ping folders they have
+// not synced yet (the digest §3.7, §5; Horde ignores such folders). New
+// mail there must not answer the Ping with Status 2 before the folder was
+// primed: the phone would Sync, get nothing it asked for, Ping again and
+// loop. The Ping waits until its heartbeat (Status 1). Once primed
+// (SyncKey 0 answered), the folder's messages are news: Status 2 at once.
+func TestQuirkPingBeforeFirstSync(t *testing.T) {
+	e := newPingEnv(t, 0)
+	ctx := guard(t)
+	in := e.ids["INBOX"]
+	e.appendDated(t, in, 1, e.now, 0)
+	ch := e.startPing(ctx, pingReq("480", in))
+	e.waitFor(t, ctx)
+	e.appendDated(t, in, 2, e.now, 0) // IDLE reports it
+	e.waitFor(t, ctx)                 // checked, waiting again
+	select {
+	case w := <-ch:
+		t.Fatalf("Ping of a folder never synced answered: HTTP %d %x", w.Code, w.Body.Bytes())
+	default:
+	}
+	close(e.expire)
+	if doc := await(t, ctx, ch, "Ping"); doc.ChildText(wbxml.PingStatus) != "1" {
+		t.Fatalf("at the heartbeat: %v, want Status 1", doc)
+	}
+	e.sync(t, syncReq(collReq("0", in, 10)))
+	doc := await(t, ctx, e.startPing(ctx, nil), "Ping")
+	if doc.ChildText(wbxml.PingStatus) != "2" || !slices.Equal(pingFolders(doc), []string{in}) {
+		t.Fatalf("Ping after priming: %v, want Status 2 for %s", doc, in)
+	}
+}
+
+// TestQuirkBase64Phone: a Windows Phone 8 or Outlook build sends every
+// command in the base64 query form (the digest §1.3, MS-ASHTTP
+// 2.2.1.1.1.1) with a binary DeviceId, no MS-ASProtocolVersion header and
+// no User: FolderSync, Sync, GetItemEstimate and an empty Sync all work,
+// as one device.
+func TestQuirkBase64Phone(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	e.appendDated(t, in, 1, e.now, 0)
+	guid := []byte{0x8e, 0x22, 0x8d, 0xec, 0x38, 0x8f, 0xca, 0xf0, 0x9d, 0x1b, 0x50, 0x93, 0x64, 0xa8, 0x4c, 0xb8}
+	send := func(code byte, schema string, body *wbxml.Element) *wbxml.Element {
+		t.Helper()
+		var raw []byte
+		if body != nil {
+			raw = mustMarshal(t, body)
+		}
+		r := post("Sync", "", raw)
+		r.URL.RawQuery = b64Query{version: 141, code: code, locale: 0x409, deviceID: guid, deviceType: "WP8"}.String()
+		r.Header.Del("MS-ASProtocolVersion")
+		r.Header.Set("User-Agent", "MSFT-WP/8.10.14219")
+		w := e.do(r)
+		if w.Code != 200 {
+			t.Fatalf("command %d: HTTP %d", code, w.Code)
+		}
+		if w.Body.Len() == 0 {
+			return nil
+		}
+		doc := decode(t, w)
+		checkSchema(t, schema, doc)
+		return doc
+	}
+	doc := send(9, "FolderSyncResponse", wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, "0")))
+	if doc.ChildText(wbxml.FolderHierarchyStatus) != "1" {
+		t.Fatalf("FolderSync: %v", doc)
+	}
+	var inbox string
+	for _, a := range doc.Child(wbxml.FolderHierarchyChanges).ChildrenOf(wbxml.FolderHierarchyAdd) {
+		if a.ChildText(wbxml.FolderHierarchyType) == "2" {
+			inbox = a.ChildText(wbxml.FolderHierarchyServerId)
+		}
+	}
+	c := collection(t, send(0, "SyncResponse", syncReq(collReq("0", inbox, 10))), inbox)
+	key := c.ChildText(wbxml.AirSyncSyncKey)
+	doc = send(14, "GetItemEstimateResponse", wbxml.E(wbxml.GetItemEstimateGetItemEstimate,
+		wbxml.E(wbxml.GetItemEstimateCollections, wbxml.E(wbxml.GetItemEstimateCollection,
+			wbxml.T(wbxml.AirSyncSyncKey, key), wbxml.T(wbxml.GetItemEstimateCollectionId, inbox),
+			wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, "0"))))))
+	if n := doc.Child(wbxml.GetItemEstimateResponse).Child(wbxml.GetItemEstimateCollection).ChildText(wbxml.GetItemEstimateEstimate); n != "1" {
+		t.Errorf("GetItemEstimate: %v", doc)
+	}
+	c = collection(t, send(0, "SyncResponse", syncReq(collReq(key, inbox, 10))), inbox)
+	if got := adds(c); len(got) != 1 {
+		t.Fatalf("Sync: adds %v", got)
+	}
+	e.appendDated(t, in, 2, e.now, 0)
+	if got := adds(collection(t, send(0, "SyncResponse", nil), inbox)); len(got) != 1 || got[0] != inbox+":2" {
+		t.Errorf("empty Sync: adds %v", got)
+	}
+	// All of it was one device, under the hex form of its id.
+	d, err := e.store.GetDevice(context.Background(), testUser, "8e228dec388fcaf09d1b509364a84cb8")
+	if err != nil || d.Type != "WP8" {
+		t.Errorf("device record: %+v, %v", d, err)
+	}
+}
+
+// TestQuirkBodyPreferences: the body requests phones make (the digest
+// §4.1 "Which body to send"): iOS asks for MIME with MIMESupport 2 (S/MIME
+// and full originals), AOSP for truncated HTML, 14.0+ clients add a
+// Preview; several BodyPreferences take the first the server can make
+// (RTF is not one). A Sync Fetch answers with the same body choice, and
+// with Status 8 for a message that is gone.
+func TestQuirkBodyPreferences(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	uid := e.appendDated(t, in, 1, e.now, 300)
+	pref := func(typ, trunc string, extra ...*wbxml.Element) *wbxml.Element {
+		bp := wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, typ))
+		if trunc != "" {
+			bp.Add(wbxml.T(wbxml.AirSyncBaseTruncationSize, trunc))
+		}
+		return bp.Add(extra...)
+	}
+	for _, tc := range []struct {
+		name    string
+		options *wbxml.Element
+		check   func(b *wbxml.Element) string
+	}{
+		{"iOS MIME", wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncMIMESupport, "2"), pref("4", "")),
+			func(b *wbxml.Element) string {
+				if b.ChildText(wbxml.AirSyncBaseType) != "4" || !strings.Contains(b.ChildText(wbxml.AirSyncBaseData), "Subject: message 1\r\n") ||
+					b.ChildText(wbxml.AirSyncBaseTruncated) == "1" {
+					return "want the whole MIME message (Type 4)"
+				}
+				return ""
+			}},
+		{"AOSP truncated HTML with Preview", wbxml.E(wbxml.AirSyncOptions, pref("2", "100", wbxml.T(wbxml.AirSyncBasePreview, "50"))),
+			func(b *wbxml.Element) string {
+				data, pv := b.ChildText(wbxml.AirSyncBaseData), b.ChildText(wbxml.AirSyncBasePreview)
+				if b.ChildText(wbxml.AirSyncBaseType) != "2" || b.ChildText(wbxml.AirSyncBaseTruncated) != "1" || len(data) > 100 ||
+					pv == "" || len(pv) > 50 || strings.Contains(pv, "<") {
+					return "want HTML cut at 100 bytes, Truncated 1, a text Preview of at most 50"
+				}
+				return ""
+			}},
+		{"RTF first, then plain", wbxml.E(wbxml.AirSyncOptions, pref("3", "50"), pref("1", "50")),
+			func(b *wbxml.Element) string {
+				if b.ChildText(wbxml.AirSyncBaseType) != "1" || b.ChildText(wbxml.AirSyncBaseTruncated) != "1" {
+					return "want truncated plain text (Type 1)"
+				}
+				return ""
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := collection(t, e.sync(t, syncReq(bareColl("0", in, tc.options))), in)
+			c = collection(t, e.sync(t, syncReq(bareColl(c.ChildText(wbxml.AirSyncSyncKey), in))), in)
+			ad := addsByID(c)[mailsync.ServerID(in, uid)]
+			if ad == nil {
+				t.Fatalf("no Add: %v", adds(c))
+			}
+			if msg := tc.check(ad.Child(wbxml.AirSyncBaseBody)); msg != "" {
+				t.Errorf("Add body %v: %s", ad.Child(wbxml.AirSyncBaseBody), msg)
+			}
+			fetch := wbxml.E(wbxml.AirSyncCommands,
+				wbxml.E(wbxml.AirSyncFetch, wbxml.T(wbxml.AirSyncServerId, mailsync.ServerID(in, uid))),
+				wbxml.E(wbxml.AirSyncFetch, wbxml.T(wbxml.AirSyncServerId, mailsync.ServerID(in, uid+100))))
+			c = collection(t, e.sync(t, syncReq(bareColl(c.ChildText(wbxml.AirSyncSyncKey), in, wbxml.E(wbxml.AirSyncGetChanges), fetch))), in)
+			fs := c.Child(wbxml.AirSyncResponses).ChildrenOf(wbxml.AirSyncFetch)
+			if len(fs) != 2 || fs[0].ChildText(wbxml.AirSyncStatus) != "1" || fs[1].ChildText(wbxml.AirSyncStatus) != "8" {
+				t.Fatalf("Fetch responses %v, want Status 1 and 8", fs)
+			}
+			if msg := tc.check(fs[0].Child(wbxml.AirSyncApplicationData).Child(wbxml.AirSyncBaseBody)); msg != "" {
+				t.Errorf("Fetch body: %s", msg)
+			}
+		})
 	}
 }
