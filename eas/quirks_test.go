@@ -756,3 +756,83 @@ func TestQuirkBodyPreferences(t *testing.T) {
 		})
 	}
 }
+
+// TestQuirkLostResponse: the phone's connection drops after the server
+// answered, and it sends the same request again with the same SyncKey
+// (the digest §3.4 "SyncKey discipline", §5 "idempotent under retry").
+// It gets the same answer: the same new items, its Delete and Change not
+// run twice (no Status 8, one copy in Trash), and the key it then uses
+// goes on from there.
+func TestQuirkLostResponse(t *testing.T) {
+	e := newSyncEnv(t)
+	in, trash := e.ids["INBOX"], e.ids["Trash"]
+	for i := 1; i <= 3; i++ {
+		e.appendDated(t, in, i, e.now, 0)
+	}
+	c := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in)
+	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), in, 10))), in)
+	key := c.ChildText(wbxml.AirSyncSyncKey)
+	e.appendDated(t, in, 4, e.now, 0)
+	req := syncReq(collReq(key, in, 10, wbxml.E(wbxml.AirSyncCommands,
+		wbxml.E(wbxml.AirSyncDelete, wbxml.T(wbxml.AirSyncServerId, in+":1")),
+		wbxml.E(wbxml.AirSyncChange, wbxml.T(wbxml.AirSyncServerId, in+":2"),
+			wbxml.E(wbxml.AirSyncApplicationData, wbxml.T(wbxml.EmailRead, "1"))))))
+	first := e.sync(t, req)
+	second := e.sync(t, req)
+	// The new key may differ (the first answer's state is dropped); the
+	// rest is the same, byte for byte.
+	k1, k2 := collection(t, first, in).Child(wbxml.AirSyncSyncKey), collection(t, second, in).Child(wbxml.AirSyncSyncKey)
+	k2Text := k2.Text
+	k1.Text, k2.Text = "", ""
+	a, b := mustMarshal(t, first), mustMarshal(t, second)
+	k2.Text = k2Text
+	if string(a) != string(b) {
+		var x, y strings.Builder
+		wbxml.ToXML(&x, first)
+		wbxml.ToXML(&y, second)
+		t.Fatalf("the repeated request got another answer:\n%s\nthen\n%s", x.String(), y.String())
+	}
+	c = collection(t, second, in)
+	if got := adds(c); len(got) != 1 || got[0] != in+":4" || c.Has(wbxml.AirSyncResponses) {
+		t.Fatalf("answer: adds %v, responses %v", got, c.Child(wbxml.AirSyncResponses))
+	}
+	s, err := e.sess.Search(context.Background(), e.folders[trash], time.Time{})
+	if err != nil || s.Len() != 1 {
+		t.Errorf("Trash holds %v (%v), want one message", s, err)
+	}
+	if !backend.HasFlag(e.flags(t, in, 2), backend.FlagSeen) {
+		t.Error(`2 is not \Seen`)
+	}
+	if doc := e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), in, 10))); doc != nil {
+		t.Errorf("next Sync: %v, want the empty response", doc)
+	}
+}
+
+// TestQuirkSMSOptions: Android clients on 14.0+ send a second Options
+// block with Class SMS in the mail collection (MS-ASCMD 2.2.3.125.6). The
+// mail items follow the other block, also when later Syncs leave both
+// out.
+func TestQuirkSMSOptions(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	e.appendDated(t, in, 1, e.now.AddDate(0, 0, -10), 300)
+	e.appendDated(t, in, 2, e.now, 300)
+	sms := wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncClass, "SMS"), wbxml.T(wbxml.AirSyncFilterType, "0"),
+		wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "1")))
+	mail := wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, "3"),
+		wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "2"), wbxml.T(wbxml.AirSyncBaseTruncationSize, "50")))
+	key := collection(t, e.sync(t, syncReq(bareColl("0", in, sms, mail))), in).ChildText(wbxml.AirSyncSyncKey)
+	for round := 1; round <= 2; round++ {
+		c := collection(t, e.sync(t, syncReq(bareColl(key, in))), in)
+		key = c.ChildText(wbxml.AirSyncSyncKey)
+		id := fmt.Sprintf("%s:%d", in, round+1)
+		ad := addsByID(c)[id]
+		if len(adds(c)) != 1 || ad == nil {
+			t.Fatalf("round %d: adds %v, want %s only (FilterType 3)", round, adds(c), id)
+		}
+		if b := ad.Child(wbxml.AirSyncBaseBody); b.ChildText(wbxml.AirSyncBaseType) != "2" || b.ChildText(wbxml.AirSyncBaseTruncated) != "1" {
+			t.Errorf("round %d: body %v, want HTML cut at 50", round, b)
+		}
+		e.appendDated(t, in, round+2, e.now, 300)
+	}
+}
