@@ -389,6 +389,41 @@ func TestQuirkSync121(t *testing.T) {
 	if w.ChildText(wbxml.AirSyncStatus) != "1" || w.Has(wbxml.AirSyncCommands) {
 		t.Errorf("12.1 Sync, folder with nothing new: %v", w)
 	}
+	keys[in], keys[work] = c.ChildText(wbxml.AirSyncSyncKey), w.ChildText(wbxml.AirSyncSyncKey)
+	// Nothing new anywhere: HTTP 200 with an empty body (MS-ASCMD
+	// 2.2.2.20), in 12.1 too.
+	if w, doc := e.send(t, "12.1", "Sync", "SyncResponse", syncReq(coll(keys[in], in), coll(keys[work], work))); doc != nil || w.Header().Get("Content-Length") != "0" {
+		t.Errorf("12.1 Sync with nothing new: %v, Content-Length %q", doc, w.Header().Get("Content-Length"))
+	}
+}
+
+// TestQuirkUnchangedCollectionsLeftOut: from 14.0 a Sync answer lists
+// only the collections with something to report (MS-ASCMD 2.2.2.20; the
+// digest §3.4); the phone keeps its key for the others.
+func TestQuirkUnchangedCollectionsLeftOut(t *testing.T) {
+	e := newSyncEnv(t)
+	in, work := e.ids["INBOX"], e.ids["Work"]
+	keys := map[string]string{}
+	doc := e.sync(t, syncReq(collReq("0", in, 10), collReq("0", work, 10)))
+	for _, id := range []string{in, work} {
+		keys[id] = collection(t, doc, id).ChildText(wbxml.AirSyncSyncKey)
+	}
+	doc = e.sync(t, syncReq(collReq(keys[in], in, 10), collReq(keys[work], work, 10)))
+	for _, id := range []string{in, work} {
+		keys[id] = collection(t, doc, id).ChildText(wbxml.AirSyncSyncKey) // first snapshots
+	}
+	e.appendDated(t, work, 1, e.now, 0)
+	doc = e.sync(t, syncReq(collReq(keys[in], in, 10), collReq(keys[work], work, 10)))
+	cs := doc.Child(wbxml.AirSyncCollections).ChildrenOf(wbxml.AirSyncCollection)
+	if len(cs) != 1 || cs[0].ChildText(wbxml.AirSyncCollectionId) != work || len(adds(cs[0])) != 1 {
+		var sb strings.Builder
+		wbxml.ToXML(&sb, doc)
+		t.Fatalf("want only %s with its new message:\n%s", work, sb.String())
+	}
+	// The Inbox key the phone kept still works.
+	if doc := e.sync(t, syncReq(collReq(keys[in], in, 10))); doc != nil {
+		t.Errorf("Inbox with its kept key: %v", doc)
+	}
 }
 
 // TestQuirkDeletesAndFlags: what phones send when the user deletes, flags
