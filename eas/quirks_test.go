@@ -871,3 +871,67 @@ func TestQuirkSMSOptions(t *testing.T) {
 		e.appendDated(t, in, round+2, e.now, 300)
 	}
 }
+
+// TestQuirkChangeOfGoneMessage: the user reads and deletes on the phone
+// messages that the desktop has already expunged, before the phone heard
+// of it (MS-ASCMD 2.2.3.177.17: Status 8, object not found). The phone
+// gets Status 8 for its Change and its Delete, and a Delete for the
+// message it changed; nothing else in IMAP is touched.
+func TestQuirkChangeOfGoneMessage(t *testing.T) {
+	e := newSyncEnv(t)
+	in, trash := e.ids["INBOX"], e.ids["Trash"]
+	for i := 1; i <= 3; i++ {
+		e.appendDated(t, in, i, e.now, 0)
+	}
+	c := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in)
+	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), in, 10))), in)
+	key := c.ChildText(wbxml.AirSyncSyncKey)
+	for _, uid := range []backend.UID{1, 2} {
+		if _, err := e.sess.Delete(context.Background(), e.folders[in], uid, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c = collection(t, e.sync(t, syncReq(collReq(key, in, 10, wbxml.E(wbxml.AirSyncCommands,
+		wbxml.E(wbxml.AirSyncChange, wbxml.T(wbxml.AirSyncServerId, in+":1"),
+			wbxml.E(wbxml.AirSyncApplicationData, wbxml.T(wbxml.EmailRead, "1"))),
+		wbxml.E(wbxml.AirSyncDelete, wbxml.T(wbxml.AirSyncServerId, in+":2")))))), in)
+	var responses, deletes []string
+	if rs := c.Child(wbxml.AirSyncResponses); rs != nil {
+		for _, r := range rs.Children {
+			responses = append(responses, fmt.Sprintf("%s %s=%s", tagName(r.Tag), r.ChildText(wbxml.AirSyncServerId), r.ChildText(wbxml.AirSyncStatus)))
+		}
+	}
+	if cmds := c.Child(wbxml.AirSyncCommands); cmds != nil {
+		for _, d := range cmds.ChildrenOf(wbxml.AirSyncDelete) {
+			deletes = append(deletes, d.ChildText(wbxml.AirSyncServerId))
+		}
+	}
+	if want := []string{"Change " + in + ":1=8", "Delete " + in + ":2=8"}; !slices.Equal(responses, want) {
+		t.Errorf("responses %v, want %v", responses, want)
+	}
+	if !slices.Contains(deletes, in+":1") {
+		t.Errorf("server Deletes %v, want %s:1 (gone from IMAP)", deletes, in)
+	}
+	s, err := e.sess.Search(context.Background(), e.folders[trash], time.Time{})
+	if err != nil || s.Len() != 0 {
+		t.Errorf("Trash holds %v (%v), want nothing", s, err)
+	}
+	if f := e.flags(t, in, 3); backend.HasFlag(f, backend.FlagSeen) {
+		t.Errorf("3 has flags %v", f)
+	}
+}
+
+// tagName is the element name of a Sync response command.
+func tagName(tag wbxml.Tag) string {
+	switch tag {
+	case wbxml.AirSyncChange:
+		return "Change"
+	case wbxml.AirSyncDelete:
+		return "Delete"
+	case wbxml.AirSyncFetch:
+		return "Fetch"
+	case wbxml.AirSyncAdd:
+		return "Add"
+	}
+	return fmt.Sprint(tag)
+}
