@@ -935,3 +935,64 @@ func tagName(tag wbxml.Tag) string {
 	}
 	return fmt.Sprint(tag)
 }
+
+// TestQuirkIOS161: iOS negotiates the highest version offered, 16.1 (the
+// digest §5). Its usual round, in 16.1: FolderSync, GetItemEstimate,
+// Sync of the Inbox (flags, keywords, a reply) and of Drafts (IsDraft),
+// ItemOperations Fetch of a whole item; each answer valid for the XSDs
+// and carrying the 16.x elements.
+func TestQuirkIOS161(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	drafts := e.ids["Drafts"]
+	ctx := context.Background()
+	uid := e.appendDated(t, in, 1, e.now, 50)
+	if _, err := e.sess.StoreFlags(ctx, e.folders[in], uid, []string{backend.FlagFlagged, backend.FlagAnswered, "Work"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	draft := e.appendDated(t, drafts, 2, e.now, 10)
+	_, doc := e.send(t, "16.1", "FolderSync", "FolderSyncResponse",
+		wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, "0")))
+	if doc.ChildText(wbxml.FolderHierarchyStatus) != "1" {
+		t.Fatalf("FolderSync: %v", doc)
+	}
+	opts := wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, "3"),
+		wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "2"), wbxml.T(wbxml.AirSyncBaseTruncationSize, "32768"),
+			wbxml.T(wbxml.AirSyncBasePreview, "255")))
+	keys := map[string]string{}
+	_, doc = e.send(t, "16.1", "Sync", "SyncResponse", syncReq(bareColl("0", in, opts), bareColl("0", drafts, opts)))
+	for _, id := range []string{in, drafts} {
+		keys[id] = collection(t, doc, id).ChildText(wbxml.AirSyncSyncKey)
+	}
+	_, doc = e.send(t, "16.1", "GetItemEstimate", "GetItemEstimateResponse", wbxml.E(wbxml.GetItemEstimateGetItemEstimate,
+		wbxml.E(wbxml.GetItemEstimateCollections, wbxml.E(wbxml.GetItemEstimateCollection,
+			wbxml.T(wbxml.AirSyncSyncKey, keys[in]), wbxml.T(wbxml.GetItemEstimateCollectionId, in),
+			wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, "3"))))))
+	if n := doc.Child(wbxml.GetItemEstimateResponse).Child(wbxml.GetItemEstimateCollection).ChildText(wbxml.GetItemEstimateEstimate); n != "1" {
+		t.Errorf("GetItemEstimate: %s, want 1", n)
+	}
+	_, doc = e.send(t, "16.1", "Sync", "SyncResponse", syncReq(bareColl(keys[in], in), bareColl(keys[drafts], drafts)))
+	ad := addsByID(collection(t, doc, in))[mailsync.ServerID(in, uid)]
+	if ad == nil {
+		t.Fatalf("no Add for the Inbox message: %v", doc)
+	}
+	if ad.Child(wbxml.EmailFlag).ChildText(wbxml.EmailStatus) != "2" || ad.ChildText(wbxml.Email2LastVerbExecuted) != "1" ||
+		ad.Child(wbxml.EmailCategories).ChildText(wbxml.EmailCategory) != "Work" || ad.ChildText(wbxml.Email2IsDraft) != "0" ||
+		ad.Child(wbxml.AirSyncBaseBody).ChildText(wbxml.AirSyncBasePreview) == "" {
+		var sb strings.Builder
+		wbxml.ToXML(&sb, ad)
+		t.Errorf("Inbox item lacks 16.1 fields:\n%s", sb.String())
+	}
+	dd := addsByID(collection(t, doc, drafts))[mailsync.ServerID(drafts, draft)]
+	if dd == nil || dd.ChildText(wbxml.Email2IsDraft) != "1" {
+		t.Errorf("Drafts item: %v, want IsDraft 1", dd)
+	}
+	_, doc = e.send(t, "16.1", "ItemOperations", "ItemOperationsResponse", wbxml.E(wbxml.ItemOperationsItemOperations,
+		wbxml.E(wbxml.ItemOperationsFetch, wbxml.T(wbxml.ItemOperationsStore, "Mailbox"),
+			wbxml.T(wbxml.AirSyncCollectionId, in), wbxml.T(wbxml.AirSyncServerId, mailsync.ServerID(in, uid)),
+			wbxml.E(wbxml.ItemOperationsOptions, wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "2"))))))
+	f := doc.Child(wbxml.ItemOperationsResponse).Child(wbxml.ItemOperationsFetch)
+	if f.ChildText(wbxml.ItemOperationsStatus) != "1" || f.Child(wbxml.ItemOperationsProperties).ChildText(wbxml.Email2IsDraft) != "0" {
+		t.Errorf("ItemOperations Fetch: %v", f)
+	}
+}
