@@ -394,9 +394,10 @@ const stickyOptionsKind = "sync-options"
 // collection's Options ("sticky options") until the client sends new
 // ones, however many requests leave them out. The cached request (the
 // last one) holds those of its collections, so the device's Options
-// store is read only for a collection that comes back without Options
-// after a request that did not list it, and written only when a
-// collection's Options differ from the cached request's.
+// store is read only when a collection has Options neither in the
+// request nor in the cached one (it came back after a request that did
+// not list it, or never sent any), and written only when a collection's
+// Options differ from the cached request's and the stored ones.
 func (m *mailSync) stickyOptions(ctx context.Context, req *Request, colls []*syncCollection, cached map[string]*syncCollection) error {
 	var missing, changed []*syncCollection
 	for _, c := range colls {
