@@ -581,6 +581,10 @@ func TestQuirkDoubleInit(t *testing.T) {
 	if c := collection(t, e.sync(t, syncReq(collReq(k1, in, 10))), in); c.ChildText(wbxml.AirSyncStatus) != "3" {
 		t.Errorf("old chain's key after a new SyncKey 0: status %s, want 3", c.ChildText(wbxml.AirSyncStatus))
 	}
+	// The new chain sends everything again (the phone dropped it all).
+	if c := collection(t, e.sync(t, syncReq(collReq(k3, in, 10))), in); len(adds(c)) != 2 {
+		t.Errorf("first Sync of the new chain: adds %v, want both messages", adds(c))
+	}
 }
 
 // TestQuirkMoveRetried: a phone that lost the answer to MoveItems sends
