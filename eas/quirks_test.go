@@ -1000,3 +1000,59 @@ func TestQuirkIOS161(t *testing.T) {
 		t.Errorf("ItemOperations Fetch: %v", f)
 	}
 }
+
+// TestQuirkFilterTypeChange: the user changes "Mail days to sync" and the
+// phone sends new Options with its current key (the digest §3.4: items
+// that leave the window go as SoftDelete). New Options replace the sticky
+// ones (MS-ASCMD 2.2.3.125.6): later Syncs without Options keep the new
+// window, and widening it again brings the old message back.
+func TestQuirkFilterTypeChange(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	old := e.appendDated(t, in, 1, e.now.AddDate(0, 0, -10), 0)
+	e.appendDated(t, in, 2, e.now, 0)
+	filter := func(ft string) *wbxml.Element {
+		return wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, ft),
+			wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "1")))
+	}
+	key := collection(t, e.sync(t, syncReq(bareColl("0", in, filter("0")))), in).ChildText(wbxml.AirSyncSyncKey)
+	step := func(what string, opts *wbxml.Element) *wbxml.Element {
+		t.Helper()
+		var extra []*wbxml.Element
+		if opts != nil {
+			extra = append(extra, opts)
+		}
+		doc := e.sync(t, syncReq(bareColl(key, in, extra...)))
+		if doc == nil {
+			return nil
+		}
+		c := collection(t, doc, in)
+		if c.ChildText(wbxml.AirSyncStatus) != "1" {
+			t.Fatalf("%s: %v", what, c)
+		}
+		key = c.ChildText(wbxml.AirSyncSyncKey)
+		return c
+	}
+	if c := step("all", nil); len(adds(c)) != 2 {
+		t.Fatalf("FilterType 0: adds %v", adds(c))
+	}
+	c := step("one week", filter("3"))
+	var soft []string
+	if cmds := c.Child(wbxml.AirSyncCommands); cmds != nil {
+		for _, d := range cmds.ChildrenOf(wbxml.AirSyncSoftDelete) {
+			soft = append(soft, d.ChildText(wbxml.AirSyncServerId))
+		}
+	}
+	if !slices.Equal(soft, []string{mailsync.ServerID(in, old)}) || len(adds(c)) != 0 {
+		t.Fatalf("FilterType 3: SoftDeletes %v, adds %v; want only the old message soft-deleted", soft, adds(c))
+	}
+	if c := step("one week, sticky", nil); c != nil {
+		t.Fatalf("FilterType 3 kept: %v, want the empty response", c)
+	}
+	if c := step("all again", filter("0")); !slices.Equal(adds(c), []string{mailsync.ServerID(in, old)}) {
+		t.Fatalf("FilterType 0 again: adds %v, want the old message", adds(c))
+	}
+	if c := step("all, sticky", nil); c != nil {
+		t.Fatalf("FilterType 0 kept: %v, want the empty response", c)
+	}
+}
