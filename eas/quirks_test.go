@@ -1056,3 +1056,115 @@ func TestQuirkFilterTypeChange(t *testing.T) {
 		t.Fatalf("FilterType 0 kept: %v, want the empty response", c)
 	}
 }
+
+// movePauseStore is a mail store whose sessions stop after a UID MOVE
+// until the test lets them go on (a MoveItems that moved the message and
+// has not yet recorded it in the sync states), and report each scan of
+// one folder.
+type movePauseStore struct {
+	backend.Store
+	watch   backend.FolderID
+	moved   chan struct{} // told after Move
+	proceed chan struct{} // closed to let Move return
+	scanned chan struct{} // told (if there is room) after Changes of watch
+}
+
+func (s *movePauseStore) Open(ctx context.Context, user, password string) (backend.Session, error) {
+	sess, err := s.Store.Open(ctx, user, password)
+	if err != nil {
+		return nil, err
+	}
+	return &movePauseSession{Session: sess, s: s}, nil
+}
+
+type movePauseSession struct {
+	backend.Session
+	s *movePauseStore
+}
+
+func (p *movePauseSession) Move(ctx context.Context, id backend.FolderID, uid backend.UID, dst backend.FolderID) (backend.UID, error) {
+	n, err := p.Session.Move(ctx, id, uid, dst)
+	p.s.moved <- struct{}{}
+	<-p.s.proceed
+	return n, err
+}
+
+func (p *movePauseSession) Changes(ctx context.Context, id backend.FolderID, since *backend.FolderState, window time.Time) (*backend.ChangeSet, error) {
+	cs, err := p.Session.Changes(ctx, id, since, window)
+	if id == p.s.watch {
+		select {
+		case p.s.scanned <- struct{}{}:
+		default:
+		}
+	}
+	return cs, err
+}
+
+// TestQuirkMoveDuringSync: iOS runs commands in parallel; a Sync of the
+// destination folder arrives while a MoveItems into it has moved the
+// message in IMAP and not yet recorded the move. The Sync must not send
+// the moved message as an Add: the MoveItems answer names it as the
+// phone's already (DstMsgId), and the phone would show it twice (the
+// digest §3.6). Either the Sync runs before the move is recorded without
+// the message, or after it.
+func TestQuirkMoveDuringSync(t *testing.T) {
+	e := newSyncEnv(t)
+	ctx := guard(t)
+	in, work := e.ids["INBOX"], e.ids["Work"]
+	e.appendDated(t, in, 1, e.now, 0)
+	keys := map[string]string{}
+	for _, id := range []string{in, work} {
+		c := collection(t, e.sync(t, syncReq(collReq("0", id, 10))), id)
+		c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), id, 10))), id)
+		keys[id] = c.ChildText(wbxml.AirSyncSyncKey)
+	}
+	ps := &movePauseStore{Store: e.srv.cfg.Mail, watch: e.folders[work],
+		moved: make(chan struct{}), proceed: make(chan struct{}), scanned: make(chan struct{}, 1)}
+	e.srv.cfg.Mail = ps
+	run := func(cmd string, body *wbxml.Element) <-chan *httptest.ResponseRecorder {
+		out := make(chan *httptest.ResponseRecorder, 1)
+		raw := mustMarshal(t, body)
+		go func() {
+			w := httptest.NewRecorder()
+			e.srv.ServeHTTP(w, post(cmd, "14.1", raw).WithContext(ctx))
+			out <- w
+		}()
+		return out
+	}
+	move := run("MoveItems", wbxml.E(wbxml.MoveMoveItems, wbxml.E(wbxml.MoveMove,
+		wbxml.T(wbxml.MoveSrcMsgId, in+":1"), wbxml.T(wbxml.MoveSrcFldId, in), wbxml.T(wbxml.MoveDstFldId, work))))
+	select {
+	case <-ps.moved:
+	case <-ctx.Done():
+		t.Fatal("the MoveItems never moved")
+	}
+	sync := run("Sync", syncReq(collReq(keys[work], work, 10)))
+	// The Sync either scans Work now (and may see the moved message) or
+	// waits for the move to be recorded.
+	for waiting := false; !waiting; {
+		select {
+		case <-ps.scanned:
+			waiting = true
+		case <-ctx.Done():
+			t.Fatal("the Sync neither scanned nor waited")
+		case <-time.After(5 * time.Millisecond):
+			waiting = e.srv.colls.waiting(collectionKey{testUser, "appldev1", work}) > 0
+		}
+	}
+	close(ps.proceed)
+	mv := await(t, ctx, move, "MoveItems")
+	dst := mv.Child(wbxml.MoveResponse).ChildText(wbxml.MoveDstMsgId)
+	if mv.Child(wbxml.MoveResponse).ChildText(wbxml.MoveStatus) != "3" || dst == "" {
+		t.Fatalf("MoveItems: %v", mv)
+	}
+	if doc := await(t, ctx, sync, "Sync"); doc != nil {
+		c := collection(t, doc, work)
+		if slices.Contains(adds(c), dst) {
+			t.Fatalf("the Sync of Work sent %s as an Add, and MoveItems gave it as DstMsgId", dst)
+		}
+		keys[work] = c.ChildText(wbxml.AirSyncSyncKey)
+	}
+	if doc := e.sync(t, syncReq(collReq(keys[work], work, 10))); doc != nil {
+		t.Errorf("next Sync of Work: %v, want the empty response", doc)
+	}
+}

@@ -563,10 +563,15 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 		win = mailsync.DefaultWindowSize
 	}
 	mo.WindowSize = max(1, min(win, *remaining))
+	unlock, err := m.s.colls.lock(ctx, collectionKey{req.User, req.DeviceID, c.id})
+	if err != nil {
+		return nil, false, err
+	}
 	r, err := m.eng.Sync(ctx, &mailsync.Request{
 		User: req.User, Device: req.DeviceID, Collection: c.id, Folder: folder.ID, Session: sess,
 		SyncKey: c.key, Options: mo, Commands: c.commands, Deadline: deadline,
 	})
+	unlock()
 	if err != nil {
 		return nil, false, err
 	}
