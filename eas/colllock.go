@@ -69,14 +69,3 @@ func (l *collectionLocks) release(k collectionKey, c *collectionLock) {
 	}
 	l.mu.Unlock()
 }
-
-// waiting reports how many commands wait for the collection's lock (for
-// tests).
-func (l *collectionLocks) waiting(k collectionKey) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if c := l.m[k]; c != nil {
-		return c.refs - len(c.held)
-	}
-	return 0
-}

@@ -1148,7 +1148,7 @@ func TestQuirkMoveDuringSync(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("the Sync neither scanned nor waited")
 		case <-time.After(5 * time.Millisecond):
-			waiting = e.srv.colls.waiting(collectionKey{testUser, "appldev1", work}) > 0
+			waiting = lockWaiters(&e.srv.colls, collectionKey{testUser, "appldev1", work}) > 0
 		}
 	}
 	close(ps.proceed)
@@ -1167,4 +1167,14 @@ func TestQuirkMoveDuringSync(t *testing.T) {
 	if doc := e.sync(t, syncReq(collReq(keys[work], work, 10))); doc != nil {
 		t.Errorf("next Sync of Work: %v, want the empty response", doc)
 	}
+}
+
+// lockWaiters is how many commands wait for a collection's lock.
+func lockWaiters(l *collectionLocks, k collectionKey) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c := l.m[k]; c != nil {
+		return c.refs - len(c.held)
+	}
+	return 0
 }
