@@ -585,6 +585,31 @@ func TestQuirkDoubleInit(t *testing.T) {
 	if c := collection(t, e.sync(t, syncReq(collReq(k3, in, 10))), in); len(adds(c)) != 2 {
 		t.Errorf("first Sync of the new chain: adds %v, want both messages", adds(c))
 	}
+
+	// Two inits at the same time (collectionLocks runs them one after
+	// the other): one key.
+	work := e.ids["Work"]
+	var wg sync.WaitGroup
+	raw := mustMarshal(t, syncReq(collReq("0", work, 10)))
+	ws := []*httptest.ResponseRecorder{httptest.NewRecorder(), httptest.NewRecorder()}
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.srv.ServeHTTP(w, post("Sync", "14.1", raw))
+		}()
+	}
+	wg.Wait()
+	var got []string
+	for _, w := range ws {
+		if w.Code != 200 {
+			t.Fatalf("concurrent init: HTTP %d", w.Code)
+		}
+		got = append(got, collection(t, decode(t, w), work).ChildText(wbxml.AirSyncSyncKey))
+	}
+	if got[0] != got[1] {
+		t.Errorf("concurrent inits answered keys %q", got)
+	}
 }
 
 // TestQuirkMoveRetried: a phone that lost the answer to MoveItems sends
