@@ -1203,3 +1203,44 @@ func lockWaiters(l *collectionLocks, k collectionKey) int {
 	}
 	return 0
 }
+
+// TestQuirkFolderRenamedInWebmail: webmail renames a folder the phone
+// syncs. The phone's next Sync of it gets Status 12 (not 3, which would
+// make it download the folder again); FolderSync then sends an Update
+// with the same ServerId and the new name, and the phone's old SyncKey
+// goes on in the renamed folder with nothing to send again.
+func TestQuirkFolderRenamedInWebmail(t *testing.T) {
+	e := newSyncEnv(t)
+	work := e.ids["Work"]
+	for i := 1; i <= 2; i++ {
+		e.appendDated(t, work, i, e.now, 0)
+	}
+	c := collection(t, e.sync(t, syncReq(collReq("0", work, 10))), work)
+	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), work, 10))), work)
+	key := c.ChildText(wbxml.AirSyncSyncKey)
+	if len(adds(c)) != 2 {
+		t.Fatalf("initial sync: %v", adds(c))
+	}
+	_, doc := e.send(t, "14.1", "FolderSync", "FolderSyncResponse",
+		wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, "0")))
+	hkey := doc.ChildText(wbxml.FolderHierarchySyncKey)
+	if _, err := e.sess.RenameFolder(context.Background(), e.folders[work], "", "Projects"); err != nil {
+		t.Fatal(err)
+	}
+	if c := collection(t, e.sync(t, syncReq(collReq(key, work, 10))), work); c.ChildText(wbxml.AirSyncStatus) != "12" {
+		t.Fatalf("Sync of the renamed folder before FolderSync: %v, want Status 12", c)
+	}
+	_, doc = e.send(t, "14.1", "FolderSync", "FolderSyncResponse",
+		wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, hkey)))
+	ch := doc.Child(wbxml.FolderHierarchyChanges)
+	up := ch.Child(wbxml.FolderHierarchyUpdate)
+	if ch.ChildText(wbxml.FolderHierarchyCount) != "1" || up == nil || up.ChildText(wbxml.FolderHierarchyServerId) != work ||
+		up.ChildText(wbxml.FolderHierarchyDisplayName) != "Projects" {
+		var sb strings.Builder
+		wbxml.ToXML(&sb, doc)
+		t.Fatalf("FolderSync after the rename, want one Update of %s:\n%s", work, sb.String())
+	}
+	if doc := e.sync(t, syncReq(collReq(key, work, 10))); doc != nil {
+		t.Errorf("Sync of the renamed folder with the old key: %v, want the empty response", doc)
+	}
+}
