@@ -1244,3 +1244,65 @@ func TestQuirkFolderRenamedInWebmail(t *testing.T) {
 		t.Errorf("Sync of the renamed folder with the old key: %v, want the empty response", doc)
 	}
 }
+
+// TestQuirkFolderRecreated: webmail deletes a folder and makes a new one
+// of the same name (a new UIDVALIDITY: the UIDs the phone holds name
+// other messages now). The phone's Sync with its old key gets Status 3
+// (the digest §3.4 "IMAP mapping"); its fresh start (SyncKey 0, then its
+// key) gets Status 12, not Status 3 again, which would loop: the
+// device's folder list still names the old folder. FolderSync then
+// replaces it (Delete, Add under a new ServerId), and the new collection
+// syncs the new folder's messages.
+func TestQuirkFolderRecreated(t *testing.T) {
+	e := newSyncEnv(t)
+	ctx := context.Background()
+	work := e.ids["Work"]
+	e.appendDated(t, work, 1, e.now, 0)
+	_, doc := e.send(t, "14.1", "FolderSync", "FolderSyncResponse",
+		wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, "0")))
+	hkey := doc.ChildText(wbxml.FolderHierarchySyncKey)
+	c := collection(t, e.sync(t, syncReq(collReq("0", work, 10))), work)
+	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), work, 10))), work)
+	key := c.ChildText(wbxml.AirSyncSyncKey)
+	if err := e.sess.DeleteFolder(ctx, e.folders[work]); err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.sess.CreateFolder(ctx, "", "Work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.folders[work] = f.ID
+	e.appendDated(t, work, 2, e.now, 0)
+	e.appendDated(t, work, 3, e.now, 0)
+	status := func(c *wbxml.Element) string { return c.ChildText(wbxml.AirSyncStatus) }
+	c = collection(t, e.sync(t, syncReq(collReq(key, work, 10))), work)
+	if status(c) != "3" || c.ChildText(wbxml.AirSyncSyncKey) != "0" {
+		t.Fatalf("old key in the new folder: %v, want Status 3 and SyncKey 0", c)
+	}
+	c = collection(t, e.sync(t, syncReq(collReq("0", work, 10))), work)
+	for i := 1; i <= 2; i++ {
+		if c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), work, 10))), work); status(c) != "12" {
+			t.Fatalf("fresh start, Sync %d: status %s, want 12 (FolderSync needed)", i, status(c))
+		}
+	}
+	_, doc = e.send(t, "14.1", "FolderSync", "FolderSyncResponse",
+		wbxml.E(wbxml.FolderHierarchyFolderSync, wbxml.T(wbxml.FolderHierarchySyncKey, hkey)))
+	ch := doc.Child(wbxml.FolderHierarchyChanges)
+	var added string
+	for _, a := range ch.ChildrenOf(wbxml.FolderHierarchyAdd) {
+		if a.ChildText(wbxml.FolderHierarchyDisplayName) == "Work" {
+			added = a.ChildText(wbxml.FolderHierarchyServerId)
+		}
+	}
+	del := ch.Child(wbxml.FolderHierarchyDelete)
+	if added == "" || added == work || del == nil || del.ChildText(wbxml.FolderHierarchyServerId) != work {
+		var sb strings.Builder
+		wbxml.ToXML(&sb, doc)
+		t.Fatalf("FolderSync, want a Delete of %s and an Add of Work:\n%s", work, sb.String())
+	}
+	c = collection(t, e.sync(t, syncReq(collReq("0", added, 10))), added)
+	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), added, 10))), added)
+	if status(c) != "1" || len(adds(c)) != 2 {
+		t.Fatalf("the new collection: status %s adds %v, want the two new messages", status(c), adds(c))
+	}
+}

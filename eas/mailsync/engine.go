@@ -382,6 +382,20 @@ func (e *Engine) Sync(ctx context.Context, req *Request) (*Result, error) {
 		e.log().Warn("sync state conflict", "user", req.User, "device", req.Device, "collection", req.Collection)
 		return &Result{Status: StatusRetry, SyncKey: req.SyncKey}, nil
 	case errors.Is(err, backend.ErrUIDValidityChanged):
+		// A chain that never read the folder (only primed) holds no
+		// UIDs to invalidate: the folder the device's hierarchy names is
+		// no longer the one in IMAP (deleted and made again under the
+		// same name; imapstore's FolderIDs carry UIDVALIDITY). That
+		// needs FolderSync (Status 12, as for a folder gone: the
+		// eas/hierarchy contract); another Status 3 would only bring
+		// the phone back here, for ever.
+		primed, perr := e.primedOnly(ctx, req, key)
+		if perr != nil {
+			return nil, perr
+		}
+		if primed {
+			return &Result{Status: StatusHierarchyChanged, SyncKey: req.SyncKey}, nil
+		}
 		// The UIDs the phone holds name other messages now: start over.
 		if derr := e.Store.DeleteSyncStates(ctx, req.User, req.Device, req.Collection); derr != nil {
 			return nil, derr
@@ -391,6 +405,23 @@ func (e *Engine) Sync(ctx context.Context, req *Request) (*Result, error) {
 		return &Result{Status: StatusHierarchyChanged, SyncKey: req.SyncKey}, nil
 	}
 	return res, err
+}
+
+// primedOnly reports whether the state under key is a fresh prime: no
+// snapshot of the folder taken, no request answered before it.
+func (e *Engine) primedOnly(ctx context.Context, req *Request, key uint64) (bool, error) {
+	base, err := e.Store.GetSyncState(ctx, req.User, req.Device, req.Collection, key)
+	if errors.Is(err, devices.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	st, err := decodeState(base.Data)
+	if err != nil {
+		return false, err
+	}
+	return st.Snap == nil && st.Parent == 0 && !st.Amend, nil
 }
 
 // prime answers SyncKey 0: a new chain with an empty snapshot, no items
