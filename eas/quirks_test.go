@@ -1306,3 +1306,30 @@ func TestQuirkFolderRecreated(t *testing.T) {
 		t.Fatalf("the new collection: status %s adds %v, want the two new messages", status(c), adds(c))
 	}
 }
+
+// TestQuirkFilterTypeMonths: some mail clients offer "3 months" and "6
+// months" and send FilterType 6 and 7, which MS-ASCMD 2.2.3.68.2 lists
+// for calendars only (Firefox OS Mail did; Z-Push honours them for mail).
+// They are windows of 90 and 180 days for Sync and GetItemEstimate, not
+// "all", which would download what the user chose to leave out.
+func TestQuirkFilterTypeMonths(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	e.appendDated(t, in, 1, e.now.AddDate(0, 0, -200), 0)
+	e.appendDated(t, in, 2, e.now.AddDate(0, 0, -120), 0)
+	e.appendDated(t, in, 3, e.now.AddDate(0, 0, -40), 0)
+	for _, tc := range []struct {
+		filter string
+		want   int
+	}{{"6", 1}, {"7", 2}, {"0", 3}} {
+		opts := wbxml.E(wbxml.AirSyncOptions, wbxml.T(wbxml.AirSyncFilterType, tc.filter))
+		key := collection(t, e.sync(t, syncReq(bareColl("0", in, opts))), in).ChildText(wbxml.AirSyncSyncKey)
+		if st, n := e.estimate(t, key, in, tc.filter); st != "1" || n != fmt.Sprint(tc.want) {
+			t.Errorf("FilterType %s: GetItemEstimate status %s estimate %s, want %d", tc.filter, st, n, tc.want)
+		}
+		c := collection(t, e.sync(t, syncReq(bareColl(key, in, opts))), in)
+		if got := adds(c); len(got) != tc.want {
+			t.Errorf("FilterType %s: adds %v, want %d", tc.filter, got, tc.want)
+		}
+	}
+}

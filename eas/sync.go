@@ -59,6 +59,12 @@ const (
 	maxSyncFolders = 100
 )
 
+// maxMailFilter is the largest FilterType taken for mail: 7 (six months).
+// MS-ASCMD 2.2.3.68.2 lists 6 and 7 for calendars only, but mail clients
+// that send them mean them (mailsync.FilterSince); read as 0 they would
+// download the whole folder the user chose to limit.
+const maxMailFilter = 7
+
 // syncCollection is one parsed Collection of a Sync request.
 type syncCollection struct {
 	key, id    string
@@ -543,7 +549,7 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 	mo := mailsync.Options{Item: io, DeletesAsMoves: true, GetChanges: c.key != "0", From: m.s.address(req.User),
 		FileRef: func(uid backend.UID, path []int) string { return fileReference(c.id, uid, path) }}
 	if opts != nil {
-		if n, ok := intText(opts, wbxml.AirSyncFilterType); ok && n >= 0 && n <= 5 {
+		if n, ok := intText(opts, wbxml.AirSyncFilterType); ok && n >= 0 && n <= maxMailFilter {
 			mo.FilterType = n
 		}
 		// Conflict (MS-ASCMD 2.2.3.34): 0 client wins, 1 (the default)

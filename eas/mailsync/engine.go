@@ -100,7 +100,8 @@ type Command struct {
 
 // Options are the collection's sync options.
 type Options struct {
-	// FilterType 0 (all) to 5 (one month) (MS-ASCMD 2.2.3.68).
+	// FilterType 0 (all) to 5 (one month) (MS-ASCMD 2.2.3.68), or 6
+	// and 7 (three and six months, see FilterSince).
 	FilterType int
 	// WindowSize is the most items to send; 0 means DefaultWindowSize.
 	WindowSize int
@@ -262,9 +263,13 @@ func newChainKey() uint64 {
 }
 
 // FilterSince returns the start of the window for an email FilterType at
-// now; zero for 0 (all) and unknown types.
+// now; zero for 0 (all) and unknown types. MS-ASCMD 2.2.3.68.2 gives mail
+// 1 (one day) to 5 (one month); 6 (three months) and 7 (six months) are
+// the calendar's, but some mail clients offer and send them (Firefox OS
+// Mail did), and Z-Push honours them for mail: they are windows of 90 and
+// 180 days, not "all".
 func FilterSince(filter int, now time.Time) time.Time {
-	days := map[int]int{1: 1, 2: 3, 3: 7, 4: 14, 5: 30}[filter]
+	days := map[int]int{1: 1, 2: 3, 3: 7, 4: 14, 5: 30, 6: 90, 7: 180}[filter]
 	if days == 0 {
 		return time.Time{}
 	}
