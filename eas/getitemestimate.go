@@ -46,7 +46,7 @@ func (m *mailSync) getItemEstimate(ctx context.Context, req *Request, body *wbxm
 				filter = n
 			}
 		}
-		if filter < 0 || filter > 5 {
+		if filter < 0 || filter > maxMailFilter {
 			filter = 0
 		}
 		status, count := mailsync.EstimateInvalidCollection, 0

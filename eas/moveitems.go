@@ -58,8 +58,16 @@ func (m *mailSync) moveItems(ctx context.Context, req *Request, body *wbxml.Elem
 			if err != nil {
 				return Response{}, err
 			}
+			// No Sync of either collection between the MOVE and its
+			// record (colllock.go); locked in id order, as two moves
+			// may take the same pair.
+			unlock, err := m.lockPair(ctx, req, srcID, dstID)
+			if err != nil {
+				return Response{}, err
+			}
 			dstMsg, err = m.eng.Move(ctx, sess, req.User, req.DeviceID,
 				mailsync.Collection{ID: srcID, Folder: src.ID}, srcMsg, mailsync.Collection{ID: dstID, Folder: dst.ID})
+			unlock()
 			switch {
 			case err == nil:
 				status = moveSuccess
@@ -82,4 +90,22 @@ func (m *mailSync) moveItems(ctx context.Context, req *Request, body *wbxml.Elem
 		out.Add(r)
 	}
 	return Response{Element: out}, nil
+}
+
+// lockPair takes the collection locks of a move's source and destination
+// (collectionLocks), in id order.
+func (m *mailSync) lockPair(ctx context.Context, req *Request, a, b string) (unlock func(), err error) {
+	if b < a {
+		a, b = b, a
+	}
+	first, err := m.s.colls.lock(ctx, collectionKey{req.User, req.DeviceID, a})
+	if err != nil {
+		return nil, err
+	}
+	second, err := m.s.colls.lock(ctx, collectionKey{req.User, req.DeviceID, b})
+	if err != nil {
+		first()
+		return nil, err
+	}
+	return func() { second(); first() }, nil
 }

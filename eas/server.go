@@ -132,6 +132,9 @@ type Server struct {
 	hub      *push.Hub   // the per-user mail watchers
 	parking  parking     // requests waiting without a goroutine of net/http's (park.go)
 	busy     busyDevices // devices whose Sync or MoveItems runs here (busy.go)
+
+	// colls lets one Sync or MoveItems at a time work on a collection (colllock.go).
+	colls collectionLocks
 }
 
 // New returns a Server for cfg, with Provision and Settings registered when

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -57,6 +58,12 @@ const (
 	maxHeartbeat   = 3540
 	maxSyncFolders = 100
 )
+
+// maxMailFilter is the largest FilterType taken for mail: 7 (six months).
+// MS-ASCMD 2.2.3.68.2 lists 6 and 7 for calendars only, but mail clients
+// that send them mean them (mailsync.FilterSince); read as 0 they would
+// download the whole folder the user chose to limit.
+const maxMailFilter = 7
 
 // syncCollection is one parsed Collection of a Sync request.
 type syncCollection struct {
@@ -114,6 +121,11 @@ func parseCollection(c *wbxml.Element) (*syncCollection, error) {
 	}
 	if n, ok := intText(c, wbxml.AirSyncWindowSize); ok {
 		sc.window = n
+		if n == 0 {
+			// MS-ASCMD 2.2.3.199: 0 means 512, not the default of
+			// an absent WindowSize (100).
+			sc.window = mailsync.MaxWindowSize
+		}
 	}
 	if cmds := c.Child(wbxml.AirSyncCommands); cmds != nil {
 		for _, cmd := range cmds.Children {
@@ -327,7 +339,11 @@ func (m *mailSync) sync(ctx context.Context, req *Request, body *wbxml.Element) 
 		return syncTop(mailsync.StatusTooMany, maxSyncFolders), nil
 	}
 	if body != cache {
+		if err := m.stickyOptions(ctx, req, colls, cachedColls); err != nil {
+			return Response{}, err
+		}
 		merged := stripCommands(body)
+		keepOptions(merged, colls)
 		if partial && cache != nil {
 			merged = mergeCache(merged, cache)
 		}
@@ -357,7 +373,7 @@ func (m *mailSync) sync(ctx context.Context, req *Request, body *wbxml.Element) 
 	out := wbxml.E(wbxml.AirSyncCollections)
 	reported := false
 	for _, c := range colls {
-		e, something, err := m.syncOne(ctx, req, sess, h, c, cachedColls[c.id], &remaining, deadline)
+		e, something, err := m.syncOne(ctx, req, sess, h, c, &remaining, deadline)
 		if err != nil {
 			return Response{}, err
 		}
@@ -372,6 +388,106 @@ func (m *mailSync) sync(ctx context.Context, req *Request, body *wbxml.Element) 
 		return Response{}, nil // MS-ASCMD 2.2.2.20: nothing to report
 	}
 	return Response{Element: wbxml.E(wbxml.AirSyncSync, out)}, nil
+}
+
+// stickyOptionsKind is the kind of cached request (devices.Store
+// PutCachedRequest) that keeps, per device, the last Options block each
+// collection sent: a Sync document of Collection > CollectionId, Options.
+const stickyOptionsKind = "sync-options"
+
+// stickyOptions gives every collection without Options the last ones it
+// sent, and remembers new ones. MS-ASCMD 2.2.3.125.6: the server keeps a
+// collection's Options ("sticky options") until the client sends new
+// ones, however many requests leave them out. The cached request (the
+// last one) holds those of its collections, so the device's Options
+// store is read only when a collection has Options neither in the
+// request nor in the cached one (it came back after a request that did
+// not list it, or never sent any), and written only when a collection's
+// Options differ from the cached request's and the stored ones.
+func (m *mailSync) stickyOptions(ctx context.Context, req *Request, colls []*syncCollection, cached map[string]*syncCollection) error {
+	var missing, changed []*syncCollection
+	for _, c := range colls {
+		prev := cached[c.id]
+		switch {
+		case c.options == nil && prev != nil && prev.options != nil:
+			c.options = prev.options
+		case c.options == nil:
+			missing = append(missing, c)
+		case prev == nil || prev.options == nil || !sameElement(prev.options, c.options):
+			changed = append(changed, c)
+		}
+	}
+	if len(missing) == 0 && len(changed) == 0 {
+		return nil
+	}
+	store := m.s.cfg.Devices
+	kept := map[string]*wbxml.Element{}
+	raw, err := store.GetCachedRequest(ctx, req.User, req.DeviceID, stickyOptionsKind)
+	switch {
+	case errors.Is(err, devices.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		if doc, err := wbxml.Parse(bytes.NewReader(raw), wbxml.Limits{}); err == nil {
+			if cs := doc.Child(wbxml.AirSyncCollections); cs != nil {
+				for _, c := range cs.ChildrenOf(wbxml.AirSyncCollection) {
+					kept[c.ChildText(wbxml.AirSyncCollectionId)] = c.Child(wbxml.AirSyncOptions)
+				}
+			}
+		}
+	}
+	for _, c := range missing {
+		c.options = kept[c.id]
+	}
+	write := false
+	for _, c := range changed {
+		if k := kept[c.id]; k == nil || !sameElement(k, c.options) {
+			kept[c.id], write = c.options, true
+		}
+	}
+	if !write {
+		return nil
+	}
+	out := wbxml.E(wbxml.AirSyncCollections)
+	for _, id := range slices.Sorted(maps.Keys(kept)) {
+		if kept[id] != nil {
+			out.Add(wbxml.E(wbxml.AirSyncCollection, wbxml.T(wbxml.AirSyncCollectionId, id), kept[id]))
+		}
+	}
+	data, err := wbxml.Marshal(wbxml.E(wbxml.AirSyncSync, out))
+	if err != nil {
+		return err
+	}
+	return store.PutCachedRequest(ctx, req.User, req.DeviceID, stickyOptionsKind, data)
+}
+
+// sameElement reports whether two elements encode the same.
+func sameElement(a, b *wbxml.Element) bool {
+	x, errA := wbxml.Marshal(a)
+	y, errB := wbxml.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
+}
+
+// keepOptions puts into the cached copy of a request the Options its
+// collections were given by stickyOptions, so that the next request
+// finds them in the cached one.
+func keepOptions(merged *wbxml.Element, colls []*syncCollection) {
+	cs := merged.Child(wbxml.AirSyncCollections)
+	if cs == nil {
+		return
+	}
+	for _, cc := range cs.ChildrenOf(wbxml.AirSyncCollection) {
+		if emailOptions(cc) != nil {
+			continue
+		}
+		id := cc.ChildText(wbxml.AirSyncCollectionId)
+		for _, c := range colls {
+			if c.id == id && c.options != nil {
+				cc.Add(c.options)
+				break
+			}
+		}
+	}
 }
 
 // cachedOrder returns the CollectionIds of the cached request in order.
@@ -411,7 +527,7 @@ func mergeCache(req, cache *wbxml.Element) *wbxml.Element {
 
 // syncOne runs one collection and returns its response element and
 // whether it has anything to report.
-func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Session, h *hierarchy.Hierarchy, c, cached *syncCollection, remaining *int, deadline time.Time) (*wbxml.Element, bool, error) {
+func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Session, h *hierarchy.Hierarchy, c *syncCollection, remaining *int, deadline time.Time) (*wbxml.Element, bool, error) {
 	status := func(key string, st int) *wbxml.Element {
 		return wbxml.E(wbxml.AirSyncCollection,
 			wbxml.T(wbxml.AirSyncSyncKey, key),
@@ -427,16 +543,13 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 		// Unknown collection: the phone's hierarchy is out of date.
 		return status(c.key, mailsync.StatusHierarchyChanged), true, nil
 	}
-	opts := c.options
-	if opts == nil && cached != nil {
-		opts = cached.options // options persist between requests
-	}
+	opts := c.options // the sticky ones when the request has none (stickyOptions)
 	io := itemOptions(opts, req.Version)
 	io.Drafts = folder.Role == backend.RoleDrafts
 	mo := mailsync.Options{Item: io, DeletesAsMoves: true, GetChanges: c.key != "0", From: m.s.address(req.User),
 		FileRef: func(uid backend.UID, path []int) string { return fileReference(c.id, uid, path) }}
 	if opts != nil {
-		if n, ok := intText(opts, wbxml.AirSyncFilterType); ok && n >= 0 && n <= 5 {
+		if n, ok := intText(opts, wbxml.AirSyncFilterType); ok && n >= 0 && n <= maxMailFilter {
 			mo.FilterType = n
 		}
 		// Conflict (MS-ASCMD 2.2.3.34): 0 client wins, 1 (the default)
@@ -456,10 +569,15 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 		win = mailsync.DefaultWindowSize
 	}
 	mo.WindowSize = max(1, min(win, *remaining))
+	unlock, err := m.s.colls.lock(ctx, collectionKey{req.User, req.DeviceID, c.id})
+	if err != nil {
+		return nil, false, err
+	}
 	r, err := m.eng.Sync(ctx, &mailsync.Request{
 		User: req.User, Device: req.DeviceID, Collection: c.id, Folder: folder.ID, Session: sess,
 		SyncKey: c.key, Options: mo, Commands: c.commands, Deadline: deadline,
 	})
+	unlock()
 	if err != nil {
 		return nil, false, err
 	}

@@ -103,7 +103,8 @@ type Command struct {
 
 // Options are the collection's sync options.
 type Options struct {
-	// FilterType 0 (all) to 5 (one month) (MS-ASCMD 2.2.3.68).
+	// FilterType 0 (all) to 5 (one month) (MS-ASCMD 2.2.3.68), or 6
+	// and 7 (three and six months, see FilterSince).
 	FilterType int
 	// WindowSize is the most items to send; 0 means DefaultWindowSize.
 	WindowSize int
@@ -274,9 +275,13 @@ func newChainKey() uint64 {
 }
 
 // FilterSince returns the start of the window for an email FilterType at
-// now; zero for 0 (all) and unknown types.
+// now; zero for 0 (all) and unknown types. MS-ASCMD 2.2.3.68.2 gives mail
+// 1 (one day) to 5 (one month); 6 (three months) and 7 (six months) are
+// the calendar's, but some mail clients offer and send them (Firefox OS
+// Mail did), and Z-Push honours them for mail: they are windows of 90 and
+// 180 days, not "all".
 func FilterSince(filter int, now time.Time) time.Time {
-	days := map[int]int{1: 1, 2: 3, 3: 7, 4: 14, 5: 30}[filter]
+	days := map[int]int{1: 1, 2: 3, 3: 7, 4: 14, 5: 30, 6: 90, 7: 180}[filter]
 	if days == 0 {
 		return time.Time{}
 	}
@@ -394,6 +399,20 @@ func (e *Engine) Sync(ctx context.Context, req *Request) (*Result, error) {
 		e.log().Warn("sync state conflict", "user", req.User, "device", req.Device, "collection", req.Collection)
 		return &Result{Status: StatusRetry, SyncKey: req.SyncKey}, nil
 	case errors.Is(err, backend.ErrUIDValidityChanged):
+		// A chain that never read the folder (only primed) holds no
+		// UIDs to invalidate: the folder the device's hierarchy names is
+		// no longer the one in IMAP (deleted and made again under the
+		// same name; imapstore's FolderIDs carry UIDVALIDITY). That
+		// needs FolderSync (Status 12, as for a folder gone: the
+		// eas/hierarchy contract); another Status 3 would only bring
+		// the phone back here, for ever.
+		primed, perr := e.primedOnly(ctx, req, key)
+		if perr != nil {
+			return nil, perr
+		}
+		if primed {
+			return &Result{Status: StatusHierarchyChanged, SyncKey: req.SyncKey}, nil
+		}
 		// The UIDs the phone holds name other messages now: start over.
 		if derr := e.Store.DeleteSyncStates(ctx, req.User, req.Device, req.Collection); derr != nil {
 			return nil, derr
@@ -405,11 +424,42 @@ func (e *Engine) Sync(ctx context.Context, req *Request) (*Result, error) {
 	return res, err
 }
 
+// primedOnly reports whether the state under key is a fresh prime: no
+// snapshot of the folder taken, no request answered before it.
+func (e *Engine) primedOnly(ctx context.Context, req *Request, key uint64) (bool, error) {
+	base, err := e.Store.GetSyncState(ctx, req.User, req.Device, req.Collection, key)
+	if errors.Is(err, devices.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	st, err := decodeState(base.Data)
+	if err != nil {
+		return false, err
+	}
+	return st.Snap == nil && st.Parent == 0 && !st.Amend, nil
+}
+
 // prime answers SyncKey 0: a new chain with an empty snapshot, no items
 // (MS-ASCMD 2.2.3.166.4). Commands with key 0 are a protocol error.
 func (e *Engine) prime(ctx context.Context, req *Request) (*Result, error) {
 	if len(req.Commands) > 0 {
 		return &Result{Status: StatusProtocolError, SyncKey: "0"}, nil
+	}
+	// A second SyncKey 0 while the collection is as the first one left it
+	// (iOS may start a folder twice, the second racing the first: the
+	// digest §5, Z-Push PR #186) gets the same key, so the phone can go
+	// on with either answer instead of meeting Status 3 with the other.
+	latest, err := e.Store.LatestSyncState(ctx, req.User, req.Device, req.Collection)
+	switch {
+	case err == nil:
+		if st, err := decodeState(latest.Data); err == nil && st.Snap == nil && st.Parent == 0 && !st.Amend &&
+			st.Filter == req.Options.FilterType {
+			return &Result{Status: StatusSuccess, SyncKey: FormatKey(latest.Key)}, nil
+		}
+	case !errors.Is(err, devices.ErrNotFound):
+		return nil, err
 	}
 	st := &state{Filter: req.Options.FilterType}
 	data, err := encodeState(st)
