@@ -482,6 +482,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	var b batch
 	primed := false   // the first snapshot is taken now: store it even if empty
 	deferred := false // the scan was put off for the due items
+	scanned := false  // the store was asked for changes with req's FilterType
 	if replay {
 		if cur.Retries > 1 {
 			win = max(1, cur.Window>>1)
@@ -502,7 +503,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 			if err != nil {
 				return nil, err
 			}
-			res.Scan = scan
+			res.Scan, scanned = scan, true
 		}
 		b = pick(cur, win, req.Options.GetChanges)
 	}
@@ -521,7 +522,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		if err != nil {
 			return nil, err
 		}
-		res.Scan = scan
+		res.Scan, scanned = scan, true
 		b = pick(cur, win, true)
 		b.Results = results
 		if err := e.build(ctx, req, cur, &b, res); err != nil {
@@ -547,6 +548,14 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	cur.Batch = b
 	cur.Window = win
 	cur.Parent = base.Key
+	if cur.Filter != req.Options.FilterType && !scanned {
+		// The FilterType changed without a scan (a repeated key, or
+		// GetChanges off): the snapshot and the items due are still of
+		// the old window, so the next round must not put its scan off
+		// for them (scanWaits compares with Filter, set below), or it
+		// would add messages outside the window the phone asked for.
+		cur.Scanned = 0
+	}
 	cur.Filter = req.Options.FilterType
 	data, err := encodeState(cur)
 	if err != nil {
