@@ -42,8 +42,10 @@ func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
 		return 0, 0, err
 	}
 	n := 0
+	var rebuilt backend.UIDSet // the repeated batch's Adds
 	if replay {
 		n = cur.Batch.size()
+		rebuilt = cur.Batch.Added
 	}
 	_, err = e.collect(ctx, req, cur)
 	switch {
@@ -54,7 +56,13 @@ func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
 	case err != nil:
 		return 0, 0, err
 	}
-	n += cur.DueAdded.Len() + cur.DueChanged.Len() + cur.DueDeleted.Len() + cur.DueSoft.Len()
+	// The repeated batch's Adds are built again from the store as it is
+	// now (see build): one that changed since carries its new flags, one
+	// that is gone is not sent at all. Neither is a change of its own, so
+	// counting the scan's findings for them would count them twice.
+	gone := rebuilt.Intersect(cur.DueDeleted)
+	n -= gone.Len()
+	n += cur.DueAdded.Len() + cur.DueChanged.Diff(rebuilt).Len() + cur.DueDeleted.Diff(gone).Len() + cur.DueSoft.Len()
 	return n, EstimateSuccess, nil
 }
 
