@@ -118,13 +118,14 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 	return ServerID(to.ID, newUID), nil
 }
 
-// Amend edits the collection's current state out of band. The edited
-// state is stored under a fresh key as an amendment of the key the phone
-// holds; the phone's next Sync with that key adopts it (see the package
-// documentation). A collection without state is left alone. The key
-// before the phone's one is no longer accepted afterwards (the phone
-// evidently received the response that replaced it, or it could not have
-// named the message).
+// Amend edits the collection's current state out of band. When that
+// state answers a key the store still keeps, the edited state is stored
+// again under its own key, so that both keys the phone may hold stay
+// valid (the response carrying the newer may be lost: the phone names a
+// message it had before); otherwise it is stored under a fresh key as an
+// amendment of the key the phone holds, which the phone's next Sync with
+// that key adopts (see the package documentation). A collection without
+// state is left alone.
 func (e *Engine) Amend(ctx context.Context, user, device, collection string, fn func(*state)) error {
 	var err error
 	for range 3 {
@@ -147,6 +148,31 @@ func (e *Engine) amend(ctx context.Context, user, device, collection string, fn 
 	st, err := decodeState(latest.Data)
 	if err != nil {
 		return err
+	}
+	if !st.Amend && st.Parent != 0 {
+		// latest answers the key st.Parent, which the store keeps as
+		// the previous state: the phone holds either key, as the
+		// response carrying latest's may be lost (MoveItems carries no
+		// SyncKey, and the phone names a message it had before). The
+		// edit is stored under latest's own key again, st.Parent kept
+		// as the previous state, so that both stay valid: latest's key
+		// adopts it, st.Parent replays latest's batch with it. (An
+		// amendment of latest would drop st.Parent: Status 3, a
+		// resync of the whole folder.)
+		prev, err := e.Store.GetSyncState(ctx, user, device, collection, st.Parent)
+		switch {
+		case err == nil && prev.Revision != latest.Revision:
+			return devices.ErrConflict // written meanwhile
+		case err == nil:
+			fn(st)
+			data, err := encodeState(st)
+			if err != nil {
+				return err
+			}
+			return e.Store.PutSyncState(ctx, user, device, collection, prev, &devices.SyncState{Key: latest.Key, Data: data})
+		case !errors.Is(err, devices.ErrNotFound):
+			return err
+		}
 	}
 	base := latest
 	parent := latest.Key
