@@ -97,9 +97,12 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 	}
 	var flags []string
 	known := false // the phone had the message, so it shows it in dst now
+	stale := false // the phone may not have heard of flags yet
 	if err := e.Amend(ctx, user, device, from.ID, func(st *state) {
 		if st.Snap != nil && st.Snap.UIDs.Contains(uid) && !st.DueAdded.Contains(uid) {
 			flags, known = st.Snap.FlagsOf(uid), true
+			// The snapshot holds the new flags of a change still due.
+			stale = st.DueChanged.Contains(uid)
 		}
 		st.forget(uid)
 	}); err != nil {
@@ -111,6 +114,11 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 	if err := e.Amend(ctx, user, device, to.ID, func(st *state) {
 		if st.Snap != nil && known {
 			st.Snap.SetFlags(newUID, flags)
+			if stale {
+				// Sent as a Change in dst, or the phone would keep
+				// the old flags there for good.
+				st.DueChanged.AddUID(newUID)
+			}
 		}
 	}); err != nil {
 		return "", err
