@@ -546,3 +546,82 @@ func TestReviewConflictWhileDeferred(t *testing.T) {
 		e.settle(p, req, "INBOX")
 	})
 }
+
+// TestReviewMoveAfterLostResponse: the response to a Sync is lost, the
+// phone moves a message it had before that Sync (MoveItems does not carry
+// the SyncKey) and then repeats the key: its key is still good, the
+// source sends neither a Delete nor a Change of the moved message and
+// loses nothing, and the destination does not add it again. The lost
+// response carries adds of a paged sync, or a Change of another message.
+func TestReviewMoveAfterLostResponse(t *testing.T) {
+	for _, lostChange := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lost-change-%v", lostChange), func(t *testing.T) {
+			forEachServer(t, func(t *testing.T, e *env) {
+				for i := 1; i <= 8; i++ {
+					e.appendMsg("INBOX", i, day0)
+				}
+				inbox, work := e.folder("INBOX"), e.folder("Work")
+				win := 3
+				if lostChange {
+					win = 10
+				}
+				reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, win) }
+				reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, win) }
+				pi, pw := newPhone(t, "1"), newPhone(t, "7")
+				pi.apply(e.sync(reqIn("0")))
+				pw.apply(e.sync(reqWork("0")))
+				e.settle(pw, reqWork, "Work")
+				pi.apply(e.sync(reqIn(pi.key))) // 8, 7, 6 (or all)
+				if lostChange {
+					e.store("INBOX", 7, imap.StoreFlagsAdd, imap.FlagFlagged)
+				}
+				if r := e.sync(reqIn(pi.key)); len(r.Adds)+len(r.Changes) == 0 { // lost
+					t.Fatalf("the lost response is empty")
+				}
+				dst, err := e.eng.Move(e.ctx, e.sess, "alice", "dev1", mailsync.Collection{ID: "1", Folder: inbox}, "1:8", mailsync.Collection{ID: "7", Folder: work})
+				if err != nil {
+					t.Fatal(err)
+				}
+				pw.items[dst] = pi.items["1:8"]
+				delete(pi.items, "1:8")
+				e.retried(pi, reqIn)
+				e.settle(pi, reqIn, "INBOX")
+				e.settle(pw, reqWork, "Work")
+			})
+		})
+	}
+}
+
+// TestReviewMoveDueChange: the phone moves a message whose change is
+// still due to it (the window left it for a later round): the
+// destination must not take the new flags as known to the phone.
+func TestReviewMoveDueChange(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 6; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox, work := e.folder("INBOX"), e.folder("Work")
+		reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, 2) }
+		reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, 2) }
+		pi, pw := newPhone(t, "1"), newPhone(t, "7")
+		pi.apply(e.sync(reqIn("0")))
+		pw.apply(e.sync(reqWork("0")))
+		e.settle(pi, reqIn, "INBOX")
+		e.settle(pw, reqWork, "Work")
+		for uid := backend.UID(1); uid <= 5; uid++ {
+			e.store("INBOX", uid, imap.StoreFlagsAdd, imap.FlagFlagged)
+		}
+		r := e.retried(pi, reqIn)
+		if len(r.Changes) != 2 || !r.MoreAvailable {
+			t.Fatalf("%d changes, MoreAvailable %v; want 2 and true", len(r.Changes), r.MoreAvailable)
+		}
+		dst, err := e.eng.Move(e.ctx, e.sess, "alice", "dev1", mailsync.Collection{ID: "1", Folder: inbox}, "1:5", mailsync.Collection{ID: "7", Folder: work})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw.items[dst] = pi.items["1:5"]
+		delete(pi.items, "1:5")
+		e.settle(pi, reqIn, "INBOX")
+		e.settle(pw, reqWork, "Work")
+	})
+}
