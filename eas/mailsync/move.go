@@ -18,8 +18,9 @@ const (
 
 // Estimate returns how many changes (adds, changes, deletes, soft
 // deletes) the next Sync of the collection with req's key and FilterType
-// would bring, counting every one, not just a window's worth
-// (GetItemEstimate, MS-ASCMD 2.2.1.9). Nothing is stored. The status is
+// would bring, counting every one, not just a window's worth, but not
+// the items that failed to build (GetItemEstimate, MS-ASCMD 2.2.1.9).
+// Nothing is stored. The status is
 // EstimateNotPrimed for key 0 or a collection never synced,
 // EstimateInvalidKey for an unknown key and EstimateInvalidCollection for
 // a folder that is gone.
@@ -60,9 +61,13 @@ func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
 	// now (see build): one that changed since carries its new flags, one
 	// that is gone is not sent at all. Neither is a change of its own, so
 	// counting the scan's findings for them would count them twice.
+	// Items that failed to build are tried again, but are not counted:
+	// they are mostly messages that do not convert (the store being down
+	// fails the whole Sync instead), and Ping, which asks this, would
+	// wake the phone for them on every check, for good.
 	gone := rebuilt.Intersect(cur.DueDeleted)
 	n -= gone.Len()
-	n += cur.DueAdded.Len() + cur.DueChanged.Diff(rebuilt).Len() + cur.DueDeleted.Diff(gone).Len() + cur.DueSoft.Len()
+	n += cur.DueAdded.Diff(cur.Failed).Len() + cur.DueChanged.Diff(rebuilt).Len() + cur.DueDeleted.Diff(gone).Len() + cur.DueSoft.Len()
 	return n, EstimateSuccess, nil
 }
 
