@@ -625,3 +625,34 @@ func TestReviewMoveDueChange(t *testing.T) {
 		e.settle(pw, reqWork, "Work")
 	})
 }
+
+// TestReviewEstimateFailed: an item that fails to build is tried again on
+// every Sync, but is not a change the next Sync brings: GetItemEstimate
+// (and so Ping, which asks it) does not count it, or a phone would be
+// woken for it again and again.
+func TestReviewEstimateFailed(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 3; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		fs := &failingSession{Session: e.sess, fail: backend.NewUIDSet(2)}
+		req := func(key string) *mailsync.Request {
+			r := e.request("1", inbox, key, 5)
+			r.Session = fs
+			return r
+		}
+		p := newPhone(t, "1")
+		p.apply(e.sync(req("0")))
+		p.apply(e.sync(req(p.key)))
+		if n, st, err := e.eng.Estimate(e.ctx, req(p.key)); err != nil || st != mailsync.EstimateSuccess || n != 0 {
+			t.Errorf("estimate with only a failed item due: %d, status %d, %v; want 0", n, st, err)
+		}
+		e.appendMsg("INBOX", 4, day0)
+		if n, _, _ := e.eng.Estimate(e.ctx, req(p.key)); n != 1 {
+			t.Errorf("estimate after new mail: %d, want 1", n)
+		}
+		fs.fail = nil
+		e.settle(p, req, "INBOX")
+	})
+}
