@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/eas/mailsync"
+	"github.com/easgate/easgate/wbxml"
 )
 
 // These tests try to break the retry safety of the scan deferral
@@ -654,5 +656,49 @@ func TestReviewEstimateFailed(t *testing.T) {
 		}
 		fs.fail = nil
 		e.settle(p, req, "INBOX")
+	})
+}
+
+// TestReviewDeferredUIDValidity: a folder recreated in the middle of a
+// paged sync, whose next round would not scan, is Status 3 all the same,
+// and no message of the new folder is sent under the old one's ServerIds.
+// (Dovecot answers Status 3 at once; go-imap's memory server keeps
+// serving the deleted folder to the connection that had it selected, so
+// there the old messages may still come, and Status 3 with the next scan.)
+func TestReviewDeferredUIDValidity(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 9; i++ {
+			e.appendMsg("Work", i, day0)
+		}
+		work := e.folder("Work")
+		req := func(key string) *mailsync.Request { return e.request("7", work, key, 3) }
+		p := newPhone(t, "7")
+		p.apply(e.sync(req("0")))
+		p.apply(e.sync(req(p.key)))
+		if err := e.out.Delete("Work").Wait(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // UIDVALIDITY is a timestamp on Dovecot
+		if err := e.out.Create("Work", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 11; i <= 19; i++ {
+			e.appendMsg("Work", i, day0)
+		}
+		for round := 0; ; round++ {
+			r := e.sync(req(p.key))
+			if r.Status == mailsync.StatusInvalidSyncKey {
+				break
+			}
+			for _, it := range r.Adds {
+				if subj := it.Data.ChildText(wbxml.EmailSubject); subj != "message "+strings.TrimPrefix(it.ServerID, "7:") {
+					t.Errorf("%s sent as %q, a message of the new folder", it.ServerID, subj)
+				}
+			}
+			p.apply(r)
+			if round == 3 {
+				t.Fatalf("no Status 3 after %d rounds", round+1)
+			}
+		}
 	})
 }
