@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +34,12 @@ func ids(r *mailsync.Result) (adds, changes []string) {
 	slices.Sort(adds)
 	slices.Sort(changes)
 	return adds, changes
+}
+
+// mustIDs returns the ServerIds of a result's Adds, sorted.
+func mustIDs(r *mailsync.Result) []string {
+	adds, _ := ids(r)
+	return adds
 }
 
 // retried sends req's key twice (the first response is lost) and checks
@@ -145,10 +152,13 @@ func TestReviewBudgetReplaySubset(t *testing.T) {
 		if len(first.Adds) != 2 || !first.MoreAvailable {
 			t.Fatalf("%d adds, MoreAvailable %v; want 2 and true", len(first.Adds), first.MoreAvailable)
 		}
+		a1 := mustIDs(first)
+		if same := mustIDs(e.sync(req(p.key))); !slices.Equal(a1, same) {
+			t.Errorf("replay under the same budget: %v, first %v", same, a1)
+		}
 		e.eng.MaxResponseBytes = 1
 		second := e.sync(req(p.key))
-		a1, _ := ids(first)
-		a2, _ := ids(second)
+		a2 := mustIDs(second)
 		if len(a2) != 1 || !slices.Contains(a1, a2[0]) || !second.MoreAvailable {
 			t.Fatalf("replay under a smaller budget: %v (first %v), MoreAvailable %v", a2, a1, second.MoreAvailable)
 		}
@@ -700,5 +710,42 @@ func TestReviewDeferredUIDValidity(t *testing.T) {
 				t.Fatalf("no Status 3 after %d rounds", round+1)
 			}
 		}
+	})
+}
+
+// TestReviewReplayAfterChange: between a paged round (its scan put off)
+// and the phone's retry of its key, IMAP changes, flags and expunges the
+// messages that round carried: the replay carries them as they are now,
+// or not at all, and the phone ends with what IMAP holds.
+func TestReviewReplayAfterChange(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 9; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		inbox := e.folder("INBOX")
+		req := func(key string) *mailsync.Request { return e.request("1", inbox, key, 3) }
+		p := newPhone(t, "1")
+		p.apply(e.sync(req("0")))
+		p.apply(e.sync(req(p.key))) // 9, 8, 7
+		e.store("INBOX", 9, imap.StoreFlagsAdd, imap.FlagSeen)
+		first := e.sync(req(p.key)) // 6, 5, 4: lost
+		if first.Scan != backend.ScanSkipped || len(first.Adds) != 3 {
+			t.Fatalf("scan %v, %d adds; want skipped, 3", first.Scan, len(first.Adds))
+		}
+		e.store("INBOX", 6, imap.StoreFlagsAdd, imap.FlagFlagged)
+		e.expunge("INBOX", 5)
+		r := e.sync(req(p.key))
+		if !r.Replay {
+			t.Fatal("not a replay")
+		}
+		got := map[string]string{}
+		for _, it := range r.Adds {
+			got[it.ServerID] = itemView(it.Data)
+		}
+		if want := map[string]string{"1:6": flagView(false, true), "1:4": flagView(false, false)}; !maps.Equal(got, want) {
+			t.Errorf("replay adds %v, want %v", got, want)
+		}
+		p.apply(r)
+		e.settle(p, req, "INBOX")
 	})
 }
