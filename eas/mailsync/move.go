@@ -117,7 +117,17 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 		return "", nil
 	}
 	if err := e.Amend(ctx, user, device, to.ID, func(st *state) {
-		if st.Snap != nil && known {
+		switch {
+		case !known:
+		case st.Snap == nil:
+			// dst was primed but never synced: its first scan finds
+			// every message new. The phone's own, it is tracked, not
+			// added (as a draft the phone added is), and sent as a
+			// Change with its flags then, which may have moved since
+			// the phone last heard of them.
+			st.Own.AddUID(newUID)
+			st.DueChanged.AddUID(newUID)
+		default:
 			st.Snap.SetFlags(newUID, flags)
 			if stale {
 				// Sent as a Change in dst, or the phone would keep
