@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -747,5 +748,150 @@ func TestReviewReplayAfterChange(t *testing.T) {
 		}
 		p.apply(r)
 		e.settle(p, req, "INBOX")
+	})
+}
+
+// TestReviewRandomRetries runs seeded random sequences of outside changes
+// (new mail, flags, expunges, moves), phone Syncs with lost responses
+// (the key sent again), the phone's own Changes, MoveItems, byte budgets,
+// window sizes and a clock that jumps past the scan deferral, then syncs
+// both collections to the end: the phone never gets a double or a change
+// of what it lacks, and ends with what IMAP holds.
+func TestReviewRandomRetries(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			forEachServer(t, func(t *testing.T, e *env) {
+				rng := rand.New(rand.NewPCG(seed, 7))
+				next := 1 // the next message number
+				for ; next <= 12; next++ {
+					e.appendMsg("INBOX", next, day0)
+				}
+				inbox, work := e.folder("INBOX"), e.folder("Work")
+				clock := time.Now()
+				e.eng.Now = func() time.Time { return clock }
+				win := 3
+				reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, win) }
+				reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, win) }
+				pi, pw := newPhone(t, "1"), newPhone(t, "7")
+				pi.apply(e.sync(reqIn("0")))
+				pw.apply(e.sync(reqWork("0")))
+				uids := func() []backend.UID {
+					var out []backend.UID
+					for uid := range e.imapView("INBOX") {
+						out = append(out, uid)
+					}
+					slices.Sort(out)
+					return out
+				}
+				has := func(p *phone) []string {
+					out := slices.Collect(maps.Keys(p.items))
+					slices.Sort(out)
+					return out
+				}
+				var log []string
+				for step := 0; step < 40; step++ {
+					op := rng.IntN(12)
+					log = append(log, fmt.Sprint(op))
+					switch op {
+					case 0:
+						e.appendMsg("INBOX", next, day0)
+						next++
+					case 1:
+						if u := uids(); len(u) > 0 {
+							e.store("INBOX", u[rng.IntN(len(u))], imap.StoreFlagsAdd, imap.FlagFlagged)
+						}
+					case 2:
+						if u := uids(); len(u) > 0 {
+							e.expunge("INBOX", u[rng.IntN(len(u))])
+						}
+					case 3:
+						if u := uids(); len(u) > 0 {
+							e.moveOut("INBOX", u[rng.IntN(len(u))], "Work")
+						}
+					case 4: // a lost response
+						e.sync(reqIn(pi.key))
+					case 5: // the phone marks one of its messages read
+						ids := has(pi)
+						if len(ids) == 0 {
+							break
+						}
+						id := ids[rng.IntN(len(ids))]
+						yes := true
+						r := e.sync(e.request("1", inbox, pi.key, win, mailsync.Command{Kind: mailsync.CmdChange, ServerID: id, Read: &yes}))
+						ok := true
+						for _, rs := range r.Responses {
+							if rs.ServerID == id {
+								ok = false
+							}
+						}
+						pi.apply(r)
+						if _, still := pi.items[id]; ok && still {
+							pi.items[id] = flagView(true, pi.items[id] == flagView(false, true) || pi.items[id] == flagView(true, true))
+						}
+					case 6: // MoveItems
+						ids := has(pi)
+						if len(ids) == 0 {
+							break
+						}
+						id := ids[rng.IntN(len(ids))]
+						dst, err := e.eng.Move(e.ctx, e.sess, "alice", "dev1", mailsync.Collection{ID: "1", Folder: inbox}, id, mailsync.Collection{ID: "7", Folder: work})
+						if errors.Is(err, backend.ErrMessageNotFound) {
+							break // gone meanwhile: the phone gets its Delete
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+						pw.items[dst] = pi.items[id]
+						delete(pi.items, id)
+					case 7:
+						e.eng.MaxResponseBytes = []int64{0, 1, 600}[rng.IntN(3)]
+						win = []int{1, 2, 3, 5}[rng.IntN(4)]
+					case 8:
+						clock = clock.Add(time.Duration(rng.IntN(40)) * time.Second)
+					case 9:
+						pw.apply(e.sync(reqWork(pw.key)))
+					default:
+						pi.apply(e.sync(reqIn(pi.key)))
+					}
+					if t.Failed() {
+						t.Fatalf("after steps %v", log)
+					}
+				}
+				e.eng.MaxResponseBytes = 0
+				e.settle(pi, reqIn, "INBOX")
+				e.settle(pw, reqWork, "Work")
+				if t.Failed() {
+					t.Logf("steps %v", log)
+				}
+			})
+		})
+	}
+}
+
+// TestReviewMoveToPrimedOnly: MoveItems into a collection the phone has
+// primed but never synced: its first Sync does not add the moved message
+// again, and brings its flags as IMAP has them.
+func TestReviewMoveToPrimedOnly(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		for i := 1; i <= 3; i++ {
+			e.appendMsg("INBOX", i, day0)
+		}
+		e.appendMsg("Work", 10, day0)
+		inbox, work := e.folder("INBOX"), e.folder("Work")
+		reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, 10) }
+		reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, 10) }
+		pi, pw := newPhone(t, "1"), newPhone(t, "7")
+		pi.apply(e.sync(reqIn("0")))
+		pi.apply(e.sync(reqIn(pi.key)))
+		pw.apply(e.sync(reqWork("0")))
+		e.store("INBOX", 2, imap.StoreFlagsAdd, imap.FlagFlagged) // not yet known to the phone
+		dst, err := e.eng.Move(e.ctx, e.sess, "alice", "dev1", mailsync.Collection{ID: "1", Folder: inbox}, "1:2", mailsync.Collection{ID: "7", Folder: work})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw.items[dst] = pi.items["1:2"]
+		delete(pi.items, "1:2")
+		e.settle(pw, reqWork, "Work")
+		e.settle(pi, reqIn, "INBOX")
 	})
 }
