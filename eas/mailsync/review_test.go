@@ -577,7 +577,12 @@ func TestReviewMoveAfterLostResponse(t *testing.T) {
 				if lostChange {
 					win = 10
 				}
-				reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, win) }
+				fs := &failingSession{Session: e.sess}
+				reqIn := func(key string) *mailsync.Request {
+					r := e.request("1", inbox, key, win)
+					r.Session = fs
+					return r
+				}
 				reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, win) }
 				pi, pw := newPhone(t, "1"), newPhone(t, "7")
 				pi.apply(e.sync(reqIn("0")))
@@ -773,7 +778,12 @@ func TestReviewRandomRetries(t *testing.T) {
 				clock := time.Now()
 				e.eng.Now = func() time.Time { return clock }
 				win := 3
-				reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, win) }
+				fs := &failingSession{Session: e.sess}
+				reqIn := func(key string) *mailsync.Request {
+					r := e.request("1", inbox, key, win)
+					r.Session = fs
+					return r
+				}
 				reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, win) }
 				pi, pw := newPhone(t, "1"), newPhone(t, "7")
 				pi.apply(e.sync(reqIn("0")))
@@ -794,7 +804,7 @@ func TestReviewRandomRetries(t *testing.T) {
 				var log []string
 				lost := false // the phone's last INBOX response was lost
 				for step := 0; step < 40; step++ {
-					op := rng.IntN(12)
+					op := rng.IntN(16)
 					log = append(log, fmt.Sprint(op))
 					switch op {
 					case 0:
@@ -815,14 +825,21 @@ func TestReviewRandomRetries(t *testing.T) {
 					case 4: // a lost response
 						e.sync(reqIn(pi.key))
 						lost = true
-					case 5: // the phone marks one of its messages read
+					case 5: // the phone marks one of its messages read, or flags it
 						ids := has(pi)
 						if len(ids) == 0 {
 							break
 						}
 						id := ids[rng.IntN(len(ids))]
-						yes := true
-						r := e.sync(e.request("1", inbox, pi.key, win, mailsync.Command{Kind: mailsync.CmdChange, ServerID: id, Read: &yes}))
+						yes, two := true, "2"
+						c := mailsync.Command{Kind: mailsync.CmdChange, ServerID: id, Read: &yes}
+						if rng.IntN(2) == 0 {
+							c = mailsync.Command{Kind: mailsync.CmdChange, ServerID: id, Flag: &two}
+						}
+						req := e.request("1", inbox, pi.key, win, c)
+						req.Session = fs
+						req.Options.ClientWins = rng.IntN(2) == 0
+						r := e.sync(req)
 						lost = false
 						ok := true
 						for _, rs := range r.Responses {
@@ -830,9 +847,16 @@ func TestReviewRandomRetries(t *testing.T) {
 								ok = false
 							}
 						}
+						before, had := pi.items[id]
 						pi.apply(r)
-						if _, still := pi.items[id]; ok && still {
-							pi.items[id] = flagView(true, pi.items[id] == flagView(false, true) || pi.items[id] == flagView(true, true))
+						if after, still := pi.items[id]; ok && had && still {
+							// The phone's own change, made before the
+							// response (which may change it too).
+							if after == before {
+								read := c.Read != nil || strings.Contains(before, "read=true")
+								flagged := c.Flag != nil || strings.Contains(before, "flagged=true")
+								pi.items[id] = flagView(read, flagged)
+							}
 						}
 					case 6: // MoveItems
 						ids := has(pi)
@@ -861,6 +885,37 @@ func TestReviewRandomRetries(t *testing.T) {
 						clock = clock.Add(time.Duration(rng.IntN(40)) * time.Second)
 					case 9:
 						pw.apply(e.sync(reqWork(pw.key)))
+					case 12: // a lost Work response
+						e.sync(reqWork(pw.key))
+					case 13:
+						if u := uids(); len(u) > 0 {
+							e.store("INBOX", u[rng.IntN(len(u))], imap.StoreFlagsDel, imap.FlagFlagged)
+						}
+					case 14: // a message that does not convert, for a while
+						fs.fail = nil
+						if u := uids(); len(u) > 0 && rng.IntN(2) == 0 {
+							fs.fail = backend.NewUIDSet(u[rng.IntN(len(u))])
+						}
+					case 15: // the phone deletes one of its messages
+						ids := has(pi)
+						if len(ids) == 0 {
+							break
+						}
+						id := ids[rng.IntN(len(ids))]
+						req := e.request("1", inbox, pi.key, win, mailsync.Command{Kind: mailsync.CmdDelete, ServerID: id})
+						req.Session = fs
+						r := e.sync(req)
+						lost = false
+						ok := true
+						for _, rs := range r.Responses {
+							if rs.ServerID == id {
+								ok = false
+							}
+						}
+						if ok {
+							delete(pi.items, id)
+						}
+						pi.apply(r)
 					default:
 						pi.apply(e.sync(reqIn(pi.key)))
 						lost = false
@@ -870,6 +925,7 @@ func TestReviewRandomRetries(t *testing.T) {
 					}
 				}
 				e.eng.MaxResponseBytes = 0
+				fs.fail = nil
 				e.settle(pi, reqIn, "INBOX")
 				e.settle(pw, reqWork, "Work")
 				if t.Failed() {
