@@ -39,8 +39,8 @@ func ids(r *mailsync.Result) (adds, changes []string) {
 	return adds, changes
 }
 
-// mustIDs returns the ServerIds of a result's Adds, sorted.
-func mustIDs(r *mailsync.Result) []string {
+// addIDs returns the ServerIds of a result's Adds, sorted.
+func addIDs(r *mailsync.Result) []string {
 	adds, _ := ids(r)
 	return adds
 }
@@ -152,13 +152,13 @@ func TestReviewBudgetReplaySubset(t *testing.T) {
 		if len(first.Adds) != 2 || !first.MoreAvailable {
 			t.Fatalf("%d adds, MoreAvailable %v; want 2 and true", len(first.Adds), first.MoreAvailable)
 		}
-		a1 := mustIDs(first)
-		if same := mustIDs(e.sync(req(p.key))); !slices.Equal(a1, same) {
+		a1 := addIDs(first)
+		if same := addIDs(e.sync(req(p.key))); !slices.Equal(a1, same) {
 			t.Errorf("replay under the same budget: %v, first %v", same, a1)
 		}
 		e.eng.MaxResponseBytes = 1
 		second := e.sync(req(p.key))
-		a2 := mustIDs(second)
+		a2 := addIDs(second)
 		if len(a2) != 1 || !slices.Contains(a1, a2[0]) || !second.MoreAvailable {
 			t.Fatalf("replay under a smaller budget: %v (first %v), MoreAvailable %v", a2, a1, second.MoreAvailable)
 		}
