@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/easgate/easgate/backend"
+	"github.com/easgate/easgate/eas/mailitem"
 	"github.com/easgate/easgate/eas/mailsync"
 	"github.com/easgate/easgate/wbxml"
 )
@@ -961,5 +962,45 @@ func TestReviewMoveToPrimedOnly(t *testing.T) {
 		delete(pi.items, "1:2")
 		e.settle(pw, reqWork, "Work")
 		e.settle(pi, reqIn, "INBOX")
+	})
+}
+
+// TestReviewDraftWhileDeferred: the phone adds a draft in a paged round
+// of Drafts whose scan is put off, and the response is lost: the retry
+// gives the same ServerId, and the draft is never sent back nor lost
+// once the scan comes.
+func TestReviewDraftWhileDeferred(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		if err := e.out.Create("Drafts", nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 7; i++ {
+			e.appendMsg("Drafts", i, day0)
+		}
+		drafts := e.folder("Drafts")
+		req := func(key string, cmds ...mailsync.Command) *mailsync.Request {
+			r := e.request("3", drafts, key, 2, cmds...)
+			r.Options.Item.Version = "16.0"
+			r.Options.Item.Drafts = true
+			r.Options.From = "alice@example.com"
+			return r
+		}
+		reqKey := func(key string) *mailsync.Request { return req(key) }
+		p := newPhone(t, "3")
+		p.apply(e.sync(req("0")))
+		p.apply(e.sync(req(p.key)))
+		add := mailsync.Command{Kind: mailsync.CmdAdd, ClientID: "c1", Draft: &mailitem.Draft{To: "bob@example.com", Subject: "draft", BodyType: mailitem.BodyPlain, Body: "Hi\r\n"}}
+		r := e.sync(req(p.key, add))
+		if r.Scan != backend.ScanSkipped || len(r.Responses) != 1 || r.Responses[0].Status != mailsync.StatusSuccess {
+			t.Fatalf("scan %v, responses %+v", r.Scan, r.Responses)
+		}
+		id := r.Responses[0].ServerID
+		r = e.sync(req(p.key, add)) // the first response was lost
+		if !r.Replay || len(r.Responses) != 1 || r.Responses[0].ServerID != id {
+			t.Fatalf("retried Add: replay %v, responses %+v, want %s", r.Replay, r.Responses, id)
+		}
+		p.apply(r)
+		p.items[id] = flagView(true, false)
+		e.settle(p, reqKey, "Drafts")
 	})
 }
