@@ -34,7 +34,9 @@
 // collection out, or sends the empty response (MS-ASCMD 2.2.2.20).
 //
 // MoveItems and other out-of-band edits amend the current state without
-// taking the phone's key away (Engine.Amend): the amended state is stored
-// under a fresh key marked as an amendment of the phone's key, which a
-// later Sync with that key adopts.
+// taking the phone's key away (Engine.Amend): the current state is edited
+// and stored again under its own key, the previous one kept (the phone may
+// hold either), or, when there is no previous one, the amended state is
+// stored under a fresh key marked as an amendment of the phone's key,
+// which a later Sync with that key adopts.
 package mailsync

@@ -530,7 +530,9 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	}
 	win := windowSize(req.Options.WindowSize)
 	var b batch
-	primed := false // the first snapshot is taken now: store it even if empty
+	primed := false   // the first snapshot is taken now: store it even if empty
+	deferred := false // the scan was put off for the due items
+	scanned := false  // the store was asked for changes with req's FilterType
 	if replay {
 		if cur.Retries > 1 {
 			win = max(1, cur.Window>>1)
@@ -545,18 +547,37 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		case !req.Options.GetChanges:
 		case cur.scanWaits(req.Options.FilterType, e.now):
 			res.Scan = backend.ScanSkipped // due items first
+			deferred = true
 		default:
 			scan, err := e.collect(ctx, req, cur)
 			if err != nil {
 				return nil, err
 			}
-			res.Scan = scan
+			res.Scan, scanned = scan, true
 		}
 		b = pick(cur, win, req.Options.GetChanges)
 	}
 	b.Results = results
 	if err := e.build(ctx, req, cur, &b, res); err != nil {
 		return nil, err
+	}
+	if deferred && b.size() == 0 && !b.More {
+		// Every item due was expunged since the last scan, so this
+		// round would be empty and Unchanged, and its state (without
+		// them) not stored: each Sync within maxScanDefer would find
+		// them due again and put the scan off again, holding back new
+		// mail (while Ping, whose check scans, woke the phone for
+		// nothing). Ask the store now instead.
+		scan, err := e.collect(ctx, req, cur)
+		if err != nil {
+			return nil, err
+		}
+		res.Scan, scanned = scan, true
+		b = pick(cur, win, true)
+		b.Results = results
+		if err := e.build(ctx, req, cur, &b, res); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range b.Results {
 		if (r.Kind == CmdChange || r.Kind == CmdDelete) && r.Status == StatusSuccess {
@@ -577,6 +598,14 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	cur.Batch = b
 	cur.Window = win
 	cur.Parent = base.Key
+	if cur.Filter != req.Options.FilterType && !scanned {
+		// The FilterType changed without a scan (a repeated key, or
+		// GetChanges off): the snapshot and the items due are still of
+		// the old window, so the next round must not put its scan off
+		// for them (scanWaits compares with Filter, set below), or it
+		// would add messages outside the window the phone asked for.
+		cur.Scanned = 0
+	}
 	cur.Filter = req.Options.FilterType
 	data, err := encodeState(cur)
 	if err != nil {

@@ -18,8 +18,9 @@ const (
 
 // Estimate returns how many changes (adds, changes, deletes, soft
 // deletes) the next Sync of the collection with req's key and FilterType
-// would bring, counting every one, not just a window's worth
-// (GetItemEstimate, MS-ASCMD 2.2.1.9). Nothing is stored. The status is
+// would bring, counting every one, not just a window's worth, but not
+// the items that failed to build (GetItemEstimate, MS-ASCMD 2.2.1.9).
+// Nothing is stored. The status is
 // EstimateNotPrimed for key 0 or a collection never synced,
 // EstimateInvalidKey for an unknown key and EstimateInvalidCollection for
 // a folder that is gone.
@@ -42,8 +43,10 @@ func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
 		return 0, 0, err
 	}
 	n := 0
+	var rebuilt backend.UIDSet // the repeated batch's Adds
 	if replay {
 		n = cur.Batch.size()
+		rebuilt = cur.Batch.Added
 	}
 	_, err = e.collect(ctx, req, cur)
 	switch {
@@ -54,7 +57,17 @@ func (e *Engine) Estimate(ctx context.Context, req *Request) (int, int, error) {
 	case err != nil:
 		return 0, 0, err
 	}
-	n += cur.DueAdded.Len() + cur.DueChanged.Len() + cur.DueDeleted.Len() + cur.DueSoft.Len()
+	// The repeated batch's Adds are built again from the store as it is
+	// now (see build): one that changed since carries its new flags, one
+	// that is gone is not sent at all. Neither is a change of its own, so
+	// counting the scan's findings for them would count them twice.
+	// Items that failed to build are tried again, but are not counted:
+	// they are mostly messages that do not convert (the store being down
+	// fails the whole Sync instead), and Ping, which asks this, would
+	// wake the phone for them on every check, for good.
+	gone := rebuilt.Intersect(cur.DueDeleted)
+	n -= gone.Len()
+	n += cur.DueAdded.Diff(cur.Failed).Len() + cur.DueChanged.Diff(rebuilt).Len() + cur.DueDeleted.Diff(gone).Len() + cur.DueSoft.Len()
 	return n, EstimateSuccess, nil
 }
 
@@ -89,9 +102,12 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 	}
 	var flags []string
 	known := false // the phone had the message, so it shows it in dst now
+	stale := false // the phone may not have heard of flags yet
 	if err := e.Amend(ctx, user, device, from.ID, func(st *state) {
 		if st.Snap != nil && st.Snap.UIDs.Contains(uid) && !st.DueAdded.Contains(uid) {
 			flags, known = st.Snap.FlagsOf(uid), true
+			// The snapshot holds the new flags of a change still due.
+			stale = st.DueChanged.Contains(uid)
 		}
 		st.forget(uid)
 	}); err != nil {
@@ -101,8 +117,23 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 		return "", nil
 	}
 	if err := e.Amend(ctx, user, device, to.ID, func(st *state) {
-		if st.Snap != nil && known {
+		switch {
+		case !known:
+		case st.Snap == nil:
+			// dst was primed but never synced: its first scan finds
+			// every message new. The phone's own, it is tracked, not
+			// added (as a draft the phone added is), and sent as a
+			// Change with its flags then, which may have moved since
+			// the phone last heard of them.
+			st.Own.AddUID(newUID)
+			st.DueChanged.AddUID(newUID)
+		default:
 			st.Snap.SetFlags(newUID, flags)
+			if stale {
+				// Sent as a Change in dst, or the phone would keep
+				// the old flags there for good.
+				st.DueChanged.AddUID(newUID)
+			}
 		}
 	}); err != nil {
 		return "", err
@@ -110,13 +141,14 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 	return ServerID(to.ID, newUID), nil
 }
 
-// Amend edits the collection's current state out of band. The edited
-// state is stored under a fresh key as an amendment of the key the phone
-// holds; the phone's next Sync with that key adopts it (see the package
-// documentation). A collection without state is left alone. The key
-// before the phone's one is no longer accepted afterwards (the phone
-// evidently received the response that replaced it, or it could not have
-// named the message).
+// Amend edits the collection's current state out of band. When that
+// state answers a key the store still keeps, the edited state is stored
+// again under its own key, so that both keys the phone may hold stay
+// valid (the response carrying the newer may be lost: the phone names a
+// message it had before); otherwise it is stored under a fresh key as an
+// amendment of the key the phone holds, which the phone's next Sync with
+// that key adopts (see the package documentation). A collection without
+// state is left alone.
 func (e *Engine) Amend(ctx context.Context, user, device, collection string, fn func(*state)) error {
 	var err error
 	for range 3 {
@@ -139,6 +171,31 @@ func (e *Engine) amend(ctx context.Context, user, device, collection string, fn 
 	st, err := decodeState(latest.Data)
 	if err != nil {
 		return err
+	}
+	if !st.Amend && st.Parent != 0 {
+		// latest answers the key st.Parent, which the store keeps as
+		// the previous state: the phone holds either key, as the
+		// response carrying latest's may be lost (MoveItems carries no
+		// SyncKey, and the phone names a message it had before). The
+		// edit is stored under latest's own key again, st.Parent kept
+		// as the previous state, so that both stay valid: latest's key
+		// adopts it, st.Parent replays latest's batch with it. (An
+		// amendment of latest would drop st.Parent: Status 3, a
+		// resync of the whole folder.)
+		prev, err := e.Store.GetSyncState(ctx, user, device, collection, st.Parent)
+		switch {
+		case err == nil && prev.Revision != latest.Revision:
+			return devices.ErrConflict // written meanwhile
+		case err == nil:
+			fn(st)
+			data, err := encodeState(st)
+			if err != nil {
+				return err
+			}
+			return e.Store.PutSyncState(ctx, user, device, collection, prev, &devices.SyncState{Key: latest.Key, Data: data})
+		case !errors.Is(err, devices.ErrNotFound):
+			return err
+		}
 	}
 	base := latest
 	parent := latest.Key

@@ -48,8 +48,9 @@ type state struct {
 	Retries int `json:"r,omitempty"`
 	// Window is the WindowSize this state's batch was cut to.
 	Window int `json:"w,omitempty"`
-	// Own are messages the phone itself added (drafts) that the next scan
-	// finds as new: they are tracked but not sent back.
+	// Own are messages the phone itself added (drafts, or moved here
+	// before the first scan) that the next scan finds as new: they are
+	// tracked but not sent back.
 	Own backend.UIDSet `json:"o,omitempty"`
 	// Drafts are the most recent drafts the phone added, by ClientId.
 	Drafts []draftID `json:"dr,omitempty"`
