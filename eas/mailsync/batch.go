@@ -270,6 +270,11 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 		first[len(first)-1].UIDs.AddUID(j.uid)
 	}
 
+	// Messages are admitted as their summaries arrive, in the order
+	// they are read (newest chunk first), so a large message is weighed
+	// before the small ones read after it, and one left out is not read
+	// further.
+	admit := e.responseBudget(opts)
 	ready := make(chan *job, len(jobs))
 	var firstErr, secondErr error
 	var reader sync.WaitGroup
@@ -282,6 +287,12 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 				return nil
 			}
 			j.sum = c.Summary
+			if !admit(j.sum.Size) {
+				// The response is full (Engine.MaxResponseBytes): the
+				// message stays due, and nothing more of it is read.
+				j.late = true
+				return nil
+			}
 			if int64(len(c.Whole)) <= WholeMessageMax {
 				j.whole = c.Whole
 				ready <- j
@@ -304,12 +315,11 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 	if workers <= 0 {
 		workers = DefaultParallel
 	}
-	admit := e.responseBudget(opts)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for j := range ready {
-				if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) || !admit(j.sum.Size) {
+				if !req.Deadline.IsZero() && !e.now().Before(req.Deadline) {
 					j.late = true
 				} else {
 					j.item, j.err = e.buildJob(ctx, req, j)
@@ -335,8 +345,8 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 
 // responseBudget returns the admission of items into one response under
 // Engine.MaxResponseBytes: admit(size) reports whether an item of a
-// message of size bytes, built with opts, may still be built. Safe for
-// concurrent use.
+// message of size bytes, built with opts, may still be read and built.
+// Safe for concurrent use.
 func (e *Engine) responseBudget(opts mailitem.Options) (admit func(size int64) bool) {
 	limit := e.MaxResponseBytes
 	if limit <= 0 {

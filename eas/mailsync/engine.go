@@ -207,10 +207,11 @@ type Engine struct {
 	// DefaultParallel (imapstore's default connections per user).
 	Parallel int
 	// MaxResponseBytes bounds the body bytes the Adds of one Sync
-	// response carry, as foreseen before each item is built (the
-	// message's size, or the body preference's TruncationSize when
-	// smaller): an item that would go past it stays due for the next
-	// round (MoreAvailable), except the first, which is always built. It
+	// response carry, as foreseen when each message's summary is read,
+	// before anything else of it (the message's size, or the body
+	// preference's TruncationSize when smaller): a message that would go
+	// past it stays due for the next round (MoreAvailable), except the
+	// first, which is always built. It
 	// keeps a window of large messages asked for whole (MIME, or no
 	// TruncationSize) from being held in memory at once. 0 means
 	// DefaultMaxResponseBytes.

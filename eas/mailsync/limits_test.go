@@ -169,8 +169,8 @@ func TestResponseBytesBudget(t *testing.T) {
 				break
 			}
 		}
-		// The large one alone, the others two by two, in whatever order
-		// the builders took them.
+		// The others two by two, then the large one alone (admitted in
+		// the order they are read).
 		if rounds != 3 {
 			t.Errorf("%d rounds, want 3", rounds)
 		}
