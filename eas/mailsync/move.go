@@ -106,8 +106,13 @@ func (e *Engine) Move(ctx context.Context, sess backend.Session, user, device st
 	if err := e.Amend(ctx, user, device, from.ID, func(st *state) {
 		if st.Snap != nil && st.Snap.UIDs.Contains(uid) && !st.DueAdded.Contains(uid) {
 			flags, known = st.Snap.FlagsOf(uid), true
-			// The snapshot holds the new flags of a change still due.
-			stale = st.DueChanged.Contains(uid)
+			// The snapshot holds the new flags of a change still due,
+			// or of one the last response carried, which the phone
+			// may not have got: it may hold the key before (the
+			// response lost), and MoveItems does not say which. A
+			// Change of flags it has already is harmless; old flags
+			// kept in dst for good are not.
+			stale = st.DueChanged.Contains(uid) || st.Batch.Changed.Contains(uid)
 		}
 		st.forget(uid)
 	}); err != nil {
