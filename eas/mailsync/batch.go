@@ -660,10 +660,8 @@ func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Com
 	case CmdDelete:
 		if _, err := req.Session.Delete(ctx, req.Folder, uid, req.Options.DeletesAsMoves); err != nil {
 			if errors.Is(err, backend.ErrMessageNotFound) {
-				// Gone already: Status 8 (the digest §6.12), and no
-				// Delete of it later, as the phone has deleted it.
 				r.Status = StatusObjectNotFound
-				return r, func(st *state) { st.forget(uid) }, nil
+				return r, nil, nil
 			}
 			return r, nil, err
 		}
