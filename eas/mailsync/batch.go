@@ -660,6 +660,10 @@ func (e *Engine) runCommand(ctx context.Context, req *Request, cur *state, c Com
 	case CmdDelete:
 		if _, err := req.Session.Delete(ctx, req.Folder, uid, req.Options.DeletesAsMoves); err != nil {
 			if errors.Is(err, backend.ErrMessageNotFound) {
+				// Gone already: Status 8 (the digest §6.12), and the
+				// message stays tracked, so the scan sends its Delete
+				// too — a phone that keeps an item whose Delete failed
+				// loses it then, one that did not ignores it.
 				r.Status = StatusObjectNotFound
 				return r, nil, nil
 			}
