@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1331,5 +1332,55 @@ func TestQuirkFilterTypeMonths(t *testing.T) {
 		if got := adds(c); len(got) != tc.want {
 			t.Errorf("FilterType %s: adds %v, want %d", tc.filter, got, tc.want)
 		}
+	}
+}
+
+// TestQuirkMIMETruncation: a phone that asks for MIME (MIMESupport 2)
+// without a BodyPreference of Type 4 cuts it with airsync:MIMETruncation
+// (MS-ASCMD 2.2.3.111): 1 at 4,096 characters, 0 sends no data, 8 all of
+// it; a Type 4 BodyPreference with a TruncationSize wins over it.
+func TestQuirkMIMETruncation(t *testing.T) {
+	e := newSyncEnv(t)
+	in := e.ids["INBOX"]
+	raw := "From: s1@example.com\r\nTo: jane@example.com\r\nSubject: long\r\nMessage-ID: <long1@example.com>\r\n" +
+		"Date: " + e.now.Format(time.RFC1123Z) + "\r\n\r\n" + strings.Repeat("0123456789 abcdefghijklmnopqrstuvwxyz\r\n", 160)
+	uid, err := e.sess.Append(context.Background(), e.folders[in], backend.AppendMessage{Size: int64(len(raw)), Body: strings.NewReader(raw), Date: e.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := strconv.Itoa(len(raw))
+	for _, tc := range []struct {
+		name      string
+		options   []*wbxml.Element
+		data      string // the Data element's text; "-" for none
+		truncated string
+	}{
+		{"1: 4,096", []*wbxml.Element{wbxml.T(wbxml.AirSyncMIMETruncation, "1")}, raw[:4096], "1"},
+		{"0: no data", []*wbxml.Element{wbxml.T(wbxml.AirSyncMIMETruncation, "0")}, "-", "1"},
+		{"8: whole", []*wbxml.Element{wbxml.T(wbxml.AirSyncMIMETruncation, "8")}, raw, "0"},
+		{"none: whole", nil, raw, "0"},
+		{"BodyPreference wins", []*wbxml.Element{wbxml.T(wbxml.AirSyncMIMETruncation, "1"),
+			wbxml.E(wbxml.AirSyncBaseBodyPreference, wbxml.T(wbxml.AirSyncBaseType, "4"), wbxml.T(wbxml.AirSyncBaseTruncationSize, "100"))}, raw[:100], "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := wbxml.E(wbxml.AirSyncOptions, append([]*wbxml.Element{wbxml.T(wbxml.AirSyncMIMESupport, "2")}, tc.options...)...)
+			c := collection(t, e.sync(t, syncReq(bareColl("0", in, opts))), in)
+			c = collection(t, e.sync(t, syncReq(bareColl(c.ChildText(wbxml.AirSyncSyncKey), in))), in)
+			ad := addsByID(c)[mailsync.ServerID(in, uid)]
+			if ad == nil {
+				t.Fatalf("no Add: %v", adds(c))
+			}
+			b := ad.Child(wbxml.AirSyncBaseBody)
+			data := "-"
+			if d := b.Child(wbxml.AirSyncBaseData); d != nil {
+				data = d.Text
+			}
+			if b.ChildText(wbxml.AirSyncBaseType) != "4" || data != tc.data || b.ChildText(wbxml.AirSyncBaseTruncated) != tc.truncated ||
+				b.ChildText(wbxml.AirSyncBaseEstimatedDataSize) != size {
+				t.Errorf("body Type %s, Truncated %s, EstimatedDataSize %s, %d bytes of data; want Type 4, Truncated %s, %s, %d bytes",
+					b.ChildText(wbxml.AirSyncBaseType), b.ChildText(wbxml.AirSyncBaseTruncated), b.ChildText(wbxml.AirSyncBaseEstimatedDataSize), len(data),
+					tc.truncated, size, len(tc.data))
+			}
+		})
 	}
 }

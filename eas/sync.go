@@ -175,8 +175,8 @@ func parseCollection(c *wbxml.Element) (*syncCollection, error) {
 	return sc, nil
 }
 
-// itemOptions reads BodyPreference and MIMESupport (MS-ASAIRS 2.2.2.7,
-// MS-ASCMD 2.2.3.110).
+// itemOptions reads BodyPreference, MIMESupport and MIMETruncation
+// (MS-ASAIRS 2.2.2.7, MS-ASCMD 2.2.3.110, 2.2.3.111).
 func itemOptions(o *wbxml.Element, version string) mailitem.Options {
 	opts := mailitem.Options{Version: version}
 	if o == nil {
@@ -201,7 +201,27 @@ func itemOptions(o *wbxml.Element, version string) mailitem.Options {
 	if n, ok := intText(o, wbxml.AirSyncMIMESupport); ok && n >= 0 && n <= 2 {
 		opts.MIMESupport = mailitem.MIMESupport(n)
 	}
+	if n, ok := intText(o, wbxml.AirSyncMIMETruncation); ok && n >= 0 && n < len(mimeTruncation) {
+		opts.MIMETruncation = mimeTruncation[n]
+	}
 	return opts
+}
+
+// mimeTruncation are the cuts of airsync:MIMETruncation (MS-ASCMD
+// 2.2.3.111) for a MIME body no BodyPreference of Type 4 sizes: 0 sends
+// no body data at all (all or none of one byte: the body is marked
+// truncated, with its size), 1–7 cut it at 4,096 to 102,400 characters,
+// 8 sends it whole.
+var mimeTruncation = [...]mailitem.BodyPreference{
+	0: {Type: mailitem.BodyMIME, TruncationSize: 1, AllOrNone: true},
+	1: {Type: mailitem.BodyMIME, TruncationSize: 4096},
+	2: {Type: mailitem.BodyMIME, TruncationSize: 5120},
+	3: {Type: mailitem.BodyMIME, TruncationSize: 7168},
+	4: {Type: mailitem.BodyMIME, TruncationSize: 10240},
+	5: {Type: mailitem.BodyMIME, TruncationSize: 20480},
+	6: {Type: mailitem.BodyMIME, TruncationSize: 51200},
+	7: {Type: mailitem.BodyMIME, TruncationSize: 102400},
+	8: {Type: mailitem.BodyMIME},
 }
 
 // syncTop answers a Sync with only a top-level Status (and Limit).

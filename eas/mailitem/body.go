@@ -145,7 +145,7 @@ func choosePreference(opts *Options, class string) BodyPreference {
 				return p
 			}
 		}
-		return BodyPreference{Type: BodyMIME}
+		return BodyPreference{Type: BodyMIME, TruncationSize: opts.MIMETruncation.TruncationSize, AllOrNone: opts.MIMETruncation.AllOrNone}
 	}
 	for _, p := range prefs {
 		switch p.Type {

@@ -53,6 +53,11 @@ type Options struct {
 	// MIMESupport: with MIMEAlways, or MIMESMIMEOnly and an S/MIME
 	// message, the body is the MIME message (Type 4).
 	MIMESupport MIMESupport
+	// MIMETruncation is how MIMESupport's MIME body is cut when no
+	// BodyPreference of Type 4 says (airsync:MIMETruncation, MS-ASCMD
+	// 2.2.3.111): its TruncationSize and AllOrNone. The zero value sends
+	// the whole message.
+	MIMETruncation BodyPreference
 	// Drafts is set when the folder is the Drafts folder: the item is
 	// marked IsDraft (16.0+) and carries Bcc.
 	Drafts bool

@@ -215,6 +215,7 @@ func TestBodyLimit(t *testing.T) {
 		{"html whole", Options{BodyPreferences: []BodyPreference{{Type: BodyHTML}}}, 0},
 		{"MIME always, cut", Options{MIMESupport: MIMEAlways, BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 500}, {Type: BodyMIME, TruncationSize: 100000}}}, 100000},
 		{"MIME always without a MIME preference: whole", Options{MIMESupport: MIMEAlways, BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 500}}}, 0},
+		{"MIME always, cut by MIMETruncation", Options{MIMESupport: MIMEAlways, MIMETruncation: BodyPreference{Type: BodyMIME, TruncationSize: 4096}}, 4096},
 		{"S/MIME only: the larger of both", Options{MIMESupport: MIMESMIMEOnly, BodyPreferences: []BodyPreference{{Type: BodyPlain, TruncationSize: 500}, {Type: BodyMIME, TruncationSize: 200000}}}, 200000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
