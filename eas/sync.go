@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -448,11 +449,18 @@ func (m *mailSync) stickyOptions(ctx context.Context, req *Request, colls []*syn
 	case err != nil:
 		return err
 	default:
-		if doc, err := wbxml.Parse(bytes.NewReader(raw), wbxml.Limits{}); err == nil {
-			if cs := doc.Child(wbxml.AirSyncCollections); cs != nil {
-				for _, c := range cs.ChildrenOf(wbxml.AirSyncCollection) {
-					kept[c.ChildText(wbxml.AirSyncCollectionId)] = c.Child(wbxml.AirSyncOptions)
-				}
+		doc, err := wbxml.Parse(bytes.NewReader(raw), wbxml.Limits{})
+		if err != nil {
+			// Written by this code, so not expected; the collections
+			// fall back to the defaults and the document is replaced
+			// with the next Options the phone sends.
+			m.s.log.LogAttrs(ctx, slog.LevelWarn, "sync: stored Options unreadable",
+				slog.String("user", req.User), slog.String("device", req.DeviceID), slog.String("err", err.Error()))
+			break
+		}
+		if cs := doc.Child(wbxml.AirSyncCollections); cs != nil {
+			for _, c := range cs.ChildrenOf(wbxml.AirSyncCollection) {
+				kept[c.ChildText(wbxml.AirSyncCollectionId)] = c.Child(wbxml.AirSyncOptions)
 			}
 		}
 	}

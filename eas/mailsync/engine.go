@@ -439,7 +439,7 @@ func (e *Engine) primedOnly(ctx context.Context, req *Request, key uint64) (bool
 	if err != nil {
 		return false, err
 	}
-	return st.Snap == nil && st.Parent == 0 && !st.Amend, nil
+	return st.fresh(), nil
 }
 
 // prime answers SyncKey 0: a new chain with an empty snapshot, no items
@@ -455,8 +455,7 @@ func (e *Engine) prime(ctx context.Context, req *Request) (*Result, error) {
 	latest, err := e.Store.LatestSyncState(ctx, req.User, req.Device, req.Collection)
 	switch {
 	case err == nil:
-		if st, err := decodeState(latest.Data); err == nil && st.Snap == nil && st.Parent == 0 && !st.Amend &&
-			st.Filter == req.Options.FilterType {
+		if st, err := decodeState(latest.Data); err == nil && st.fresh() && st.Filter == req.Options.FilterType {
 			return &Result{Status: StatusSuccess, SyncKey: FormatKey(latest.Key)}, nil
 		}
 	case !errors.Is(err, devices.ErrNotFound):

@@ -82,6 +82,12 @@ func (st *state) scanWaits(filter int, now func() time.Time) bool {
 	return due > 0 && now().Sub(time.Unix(st.Scanned, 0)) <= maxScanDefer
 }
 
+// fresh reports whether st is a prime as SyncKey 0 left it: no snapshot
+// of the folder taken, no request answered before it, not amended.
+func (st *state) fresh() bool {
+	return st.Snap == nil && st.Parent == 0 && !st.Amend
+}
+
 // batch is the content of one response, by UID, and the answers to the
 // client's commands, so that a repeated key gets the same response.
 type batch struct {
