@@ -16,9 +16,7 @@ import (
 // applied either way.
 func TestConflict(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 3; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 3, day0)
 		inbox := e.folder("INBOX")
 		p := newPhone(t, "1")
 		p.apply(e.sync(e.request("1", inbox, "0", 50)))

@@ -21,9 +21,7 @@ var day0 = time.Now().Add(-time.Hour)
 // compares the phone's copy with IMAP: nothing lost, nothing doubled.
 func TestPagedInitialSyncWithOutsideChanges(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 23; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 23, day0)
 		inbox := e.folder("INBOX")
 		p := newPhone(t, "1")
 		r := e.sync(e.request("1", inbox, "0", 5))
@@ -75,9 +73,7 @@ func TestPagedInitialSyncWithOutsideChanges(t *testing.T) {
 // Delete.
 func TestPagedRoundsSkipScan(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 12; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 12, day0)
 		inbox := e.folder("INBOX")
 		p := newPhone(t, "1")
 		p.apply(e.sync(e.request("1", inbox, "0", 5)))
@@ -146,9 +142,7 @@ func encodeItems(t *testing.T, r *mailsync.Result) []byte {
 // ends up with exactly what IMAP holds.
 func TestRetriedKeyReplays(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 6; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 6, day0)
 		inbox := e.folder("INBOX")
 		p := newPhone(t, "1")
 		p.apply(e.sync(e.request("1", inbox, "0", 4)))
@@ -190,9 +184,7 @@ func TestRetriedKeyReplays(t *testing.T) {
 // the batch each time, down to one item, and nothing is lost.
 func TestRetriesShrinkWindow(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 10; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 10, day0)
 		inbox := e.folder("INBOX")
 		p := newPhone(t, "1")
 		p.apply(e.sync(e.request("1", inbox, "0", 8)))
@@ -216,9 +208,7 @@ func TestRetriesShrinkWindow(t *testing.T) {
 // that the client's own changes are not echoed back.
 func TestClientCommands(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 5; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 5, day0)
 		inbox := e.folder("INBOX")
 		p := newPhone(t, "1")
 		p.apply(e.sync(e.request("1", inbox, "0", 50)))
@@ -317,9 +307,7 @@ func TestUIDValidityChange(t *testing.T) {
 // collection's next Sync.
 func TestMoveItems(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 3; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 3, day0)
 		e.appendMsg("Work", 10, day0)
 		inbox, work := e.folder("INBOX"), e.folder("Work")
 		pi, pw := newPhone(t, "1"), newPhone(t, "7")
@@ -371,9 +359,7 @@ func TestMoveItems(t *testing.T) {
 // TestEstimate counts what the next Sync brings.
 func TestEstimate(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 7; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 7, day0)
 		inbox := e.folder("INBOX")
 		est := func(key string) (int, int) {
 			n, st, err := e.eng.Estimate(e.ctx, e.request("1", inbox, key, 3))

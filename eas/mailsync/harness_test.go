@@ -129,6 +129,15 @@ func (e *env) appendMsg(mailbox string, i int, date time.Time) {
 	}
 }
 
+// appendMsgs appends messages number from through to (see message) to
+// mailbox from outside, dated date.
+func (e *env) appendMsgs(mailbox string, from, to int, date time.Time) {
+	e.t.Helper()
+	for i := from; i <= to; i++ {
+		e.appendMsg(mailbox, i, date)
+	}
+}
+
 func (e *env) selectBox(mailbox string) {
 	e.t.Helper()
 	if _, err := e.out.Select(mailbox, nil).Wait(); err != nil {

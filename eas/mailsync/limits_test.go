@@ -23,9 +23,7 @@ import (
 // injected: it moves one second per reading.
 func TestDeadlineStopsEarly(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 10; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 10, day0)
 		inbox := e.folder("INBOX")
 		base := time.Now()
 		var mu sync.Mutex
@@ -78,9 +76,7 @@ func (s *conflictStore) PutSyncState(ctx context.Context, user, device, coll str
 // is Status 16 (retry) with the phone's key kept.
 func TestConflictRetriedOnce(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 3; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 3, day0)
 		inbox := e.folder("INBOX")
 		cs := &conflictStore{Store: e.eng.Store}
 		e.eng.Store = cs

@@ -110,9 +110,7 @@ func (e *env) settle(p *phone, req func(key string) *mailsync.Request, mailbox s
 // and the phone ends with what IMAP holds.
 func TestReviewBudgetReplay(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 9; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 9, day0)
 		inbox := e.folder("INBOX")
 		e.eng.MaxResponseBytes = 1
 		req := func(key string) *mailsync.Request { return e.request("1", inbox, key, 4) }
@@ -141,9 +139,7 @@ func TestReviewBudgetReplay(t *testing.T) {
 // the budget gets a part of it, and the rest comes later, once.
 func TestReviewBudgetReplaySubset(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 6; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 6, day0)
 		inbox := e.folder("INBOX")
 		e.eng.MaxResponseBytes = int64(len(message(1, day0))) * 5 / 2 // two of them
 		req := func(key string) *mailsync.Request { return e.request("1", inbox, key, 4) }
@@ -175,9 +171,7 @@ func TestReviewBudgetReplaySubset(t *testing.T) {
 // WindowSize 1, and a Deadline already passed (nothing built, all due).
 func TestReviewBudgetDeadlineWindowOne(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 4; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 4, day0)
 		inbox := e.folder("INBOX")
 		e.eng.MaxResponseBytes = 1
 		deadline := time.Now().Add(time.Hour)
@@ -214,9 +208,7 @@ func TestReviewDeferredDueVanished(t *testing.T) {
 	for _, gone := range [][]backend.UID{{1, 2}, {1}} {
 		t.Run(fmt.Sprint(gone), func(t *testing.T) {
 			forEachServer(t, func(t *testing.T, e *env) {
-				for i := 1; i <= 7; i++ {
-					e.appendMsg("INBOX", i, day0)
-				}
+				e.appendMsgs("INBOX", 1, 7, day0)
 				inbox := e.folder("INBOX")
 				req := func(key string) *mailsync.Request { return e.request("1", inbox, key, 5) }
 				p := newPhone(t, "1")
@@ -252,9 +244,7 @@ func TestReviewDeferredDueVanished(t *testing.T) {
 // phone has.
 func TestReviewDeferCap(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 9; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 9, day0)
 		inbox := e.folder("INBOX")
 		now := time.Now()
 		e.eng.Now = func() time.Time { return now }
@@ -305,9 +295,7 @@ func (s *failingSession) Message(ctx context.Context, id backend.FolderID, uid b
 // and a failed item that can be built later comes once.
 func TestReviewDeferredOnlyFailed(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 3; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 3, day0)
 		inbox := e.folder("INBOX")
 		fs := &failingSession{Session: e.sess, fail: backend.NewUIDSet(2)}
 		req := func(key string) *mailsync.Request {
@@ -349,12 +337,8 @@ func TestReviewFilterChangeMidPaged(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			forEachServer(t, func(t *testing.T, e *env) {
 				now := time.Now()
-				for i := 1; i <= 4; i++ {
-					e.appendMsg("INBOX", i, now.Add(-time.Hour))
-				}
-				for i := 5; i <= 10; i++ {
-					e.appendMsg("INBOX", i, now.AddDate(0, 0, -40)) // outside a month
-				}
+				e.appendMsgs("INBOX", 1, 4, now.Add(-time.Hour))
+				e.appendMsgs("INBOX", 5, 10, now.AddDate(0, 0, -40)) // outside a month
 				inbox := e.folder("INBOX")
 				filter := 0
 				req := func(key string) *mailsync.Request {
@@ -411,9 +395,7 @@ func TestReviewFilterChangeMidPaged(t *testing.T) {
 // repeated batch is gone.
 func TestReviewEstimatePaged(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 6; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 6, day0)
 		inbox := e.folder("INBOX")
 		e.eng.MaxResponseBytes = 1
 		req := func(key string) *mailsync.Request { return e.request("1", inbox, key, 3) }
@@ -473,12 +455,8 @@ func TestReviewEstimatePaged(t *testing.T) {
 // doubles nor loses the message.
 func TestReviewMoveDuringPaged(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 8; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
-		for i := 11; i <= 16; i++ {
-			e.appendMsg("Work", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 8, day0)
+		e.appendMsgs("Work", 11, 16, day0)
 		inbox, work := e.folder("INBOX"), e.folder("Work")
 		reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, 3) }
 		reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, 3) }
@@ -513,9 +491,7 @@ func TestReviewMoveDuringPaged(t *testing.T) {
 // it on top.
 func TestReviewConflictWhileDeferred(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 9; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 9, day0)
 		inbox := e.folder("INBOX")
 		req := func(key string) *mailsync.Request { return e.request("1", inbox, key, 3) }
 		p := newPhone(t, "1")
@@ -570,9 +546,7 @@ func TestReviewMoveAfterLostResponse(t *testing.T) {
 	for _, lostChange := range []bool{false, true} {
 		t.Run(fmt.Sprintf("lost-change-%v", lostChange), func(t *testing.T) {
 			forEachServer(t, func(t *testing.T, e *env) {
-				for i := 1; i <= 8; i++ {
-					e.appendMsg("INBOX", i, day0)
-				}
+				e.appendMsgs("INBOX", 1, 8, day0)
 				inbox, work := e.folder("INBOX"), e.folder("Work")
 				win := 3
 				if lostChange {
@@ -615,9 +589,7 @@ func TestReviewMoveAfterLostResponse(t *testing.T) {
 // destination must not take the new flags as known to the phone.
 func TestReviewMoveDueChange(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 6; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 6, day0)
 		inbox, work := e.folder("INBOX"), e.folder("Work")
 		reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, 2) }
 		reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, 2) }
@@ -650,9 +622,7 @@ func TestReviewMoveDueChange(t *testing.T) {
 // woken for it again and again.
 func TestReviewEstimateFailed(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 3; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 3, day0)
 		inbox := e.folder("INBOX")
 		fs := &failingSession{Session: e.sess, fail: backend.NewUIDSet(2)}
 		req := func(key string) *mailsync.Request {
@@ -683,9 +653,7 @@ func TestReviewEstimateFailed(t *testing.T) {
 // there the old messages may still come, and Status 3 with the next scan.)
 func TestReviewDeferredUIDValidity(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 9; i++ {
-			e.appendMsg("Work", i, day0)
-		}
+		e.appendMsgs("Work", 1, 9, day0)
 		work := e.folder("Work")
 		req := func(key string) *mailsync.Request { return e.request("7", work, key, 3) }
 		p := newPhone(t, "7")
@@ -698,9 +666,7 @@ func TestReviewDeferredUIDValidity(t *testing.T) {
 		if err := e.out.Create("Work", nil).Wait(); err != nil {
 			t.Fatal(err)
 		}
-		for i := 11; i <= 19; i++ {
-			e.appendMsg("Work", i, day0)
-		}
+		e.appendMsgs("Work", 11, 19, day0)
 		for round := 0; ; round++ {
 			r := e.sync(req(p.key))
 			if r.Status == mailsync.StatusInvalidSyncKey {
@@ -725,9 +691,7 @@ func TestReviewDeferredUIDValidity(t *testing.T) {
 // or not at all, and the phone ends with what IMAP holds.
 func TestReviewReplayAfterChange(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 9; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 9, day0)
 		inbox := e.folder("INBOX")
 		req := func(key string) *mailsync.Request { return e.request("1", inbox, key, 3) }
 		p := newPhone(t, "1")
@@ -932,9 +896,7 @@ func TestReviewRandomRetries(t *testing.T) {
 // again, and brings its flags as IMAP has them.
 func TestReviewMoveToPrimedOnly(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		for i := 1; i <= 3; i++ {
-			e.appendMsg("INBOX", i, day0)
-		}
+		e.appendMsgs("INBOX", 1, 3, day0)
 		e.appendMsg("Work", 10, day0)
 		inbox, work := e.folder("INBOX"), e.folder("Work")
 		reqIn := func(key string) *mailsync.Request { return e.request("1", inbox, key, 10) }
@@ -964,9 +926,7 @@ func TestReviewDraftWhileDeferred(t *testing.T) {
 		if err := e.out.Create("Drafts", nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
 			t.Fatal(err)
 		}
-		for i := 1; i <= 7; i++ {
-			e.appendMsg("Drafts", i, day0)
-		}
+		e.appendMsgs("Drafts", 1, 7, day0)
 		drafts := e.folder("Drafts")
 		req := func(key string, cmds ...mailsync.Command) *mailsync.Request {
 			r := e.request("3", drafts, key, 2, cmds...)
