@@ -35,6 +35,15 @@ func (e *syncEnv) appendDated(t *testing.T, sid string, i int, date time.Time, n
 	return uid
 }
 
+// appendRange appends messages from through to (see appendDated, with no
+// extra letters) to the folder, dated date.
+func (e *syncEnv) appendRange(t *testing.T, sid string, from, to int, date time.Time) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		e.appendDated(t, sid, i, date, 0)
+	}
+}
+
 // noOracles logs once that the XSDs are not there.
 var noOracles sync.Once
 
@@ -173,12 +182,8 @@ func moreAvailable(c *wbxml.Element) bool { return c.Has(wbxml.AirSyncMoreAvaila
 func TestQuirkWindowSizeEdges(t *testing.T) {
 	e := newSyncEnv(t)
 	in, work := e.ids["INBOX"], e.ids["Work"]
-	for i := 1; i <= 103; i++ {
-		e.appendDated(t, in, i, e.now.Add(-time.Hour), 0)
-	}
-	for i := 201; i <= 203; i++ {
-		e.appendDated(t, work, i, e.now.Add(-time.Hour), 0)
-	}
+	e.appendRange(t, in, 1, 103, e.now.Add(-time.Hour))
+	e.appendRange(t, work, 201, 203, e.now.Add(-time.Hour))
 	keys := map[string]string{}
 	doc := e.sync(t, syncReq(collReq("0", in, 1), collReq("0", work, 1)))
 	for _, id := range []string{in, work} {
@@ -199,12 +204,8 @@ func TestQuirkWindowSizeEdges(t *testing.T) {
 	step("WindowSize 1000 is 512", work, "1000", 3, false)
 
 	// The top-level WindowSize caps both collections together.
-	for i := 104; i <= 106; i++ {
-		e.appendDated(t, in, i, e.now.Add(-time.Hour), 0)
-	}
-	for i := 204; i <= 206; i++ {
-		e.appendDated(t, work, i, e.now.Add(-time.Hour), 0)
-	}
+	e.appendRange(t, in, 104, 106, e.now.Add(-time.Hour))
+	e.appendRange(t, work, 204, 206, e.now.Add(-time.Hour))
 	req := syncReq(collReq(keys[in], in, 10), collReq(keys[work], work, 10))
 	req.Add(wbxml.T(wbxml.AirSyncWindowSize, "4"))
 	doc = e.sync(t, req)
@@ -280,9 +281,7 @@ func TestQuirkSyncRefusals(t *testing.T) {
 func TestQuirkFolderSyncZeroKeepsItems(t *testing.T) {
 	e := newSyncEnv(t)
 	in := e.ids["INBOX"]
-	for i := 1; i <= 3; i++ {
-		e.appendDated(t, in, i, e.now, 0)
-	}
+	e.appendRange(t, in, 1, 3, e.now)
 	folderSync := func(key string) (string, map[string]string) {
 		t.Helper()
 		_, doc := e.send(t, "14.1", "FolderSync", "FolderSyncResponse",
@@ -437,9 +436,7 @@ func TestQuirkUnchangedCollectionsLeftOut(t *testing.T) {
 func TestQuirkDeletesAndFlags(t *testing.T) {
 	e := newSyncEnv(t)
 	in, trash := e.ids["INBOX"], e.ids["Trash"]
-	for i := 1; i <= 4; i++ {
-		e.appendDated(t, in, i, e.now, 0)
-	}
+	e.appendRange(t, in, 1, 4, e.now)
 	coll := func(key string, extra ...*wbxml.Element) *wbxml.Element {
 		c := wbxml.E(wbxml.AirSyncCollection, wbxml.T(wbxml.AirSyncSyncKey, key), wbxml.T(wbxml.AirSyncCollectionId, in),
 			wbxml.E(wbxml.AirSyncSupported))
@@ -562,9 +559,7 @@ func TestQuirkFolderGoneOnServer(t *testing.T) {
 func TestQuirkDoubleInit(t *testing.T) {
 	e := newSyncEnv(t)
 	in := e.ids["INBOX"]
-	for i := 1; i <= 2; i++ {
-		e.appendDated(t, in, i, e.now, 0)
-	}
+	e.appendRange(t, in, 1, 2, e.now)
 	k1 := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in).ChildText(wbxml.AirSyncSyncKey)
 	k2 := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in).ChildText(wbxml.AirSyncSyncKey)
 	for i, k := range []string{k1, k2} {
@@ -831,9 +826,7 @@ func TestQuirkBodyPreferences(t *testing.T) {
 func TestQuirkLostResponse(t *testing.T) {
 	e := newSyncEnv(t)
 	in, trash := e.ids["INBOX"], e.ids["Trash"]
-	for i := 1; i <= 3; i++ {
-		e.appendDated(t, in, i, e.now, 0)
-	}
+	e.appendRange(t, in, 1, 3, e.now)
 	c := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in)
 	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), in, 10))), in)
 	key := c.ChildText(wbxml.AirSyncSyncKey)
@@ -910,9 +903,7 @@ func TestQuirkSMSOptions(t *testing.T) {
 func TestQuirkChangeOfGoneMessage(t *testing.T) {
 	e := newSyncEnv(t)
 	in, trash := e.ids["INBOX"], e.ids["Trash"]
-	for i := 1; i <= 3; i++ {
-		e.appendDated(t, in, i, e.now, 0)
-	}
+	e.appendRange(t, in, 1, 3, e.now)
 	c := collection(t, e.sync(t, syncReq(collReq("0", in, 10))), in)
 	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), in, 10))), in)
 	key := c.ChildText(wbxml.AirSyncSyncKey)
@@ -1213,9 +1204,7 @@ func lockWaiters(l *collectionLocks, k collectionKey) int {
 func TestQuirkFolderRenamedInWebmail(t *testing.T) {
 	e := newSyncEnv(t)
 	work := e.ids["Work"]
-	for i := 1; i <= 2; i++ {
-		e.appendDated(t, work, i, e.now, 0)
-	}
+	e.appendRange(t, work, 1, 2, e.now)
 	c := collection(t, e.sync(t, syncReq(collReq("0", work, 10))), work)
 	c = collection(t, e.sync(t, syncReq(collReq(c.ChildText(wbxml.AirSyncSyncKey), work, 10))), work)
 	key := c.ChildText(wbxml.AirSyncSyncKey)
