@@ -162,9 +162,16 @@ func (d *device) ping(c *easclient.Client, hb int) <-chan *easclient.Response {
 			wbxml.E(wbxml.PingFolders, wbxml.E(wbxml.PingFolder,
 				wbxml.T(wbxml.PingId, d.inbox), wbxml.T(wbxml.PingClass, "Email"))))
 	}
+	return inBackground(c, "Ping", body)
+}
+
+// inBackground sends the command on client c from a goroutine; its
+// answer comes on the channel (a transport error as HTTPStatus -1, its
+// text as the Body; see answer).
+func inBackground(c *easclient.Client, cmd string, body *wbxml.Element) <-chan *easclient.Response {
 	out := make(chan *easclient.Response, 1)
 	go func() {
-		r, err := c.Do(context.Background(), "Ping", body)
+		r, err := c.Do(context.Background(), cmd, body)
 		if err != nil {
 			r = &easclient.Response{HTTPStatus: -1, Body: []byte(err.Error())}
 		}

@@ -1,11 +1,9 @@
 package gateway_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/easgate/easgate/eas"
-	"github.com/easgate/easgate/eas/easclient"
 	"github.com/easgate/easgate/wbxml"
 )
 
@@ -24,14 +22,7 @@ func TestE2EQuirkParkedEmptyAnswer(t *testing.T) {
 	req := wbxml.E(wbxml.AirSyncSync, wbxml.E(wbxml.AirSyncCollections, wbxml.E(wbxml.AirSyncCollection,
 		wbxml.T(wbxml.AirSyncSyncKey, d.key), wbxml.T(wbxml.AirSyncCollectionId, d.inbox))),
 		wbxml.T(wbxml.AirSyncHeartbeatInterval, "600"))
-	ch := make(chan *easclient.Response, 1)
-	go func() {
-		r, err := d.c.Do(context.Background(), "Sync", req)
-		if err != nil {
-			r = &easclient.Response{HTTPStatus: -1, Body: []byte(err.Error())}
-		}
-		ch <- r
-	}()
+	ch := inBackground(d.c, "Sync", req)
 	until(t, "hanging Sync parked", func() bool {
 		return e.metric(g, "easgate_push_waiting") == 1 && e.metric(g, "easgate_eas_requests_parked") == 1
 	})
