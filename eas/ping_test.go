@@ -11,7 +11,6 @@ import (
 	"github.com/easgate/easgate/backend"
 	"github.com/easgate/easgate/eas/push"
 	"github.com/easgate/easgate/wbxml"
-	"github.com/easgate/easgate/wbxml/wbxmltest"
 )
 
 // pingEnv is a syncEnv whose Ping runs on test-driven timers: the
@@ -106,32 +105,11 @@ func (e *pingEnv) start(ctx context.Context, cmd string, body *wbxml.Element) <-
 // schema.
 func (e *pingEnv) result(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder) *wbxml.Element {
 	t.Helper()
-	doc := e.answer(t, ctx, ch, "Ping")
+	doc := await(t, ctx, ch, "Ping")
 	if doc == nil {
 		t.Fatal("Ping: empty answer")
 	}
 	return doc
-}
-
-// answer waits for a background command and checks a non-empty answer
-// against the command's response schema; nil for an empty one.
-func (e *pingEnv) answer(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder, cmd string) *wbxml.Element {
-	t.Helper()
-	select {
-	case w := <-ch:
-		if w.Code != 200 {
-			t.Fatalf("%s: HTTP %d", cmd, w.Code)
-		}
-		if w.Body.Len() == 0 {
-			return nil
-		}
-		doc := decode(t, w)
-		wbxmltest.ValidateResponse(t, cmd+"Response", mustMarshal(t, doc))
-		return doc
-	case <-ctx.Done():
-		t.Fatalf("%s did not answer", cmd)
-	}
-	return nil
 }
 
 // waitFor blocks until a Ping is waiting.
@@ -415,7 +393,7 @@ func TestPingOwnChangeWhileSyncing(t *testing.T) {
 		e.srv.busy.mu.Unlock()
 	}
 	close(ps.proceed)
-	if doc := e.answer(t, ctx, sync, "Sync"); collection(t, doc, in).ChildText(wbxml.AirSyncStatus) != "1" {
+	if doc := await(t, ctx, sync, "Sync"); collection(t, doc, in).ChildText(wbxml.AirSyncStatus) != "1" {
 		t.Fatalf("Sync Change: %v", doc)
 	}
 	e.waitFor(t, ctx) // looked again, waiting again

@@ -82,7 +82,8 @@ func checkSchema(t *testing.T, schema string, doc *wbxml.Element) {
 }
 
 // await waits for a command sent in the background (pingEnv.start) and
-// returns its decoded answer, nil when empty.
+// returns its decoded answer, nil when empty; a non-empty one is checked
+// against the command's response schema (checkSchema).
 func await(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder, cmd string) *wbxml.Element {
 	t.Helper()
 	select {

@@ -33,7 +33,7 @@ func (e *pingEnv) startSync(ctx context.Context, body *wbxml.Element) <-chan *ht
 // syncResult waits for a background Sync; nil for the empty answer.
 func (e *pingEnv) syncResult(t *testing.T, ctx context.Context, ch <-chan *httptest.ResponseRecorder) *wbxml.Element {
 	t.Helper()
-	return e.answer(t, ctx, ch, "Sync")
+	return await(t, ctx, ch, "Sync")
 }
 
 func withWait(body *wbxml.Element, tag wbxml.Tag, v string) *wbxml.Element {
