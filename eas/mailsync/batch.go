@@ -241,11 +241,22 @@ const WholeMessageMax = 32 << 10
 // memory at once.
 const PrefetchMax = 256 << 10
 
-// readChunk is how many messages one request of a batched read covers at
-// most: windows are read newest first in chunks of this size, so the
-// newest items are built first (and make it before a deadline) while the
-// older ones are still on the wire.
-const readChunk = 128
+// firstChunk is how many of a window's newest messages the first read
+// asks for in a request of their own; the rest of the window follows in
+// one more request, pipelined behind it. So the newest items are built
+// first (and make it into a response that its deadline or size budget
+// cuts short) while the older ones are still on the wire, and a window
+// costs the server two FETCH commands, not one per small chunk: each
+// command costs Dovecot ~0.4 ms beyond its messages, and reading windows
+// in chunks of 128 made an initial sync of 2,000 messages ~8 % slower
+// (docs/benchmarks.md, "Initial sync, fourth pass").
+const firstChunk = 64
+
+// plannedChunk is how many large messages one request of the planned
+// read (buildJobs' third) covers at most, newest first: their parts are
+// up to PrefetchMax bytes each, so a command's own cost does not matter
+// there, but a deadline can pass while they stream.
+const plannedChunk = 128
 
 // buildJobs reads and builds the items in batched reads
 // (Session.Contents). The first brings every message's flags, date and
@@ -254,17 +265,17 @@ const readChunk = 128
 // found in them. For the larger ones a second read brings their structure
 // (BODYSTRUCTURE) and a third what mailitem.PlanReads says their items
 // need (header and text parts, or the start of the MIME message), one
-// request per shape. The first and the third read in chunks newest
-// first; up to Parallel workers build each item as soon as its contents
-// arrive, and none is started once the deadline has passed. Jobs the first read did not find are left without a summary
-// (gone since).
+// request per shape. Both read the newest first (firstChunk,
+// plannedChunk); up to Parallel workers build each item as soon as its
+// contents arrive, and none is started once the deadline has passed. Jobs
+// the first read did not find are left without a summary (gone since).
 func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error {
 	opts := req.Options.Item
 	byUID := make(map[backend.UID]*job, len(jobs))
 	var first []backend.ContentRequest
 	for i, j := range jobs {
 		byUID[j.uid] = j
-		if i%readChunk == 0 {
+		if i == 0 || i == firstChunk {
 			first = append(first, backend.ContentRequest{Summary: true, NoStructure: true, Whole: true, WholeLimit: WholeMessageMax + 1})
 		}
 		first[len(first)-1].UIDs.AddUID(j.uid)
@@ -414,7 +425,7 @@ func (e *Engine) readPlanned(ctx context.Context, req *Request, opts mailitem.Op
 		}
 		byUID[j.uid] = j
 		sh := shapes[key]
-		if sh == nil || sh.jobs == readChunk {
+		if sh == nil || sh.jobs == plannedChunk {
 			sh = &shape{req: len(reqs)}
 			shapes[key] = sh
 			reqs = append(reqs, j.read)
