@@ -57,7 +57,8 @@ type Contents struct {
 	// request asked for it, else nil.
 	Summary *Summary
 	// Whole is the message (or its first WholeLimit bytes) when the
-	// request asked for it, else nil.
+	// request asked for it, else nil. It may come from Bytes: a caller
+	// done with it may hand it back with ReleaseBytes.
 	Whole []byte
 	// Header is the header block when the request asked for it, else nil.
 	Header []byte

@@ -251,7 +251,7 @@ func collect(msg *imapclient.FetchMessageData) (*imapclient.FetchMessageBuffer, 
 			if lit := item.Literal; lit != nil {
 				var err error
 				if n := lit.Size(); n >= 0 && n <= maxPrealloc {
-					b = make([]byte, n)
+					b = backend.Bytes(int(n))
 					_, err = io.ReadFull(lit, b)
 				} else {
 					b, err = io.ReadAll(lit)

@@ -335,7 +335,10 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 				} else {
 					j.item, j.err = e.buildJob(ctx, req, j)
 				}
-				j.whole, j.got = nil, nil // the raw bytes are not needed any more
+				// The raw bytes are not needed any more: the item
+				// holds copies of what it keeps (mailitem.Build).
+				backend.ReleaseBytes(j.whole)
+				j.whole, j.got = nil, nil
 			}
 		})
 	}
