@@ -558,6 +558,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		b = pick(cur, win, req.Options.GetChanges)
 	}
 	b.Results = results
+	tried := b.Added // build keeps the set: it replaces b.Added
 	if err := e.build(ctx, req, cur, &b, res); err != nil {
 		return nil, err
 	}
@@ -574,6 +575,12 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 		}
 		res.Scan, scanned = scan, true
 		b = pick(cur, win, true)
+		// Items that failed to build just now stay due for the next
+		// Sync rather than being tried (logged, counted) twice in this.
+		if again := b.Added.Intersect(tried); again.Len() > 0 {
+			b.Added = b.Added.Diff(again)
+			cur.DueAdded = cur.DueAdded.Union(again)
+		}
 		b.Results = results
 		if err := e.build(ctx, req, cur, &b, res); err != nil {
 			return nil, err

@@ -325,6 +325,43 @@ func TestReviewDeferredOnlyFailed(t *testing.T) {
 	})
 }
 
+// TestDeferredFailedOnce: in a round that sent its due items without
+// asking IMAP first, found them all expunged and so asked IMAP after all,
+// an item that failed to build is tried (and logged and counted) once,
+// not again in the second pick.
+func TestDeferredFailedOnce(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		e.appendMsgs("INBOX", 1, 4, day0)
+		inbox := e.folder("INBOX")
+		fs := &failingSession{Session: e.sess, fail: backend.NewUIDSet(3)}
+		req := func(key string, window int) *mailsync.Request {
+			r := e.request("1", inbox, key, window)
+			r.Session = fs
+			return r
+		}
+		p := newPhone(t, "1")
+		p.apply(e.sync(req("0", 2)))
+		r := e.sync(req(p.key, 2)) // 4 sent, 3 fails; 2 and 1 due
+		p.apply(r)
+		if len(r.Adds) != 1 || !r.MoreAvailable {
+			t.Fatalf("%d adds, MoreAvailable %v; want 1, true", len(r.Adds), r.MoreAvailable)
+		}
+		e.expunge("INBOX", 1)
+		e.expunge("INBOX", 2)
+		before := e.eng.BuildFailures()
+		r = e.sync(req(p.key, 3)) // due: 2, 1 (gone) and 3 (fails)
+		p.apply(r)
+		if r.Scan == backend.ScanSkipped {
+			t.Errorf("due items all gone: IMAP not asked")
+		}
+		if n := e.eng.BuildFailures() - before; n != 1 {
+			t.Errorf("the failing item counted %d times in one Sync, want 1", n)
+		}
+		fs.fail = nil
+		e.settle(p, func(key string) *mailsync.Request { return req(key, 3) }, "INBOX")
+	})
+}
+
 // TestReviewFilterChangeMidPaged: a FilterType narrowed in the middle of
 // a paged sync (in a new round, or in a repeated key) must not bring Adds
 // of messages outside the new window.
