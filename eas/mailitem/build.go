@@ -79,6 +79,12 @@ type builder struct {
 	cache    []section // sections read so far
 	warnings []string
 	el       elements // the item's elements
+
+	// date is the Date header parsed (dateErr when it does not parse),
+	// once dateRead: DateReceived and ConversationIndex both need it.
+	date     time.Time
+	dateErr  error
+	dateRead bool
 }
 
 // section is a fetched section body.
@@ -88,11 +94,13 @@ type section struct {
 	more bool
 }
 
-func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error) {
-	b := &builder{ctx: ctx, src: src, opts: opts, ver: opts.version(), meta: src.Meta()}
+// init readies b to convert src. b is a value in the caller's frame
+// rather than allocated: a builder does not outlive its Build.
+func (b *builder) init(ctx context.Context, src Source, opts Options) error {
+	*b = builder{ctx: ctx, src: src, opts: opts, ver: opts.version(), meta: src.Meta()}
 	root, err := src.Structure(ctx)
 	if err != nil {
-		return nil, &SourceError{Op: "structure", Err: err}
+		return &SourceError{Op: "structure", Err: err}
 	}
 	if root == nil {
 		root = &Part{Type: "text", Subtype: "plain", Path: []int{1}}
@@ -102,7 +110,7 @@ func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error)
 	} else {
 		raw, err := src.Header(ctx)
 		if err != nil {
-			return nil, &SourceError{Op: "header", Err: err}
+			return &SourceError{Op: "header", Err: err}
 		}
 		b.hdr = parseHeader(raw)
 	}
@@ -114,7 +122,7 @@ func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error)
 	if b.lay.tooDeep {
 		b.warnings = append(b.warnings, "MIME structure nested too deeply: inner parts left out")
 	}
-	return b, nil
+	return nil
 }
 
 // Build converts the message src into an Email item for a Sync Add or
@@ -122,8 +130,8 @@ func newBuilder(ctx context.Context, src Source, opts Options) (*builder, error)
 // It reads from src only what the options need. The only errors are the
 // Source's, as *SourceError.
 func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
-	b, err := newBuilder(ctx, src, opts)
-	if err != nil {
+	var b builder
+	if err := b.init(ctx, src, opts); err != nil {
 		return nil, err
 	}
 	b.el.free = make([]wbxml.Element, itemElements)
@@ -171,8 +179,11 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 	ad.Add(b.el.t(wbxml.EmailContentClass, "urn:content-classes:message"))
 	ad.Add(b.el.t(wbxml.AirSyncBaseNativeBodyType, strconv.Itoa(int(b.lay.nativeType()))))
 	if b.ver >= 140 {
-		ad.Add(b.el.o(wbxml.Email2ConversationId, b.conversationID(subject)))
-		ad.Add(b.el.o(wbxml.Email2ConversationIndex, b.conversationIndex()))
+		// Both opaque values in one allocation.
+		id, index := b.conversationID(subject), b.conversationIndex()
+		conv := append(append(make([]byte, 0, len(id)+len(index)), id[:]...), index[:]...)
+		ad.Add(b.el.o(wbxml.Email2ConversationId, conv[:len(id):len(id)]))
+		ad.Add(b.el.o(wbxml.Email2ConversationIndex, conv[len(id):]))
 		switch {
 		case flags.has(`\answered`):
 			ad.Add(b.el.t(wbxml.Email2LastVerbExecuted, "1"))
@@ -199,8 +210,8 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 // BuildBody returns only the airsyncbase:Body element for the options,
 // as an ItemOperations Fetch of a body needs it.
 func BuildBody(ctx context.Context, src Source, opts Options) (*wbxml.Element, error) {
-	b, err := newBuilder(ctx, src, opts)
-	if err != nil {
+	var b builder
+	if err := b.init(ctx, src, opts); err != nil {
 		return nil, err
 	}
 	body, _, err := b.body()
@@ -288,10 +299,19 @@ func (b *builder) received() time.Time {
 	if !b.meta.InternalDate.IsZero() {
 		return b.meta.InternalDate
 	}
-	if t, err := parseDate(b.hdr.Get("Date")); err == nil {
+	if t, err := b.headerDate(); err == nil {
 		return t
 	}
 	return time.Unix(0, 0)
+}
+
+// headerDate is the Date header parsed, read and parsed once.
+func (b *builder) headerDate() (time.Time, error) {
+	if !b.dateRead {
+		b.date, b.dateErr = parseDate(b.hdr.Get("Date"))
+		b.dateRead = true
+	}
+	return b.date, b.dateErr
 }
 
 // rfc5322Date is the Date layout nearly every message uses (RFC 5322
@@ -379,16 +399,42 @@ func daysIn(m time.Month, year int) int {
 // formatDate writes t as EAS dates are written: UTC with milliseconds.
 func formatDate(t time.Time) string {
 	t = t.UTC()
-	if t.Year() < 1 || t.Year() > 9999 {
+	year, month, day := t.Date()
+	if year < 1 || year > 9999 {
 		t = time.Unix(0, 0).UTC()
+		year, month, day = t.Date()
 	}
-	return t.Format("2006-01-02T15:04:05.000Z")
+	// t.Format("2006-01-02T15:04:05.000Z") written out: the layout
+	// interpreter was most of the cost of a date.
+	hour, minute, sec := t.Clock()
+	var buf [len("2006-01-02T15:04:05.000Z")]byte
+	put := func(i, n, v int) {
+		for j := i + n - 1; j >= i; j-- {
+			buf[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, 4, year)
+	buf[4] = '-'
+	put(5, 2, int(month))
+	buf[7] = '-'
+	put(8, 2, day)
+	buf[10] = 'T'
+	put(11, 2, hour)
+	buf[13] = ':'
+	put(14, 2, minute)
+	buf[16] = ':'
+	put(17, 2, sec)
+	buf[19] = '.'
+	put(20, 3, t.Nanosecond()/1e6)
+	buf[23] = 'Z'
+	return string(buf[:])
 }
 
 // conversationID is a stable 16-byte hash of the thread's root: the first
 // References id, else In-Reply-To, else Message-ID, else the normalized
 // subject (MS-ASEMAIL 2.2.2.14).
-func (b *builder) conversationID(subject string) []byte {
+func (b *builder) conversationID(subject string) [md5.Size]byte {
 	var buf [128]byte
 	key := buf[:0]
 	for _, f := range []string{"References", "In-Reply-To", "Message-Id"} {
@@ -404,15 +450,14 @@ func (b *builder) conversationID(subject string) []byte {
 			key = strconv.AppendUint(append(key, "uid:"...), uint64(b.meta.UID), 10)
 		}
 	}
-	sum := md5.Sum(key)
-	return sum[:]
+	return md5.Sum(key)
 }
 
 // conversationIndex is five bytes of the message's date: the high 40 bits
 // of its FILETIME, as the header block of a conversation index holds it
 // (MS-ASEMAIL 2.2.2.15).
-func (b *builder) conversationIndex() []byte {
-	t, err := parseDate(b.hdr.Get("Date"))
+func (b *builder) conversationIndex() [5]byte {
+	t, err := b.headerDate()
 	if err != nil {
 		t = b.received()
 	}
@@ -420,7 +465,7 @@ func (b *builder) conversationIndex() []byte {
 	ft := uint64(t.UnixNano()/100 + epochDiff)
 	var buf [8]byte
 	binary.BigEndian.PutUint64(buf[:], ft>>24)
-	return buf[3:]
+	return [5]byte(buf[3:])
 }
 
 // cutList cuts a comma-separated list to n bytes at a comma.

@@ -320,13 +320,24 @@ func simpleAddress(v string) (address, bool) {
 				return address{}, false
 			}
 		}
-		name = strings.Join(strings.Fields(name), " ")
+		name = collapseSpaces(name)
 	}
 	local, domain, ok := strings.Cut(addr, "@")
 	if !ok || !dotAtom(local, "_+-") || !dotAtom(domain, "-") {
 		return address{}, false
 	}
 	return address{Name: name, Addr: addr}, true
+}
+
+// collapseSpaces is strings.Join(strings.Fields(s), " ") for s of
+// letters, digits and spaces: s itself, trimmed, when no two spaces are
+// next to each other, as in nearly every display name.
+func collapseSpaces(s string) string {
+	s = strings.Trim(s, " ")
+	if !strings.Contains(s, "  ") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // dotAtom reports whether s is atoms of letters, digits and extra joined
@@ -431,6 +442,17 @@ func formatAddresses(list []address, sep string) string {
 // displayNames joins the display names of list (the address where there
 // is no name) with "; ", as DisplayTo wants (MS-ASEMAIL 2.2.2.27).
 func displayNames(list []address) string {
+	if len(list) == 1 {
+		// One name, as it is: no copy.
+		name := list[0].Name
+		if name == "" {
+			name = list[0].Addr
+		}
+		if len(name) > maxFieldLen {
+			return ""
+		}
+		return name
+	}
 	var b strings.Builder
 	for _, a := range list {
 		name := a.Name
