@@ -68,9 +68,9 @@ func (l *layout) collect(p *Part, depth int) {
 			}
 			return
 		}
-		var alt layout
+		var alt, sub layout // out of the loop: on the stack
 		for _, c := range p.Children {
-			var sub layout
+			sub = layout{}
 			sub.collect(c, depth+1)
 			if sub.plain != nil {
 				alt.plain = sub.plain
@@ -334,7 +334,7 @@ func (b *builder) decode(p *Part, raw []byte) string {
 // section reads the body of p, at most window bytes when window > 0,
 // reusing what was read before when it is enough.
 func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
-	c := slices.IndexFunc(b.cache, func(s section) bool { return slices.Equal(s.path, p.Path) })
+	c := slices.IndexFunc(b.cache[:min(b.cached, len(b.cache))], func(s section) bool { return slices.Equal(s.path, p.Path) })
 	if c >= 0 {
 		s := b.cache[c]
 		switch {
@@ -348,11 +348,12 @@ func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, &SourceError{Op: "section " + PathString(p.Path), Err: err}
 	}
-	if c >= 0 {
-		b.cache[c] = section{path: p.Path, data: data, more: more}
-	} else {
-		b.cache = append(b.cache, section{path: p.Path, data: data, more: more})
+	if c < 0 {
+		// A new part: in the slot of the one read longest ago.
+		c = b.cached % len(b.cache)
+		b.cached++
 	}
+	b.cache[c] = section{path: p.Path, data: data, more: more}
 	return data, more, nil
 }
 

@@ -68,15 +68,20 @@ const maxCategories = 300
 
 // builder holds the state of one conversion.
 type builder struct {
-	ctx      context.Context
-	src      Source
-	opts     Options
-	ver      int
-	meta     Meta
-	hdr      header
-	lay      layout
-	class    string
-	cache    []section // sections read so far
+	ctx   context.Context
+	src   Source
+	opts  Options
+	ver   int
+	meta  Meta
+	hdr   header
+	lay   layout
+	class string
+	// cache holds the last sections read: a build reads at most two
+	// parts (the body's and the Preview's), one of them perhaps again
+	// with a larger window. An array, so that the builder stays off
+	// the heap.
+	cache    [2]section
+	cached   int // sections ever put in cache
 	warnings []string
 	el       elements // the item's elements
 
@@ -140,8 +145,9 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 		return nil, err
 	}
 	h := &b.hdr
-	to := parseAddressList(h.Get("To"))
-	from := parseAddressList(h.Get("From"))
+	var toBuf, fromBuf [1]address // the usual one address each
+	to := appendAddressList(toBuf[:0], h.Get("To"))
+	from := appendAddressList(fromBuf[:0], h.Get("From"))
 	subject := decodeText(h.Get("Subject"))
 	flags := newFlagSet(b.meta.Flags)
 

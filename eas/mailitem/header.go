@@ -260,23 +260,27 @@ type address struct {
 // parseAddressList parses an address header leniently: RFC 5322 first,
 // then a comma split where each piece is parsed alone, keeping what is
 // not an address as a name only.
-func parseAddressList(v string) []address {
+func parseAddressList(v string) []address { return appendAddressList(nil, v) }
+
+// appendAddressList is parseAddressList appending to dst, so that a
+// caller can keep the list of a field on its stack.
+func appendAddressList(dst []address, v string) []address {
 	v = strings.TrimSpace(raw8bit(truncateUTF8(v, 4*maxFieldLen)))
 	if v == "" {
-		return nil
+		return dst
 	}
 	if a, ok := simpleAddress(v); ok {
-		return []address{a}
+		return append(dst, a)
 	}
 	p := mail.AddressParser{WordDecoder: wordDecoder}
 	if list, err := p.ParseList(v); err == nil {
-		out := make([]address, 0, len(list))
+		out := slices.Grow(dst, len(list))
 		for _, a := range list {
 			out = append(out, address{Name: cleanText(a.Name), Addr: cleanText(a.Address)})
 		}
 		return out
 	}
-	var out []address
+	out := dst
 	for _, piece := range splitAddresses(v) {
 		piece = strings.TrimSpace(piece)
 		if piece == "" {

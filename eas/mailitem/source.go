@@ -138,6 +138,12 @@ type memSource struct {
 	root     *Part
 	sections []memSection
 	warnings []string
+
+	// Room for what a single-part message needs, allocated with the
+	// source rather than apart: its Part, its section and its path [1].
+	rootPart   Part
+	oneSection [1]memSection
+	onePath    [1]int
 }
 
 // FromBytes returns the Source over the raw RFC 5322 message raw. Headers
@@ -150,6 +156,7 @@ func FromBytes(raw []byte, meta Meta) Source {
 		meta.Size = int64(len(raw))
 	}
 	s := &memSource{meta: meta, raw: raw}
+	s.sections = s.oneSection[:0]
 	hdr, body := splitHeader(raw)
 	s.header = hdr
 	s.hdr = parseHeader(hdr)
@@ -269,16 +276,23 @@ type fieldPos struct {
 // that starts with a continuation line has no fields. b must not be
 // modified while the header is in use.
 func parseHeader(b []byte) header {
+	var buf [32]fieldPos
+	block, fields := parseHeaderTo(b, buf[:0])
+	return header{block: block, fields: slices.Clone(fields)}
+}
+
+// parseHeaderTo is parseHeader appending the fields to fields, for a
+// header that does not outlive the caller's buffer: header{block,
+// fields} is the header.
+func parseHeaderTo(b []byte, fields []fieldPos) ([]byte, []fieldPos) {
 	if len(b) == 0 || b[0] == ' ' || b[0] == '\t' || len(b) > math.MaxInt32-2 {
-		return header{}
+		return nil, nil
 	}
 	if b[len(b)-1] != '\n' {
 		// The last line ends with the block (a message that is all
 		// header): end it as ReadHeader's reader does.
 		b = append(slices.Clip(b), '\r', '\n')
 	}
-	var buf [32]fieldPos
-	fields := buf[:0]
 	for pos := 0; pos < len(b); {
 		end := lineEnd(b, pos)
 		if isBlankLine(b[pos:end]) {
@@ -301,7 +315,7 @@ func parseHeader(b []byte) header {
 		}
 		for _, c := range b[ks:ke] {
 			if c < '!' || c > '~' {
-				return header{block: b, fields: slices.Clone(fields)}
+				return b, fields
 			}
 		}
 		if ke > ks {
@@ -309,7 +323,7 @@ func parseHeader(b []byte) header {
 		}
 		pos = end
 	}
-	return header{block: b, fields: slices.Clone(fields)}
+	return b, fields
 }
 
 // Get returns the value of the first field named name (compared without
@@ -407,11 +421,16 @@ func isBlankLine(line []byte) bool {
 // parse builds the part for one entity with header h and body. path is
 // the entity's own section path (nil for the message itself).
 func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
-	p := partFromHeader(h)
+	p := &s.rootPart
+	if path != nil {
+		p = new(Part)
+	}
+	partFromHeader(p, h)
 	p.Size = int64(len(body))
 	if p.Type != "multipart" {
 		if path == nil {
-			path = []int{1}
+			path = s.onePath[:]
+			path[0] = 1
 		}
 		p.Path = path
 		s.sections = append(s.sections, memSection{path, body})
@@ -433,6 +452,12 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 		return p
 	}
 	parts, closed := splitMultipart(body, boundary)
+	// A part's header is only read to make its Part: it and its fields
+	// live here, declared out of the loop to stay on the stack.
+	var (
+		buf [32]fieldPos
+		ch  header
+	)
 	if !closed && len(parts) > 0 {
 		s.warnings = append(s.warnings, "multipart without its closing boundary")
 	}
@@ -442,7 +467,8 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 			break
 		}
 		ph, pb := splitHeader(part)
-		ch := parseHeader(ph)
+		block, fields := parseHeaderTo(ph, buf[:0])
+		ch = header{block: block, fields: fields}
 		child := s.parse(&ch, pb, append(slices.Clip(path), i+1), depth+1)
 		p.Children = append(p.Children, child)
 	}
@@ -459,9 +485,9 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 	return p
 }
 
-// partFromHeader reads the MIME fields of h.
-func partFromHeader(h *header) *Part {
-	p := &Part{Type: "text", Subtype: "plain"}
+// partFromHeader sets p from the MIME fields of h.
+func partFromHeader(p *Part, h *header) {
+	*p = Part{Type: "text", Subtype: "plain"}
 	ct, params := parseParamField(h.Get("Content-Type"))
 	if t, st, ok := strings.Cut(ct, "/"); ok && t != "" && st != "" {
 		p.Type, p.Subtype = t, st
@@ -472,7 +498,6 @@ func partFromHeader(h *header) *Part {
 	p.Encoding = strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
 	p.Disposition, p.DispositionParams = parseParamField(h.Get("Content-Disposition"))
 	p.Location = strings.TrimSpace(h.Get("Content-Location"))
-	return p
 }
 
 func (s *memSource) Meta() Meta { return s.meta }
