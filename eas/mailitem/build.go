@@ -139,44 +139,106 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 	if err := b.init(ctx, src, opts); err != nil {
 		return nil, err
 	}
-	b.el.free = make([]wbxml.Element, itemElements)
-	body, typ, err := b.body()
+	return b.item()
+}
+
+// item builds the item of Build.
+func (b *builder) item() (*Item, error) {
+	body, err := b.renderBody()
 	if err != nil {
 		return nil, err
 	}
+
+	// Everything the item says, worked out first, so that its elements
+	// can be allocated at once and no more of them than it has.
 	h := &b.hdr
 	var toBuf, fromBuf [1]address // the usual one address each
-	to := appendAddressList(toBuf[:0], h.Get("To"))
+	toList := appendAddressList(toBuf[:0], h.Get("To"))
 	from := appendAddressList(fromBuf[:0], h.Get("From"))
-	subject := decodeText(h.Get("Subject"))
-	flags := newFlagSet(b.meta.Flags)
-
-	// Room for every element an item can have, so the list is not
-	// regrown while it is built.
-	ad := b.el.next(wbxml.AirSyncApplicationData)
-	ad.Children = make([]*wbxml.Element, 0, 28)
-	if s := formatAddresses(to, ", "); s != "" {
-		ad.Add(b.el.t(wbxml.EmailTo, s))
-	}
-	if s := formatAddresses(parseAddressList(h.Get("Cc")), ", "); s != "" {
-		ad.Add(b.el.t(wbxml.EmailCc, s))
-	}
+	to := formatAddresses(toList, ", ")
+	cc := formatAddresses(parseAddressList(h.Get("Cc")), ", ")
+	fromText := ""
 	if len(from) > 0 {
-		ad.Add(b.el.t(wbxml.EmailFrom, formatAddresses(from[:1], "")))
+		fromText = formatAddresses(from[:1], "")
+	}
+	subject := decodeText(h.Get("Subject"))
+	replyTo := formatAddresses(parseAddressList(h.Get("Reply-To")), "; ")
+	displayTo := displayNames(toList)
+	flags := newFlagSet(b.meta.Flags)
+	var (
+		verb, sender string
+		hasSender    bool // (with an empty text for a nameless "")
+		catBuf       [4]string
+		cats         []string
+	)
+	if b.ver >= 140 {
+		switch {
+		case flags.has(`\answered`):
+			verb = "1"
+		case flags.has("$forwarded"):
+			verb = "3"
+		}
+		if list := parseAddressList(h.Get("Sender")); len(list) > 0 && (len(from) == 0 || !strings.EqualFold(list[0].Addr, from[0].Addr)) {
+			sender, hasSender = formatAddresses(list[:1], ""), true
+		}
+		cats = appendCategories(catBuf[:0], b.meta.Flags)
+	}
+	draft, bcc := false, ""
+	if b.ver >= 160 {
+		draft = b.opts.Drafts || flags.has(`\draft`)
+		if draft {
+			bcc = cutList(formatAddresses(parseAddressList(h.Get("Bcc")), ", "), 1024)
+		}
+	}
+	atts := body.pref.Type != BodyMIME && len(b.lay.atts) > 0
+
+	// The children of ApplicationData: Subject, DateReceived,
+	// ThreadTopic, Importance, Read, Body, MessageClass, InternetCPID,
+	// Flag, ContentClass and NativeBodyType, those of 14.0 and 16.0 and
+	// the optional ones; and under them the elements of the body, the
+	// attachments, the flag and the categories.
+	kids := 11
+	if len(from) > 0 {
+		kids++
+	}
+	if hasSender {
+		kids++
+	}
+	for _, s := range [...]string{to, cc, replyTo, displayTo, verb, bcc} {
+		if s != "" {
+			kids++
+		}
+	}
+	n := 1 + kids + body.elements() - 1 + flagElements(flags) - 1
+	if atts {
+		kids++
+		n += b.attachmentElements()
+	}
+	if b.ver >= 140 {
+		kids += 3 // ConversationId, ConversationIndex, Categories
+		n += 3 + len(cats)
+	}
+	if b.ver >= 160 {
+		kids++ // IsDraft
+		n++
+	}
+	b.el.reserve(n)
+
+	ad := b.el.parent(wbxml.AirSyncApplicationData, kids)
+	ad.Add(b.el.opt(wbxml.EmailTo, to))
+	ad.Add(b.el.opt(wbxml.EmailCc, cc))
+	if len(from) > 0 {
+		ad.Add(b.el.t(wbxml.EmailFrom, fromText))
 	}
 	ad.Add(b.el.t(wbxml.EmailSubject, subject))
-	if s := formatAddresses(parseAddressList(h.Get("Reply-To")), "; "); s != "" {
-		ad.Add(b.el.t(wbxml.EmailReplyTo, s))
-	}
+	ad.Add(b.el.opt(wbxml.EmailReplyTo, replyTo))
 	ad.Add(b.el.t(wbxml.EmailDateReceived, formatDate(b.received())))
-	if s := displayNames(to); s != "" {
-		ad.Add(b.el.t(wbxml.EmailDisplayTo, s))
-	}
+	ad.Add(b.el.opt(wbxml.EmailDisplayTo, displayTo))
 	ad.Add(b.el.t(wbxml.EmailThreadTopic, threadTopic(subject)))
 	ad.Add(b.el.t(wbxml.EmailImportance, strconv.Itoa(importance(h.Get("Importance"), h.Get("X-Priority"), h.Get("Priority")))))
 	ad.Add(b.el.t(wbxml.EmailRead, boolText(flags.has(`\seen`))))
-	ad.Add(body)
-	if typ != BodyMIME {
+	ad.Add(b.bodyElement(&body))
+	if atts {
 		ad.Add(b.attachments())
 	}
 	ad.Add(b.el.t(wbxml.EmailMessageClass, b.class))
@@ -190,27 +252,17 @@ func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
 		conv := append(append(make([]byte, 0, len(id)+len(index)), id[:]...), index[:]...)
 		ad.Add(b.el.o(wbxml.Email2ConversationId, conv[:len(id):len(id)]))
 		ad.Add(b.el.o(wbxml.Email2ConversationIndex, conv[len(id):]))
-		switch {
-		case flags.has(`\answered`):
-			ad.Add(b.el.t(wbxml.Email2LastVerbExecuted, "1"))
-		case flags.has("$forwarded"):
-			ad.Add(b.el.t(wbxml.Email2LastVerbExecuted, "3"))
+		ad.Add(b.el.opt(wbxml.Email2LastVerbExecuted, verb))
+		if hasSender {
+			ad.Add(b.el.t(wbxml.Email2Sender, sender))
 		}
-		if sender := parseAddressList(h.Get("Sender")); len(sender) > 0 && (len(from) == 0 || !strings.EqualFold(sender[0].Addr, from[0].Addr)) {
-			ad.Add(b.el.t(wbxml.Email2Sender, formatAddresses(sender[:1], "")))
-		}
-		ad.Add(categories(&b.el, b.meta.Flags))
+		ad.Add(categories(&b.el, cats))
 	}
 	if b.ver >= 160 {
-		draft := b.opts.Drafts || flags.has(`\draft`)
-		if draft {
-			if s := formatAddresses(parseAddressList(h.Get("Bcc")), ", "); s != "" {
-				ad.Add(b.el.t(wbxml.Email2Bcc, cutList(s, 1024)))
-			}
-		}
+		ad.Add(b.el.opt(wbxml.Email2Bcc, bcc))
 		ad.Add(b.el.t(wbxml.Email2IsDraft, boolText(draft)))
 	}
-	return &Item{ApplicationData: ad, MessageClass: b.class, BodyType: typ, Warnings: b.warnings}, nil
+	return &Item{ApplicationData: ad, MessageClass: b.class, BodyType: body.pref.Type, Warnings: b.warnings}, nil
 }
 
 // BuildBody returns only the airsyncbase:Body element for the options,
@@ -220,21 +272,44 @@ func BuildBody(ctx context.Context, src Source, opts Options) (*wbxml.Element, e
 	if err := b.init(ctx, src, opts); err != nil {
 		return nil, err
 	}
-	body, _, err := b.body()
-	return body, err
+	return b.bodyOnly()
+}
+
+// bodyOnly builds the element of BuildBody.
+func (b *builder) bodyOnly() (*wbxml.Element, error) {
+	body, err := b.renderBody()
+	if err != nil {
+		return nil, err
+	}
+	b.el.reserve(body.elements())
+	return b.bodyElement(&body), nil
 }
 
 // ChangeData returns the ApplicationData of a Sync Change for a message
 // whose flags changed: Read, Flag and, from 14.0, Categories (MS-ASCMD
 // 2.2.3.24; digest 4.2). An empty Categories clears the phone's.
 func ChangeData(flags []string, opts Options) *wbxml.Element {
+	var el elements
+	return changeData(&el, flags, opts)
+}
+
+// changeData is ChangeData making its elements with el.
+func changeData(el *elements, flags []string, opts Options) *wbxml.Element {
 	fs := newFlagSet(flags)
-	el := elements{free: make([]wbxml.Element, 6)}
-	ad := el.e(wbxml.AirSyncApplicationData, 1,
-		el.t(wbxml.EmailRead, boolText(fs.has(`\seen`))),
-		flagElement(&el, fs))
+	var (
+		catBuf [4]string
+		cats   []string
+	)
+	kids := 2 // Read, Flag
 	if opts.version() >= 140 {
-		ad.Add(categories(&el, flags))
+		cats = appendCategories(catBuf[:0], flags)
+		kids++ // Categories
+	}
+	el.reserve(1 + kids + flagElements(fs) - 1 + len(cats))
+	ad := el.parent(wbxml.AirSyncApplicationData, kids)
+	ad.Add(el.t(wbxml.EmailRead, boolText(fs.has(`\seen`))), flagElement(el, fs))
+	if opts.version() >= 140 {
+		ad.Add(categories(el, cats))
 	}
 	return ad
 }
@@ -267,17 +342,35 @@ func boolText(b bool) string {
 // follow-up flag (MS-ASEMAIL 2.2.2.34).
 func flagElement(el *elements, fs flagSet) *wbxml.Element {
 	if !fs.has(`\flagged`) {
-		return el.e(wbxml.EmailFlag, 0)
+		return el.next(wbxml.EmailFlag)
 	}
-	return el.e(wbxml.EmailFlag, 0,
+	return el.parent(wbxml.EmailFlag, 2).Add(
 		el.t(wbxml.EmailStatus, flagActive),
 		el.t(wbxml.EmailFlagType, flagTypeFUP))
 }
 
-// categories is email:Categories from the IMAP keywords that are not
-// system flags or bookkeeping keywords.
-func categories(el *elements, flags []string) *wbxml.Element {
-	cats := el.e(wbxml.EmailCategories, 0)
+// flagElements is the number of elements flagElement makes.
+func flagElements(fs flagSet) int {
+	if !fs.has(`\flagged`) {
+		return 1
+	}
+	return 3
+}
+
+// categories is email:Categories holding cats.
+func categories(el *elements, cats []string) *wbxml.Element {
+	e := el.parent(wbxml.EmailCategories, len(cats))
+	for _, c := range cats {
+		e.Add(el.t(wbxml.EmailCategory, c))
+	}
+	return e
+}
+
+// appendCategories appends to dst the categories of a message with
+// flags: its IMAP keywords that are not system flags or bookkeeping
+// keywords, as Category texts.
+func appendCategories(dst []string, flags []string) []string {
+	start := len(dst)
 	var seen map[string]bool
 	for _, f := range flags {
 		if f == "" || strings.HasPrefix(f, `\`) {
@@ -290,13 +383,13 @@ func categories(el *elements, flags []string) *wbxml.Element {
 		if seen == nil {
 			seen = make(map[string]bool)
 		}
-		if len(cats.Children) == maxCategories {
+		if len(dst)-start == maxCategories {
 			break
 		}
 		seen[lf] = true
-		cats.Add(el.t(wbxml.EmailCategory, cleanText(f)))
+		dst = append(dst, cleanText(f))
 	}
-	return cats
+	return dst
 }
 
 // received is the time for DateReceived: INTERNALDATE, else the Date
