@@ -407,7 +407,12 @@ func (b *builder) received() time.Time {
 // headerDate is the Date header parsed, read and parsed once.
 func (b *builder) headerDate() (time.Time, error) {
 	if !b.dateRead {
-		b.date, b.dateErr = parseDate(b.hdr.Get("Date"))
+		v := b.hdr.Get("Date")
+		if sec, _, ok := commonDate(v); ok {
+			b.date = time.Unix(sec, 0) // the zone is of no use here
+		} else {
+			b.date, b.dateErr = parseDate(v)
+		}
 		b.dateRead = true
 	}
 	return b.date, b.dateErr
@@ -443,8 +448,24 @@ var (
 // ok is false for anything else, which is left to time.Parse: it was a
 // tenth of the time of building a small item.
 func parseCommonDate(v string) (t time.Time, ok bool) {
-	if len(v) < len("Mon, 2 ") || v[3] != ',' || v[4] != ' ' || !slices.Contains(shortDays[:], v[:3]) {
+	sec, off, ok := commonDate(v)
+	if !ok {
 		return time.Time{}, false
+	}
+	t = time.Unix(sec, 0)
+	// As time.Parse: the local zone when it has that offset then.
+	if _, local := t.Zone(); local == off {
+		return t, true
+	}
+	return t.In(time.FixedZone("", off)), true
+}
+
+// commonDate is parseCommonDate's instant, as Unix seconds, and the
+// zone's offset in seconds east of UTC, worked out without the time
+// package: for the Date of an item only the instant matters.
+func commonDate(v string) (sec int64, off int, ok bool) {
+	if len(v) < len("Mon, 2 ") || v[3] != ',' || v[4] != ' ' || !slices.Contains(shortDays[:], v[:3]) {
+		return 0, 0, false
 	}
 	v = v[5:]
 	day, n := 0, 0
@@ -453,29 +474,44 @@ func parseCommonDate(v string) (t time.Time, ok bool) {
 	}
 	v = v[n:] // " Jan 2006 15:04:05 -0700"
 	if n == 0 || len(v) != 24 || v[0] != ' ' || v[4] != ' ' || v[9] != ' ' || v[12] != ':' || v[15] != ':' || v[18] != ' ' || v[19] != '+' && v[19] != '-' {
-		return time.Time{}, false
+		return 0, 0, false
 	}
 	month := slices.Index(shortMonths[:], v[1:4]) + 1
 	year, ok1 := digits(v[5:9])
 	hour, ok2 := digits(v[10:12])
 	minute, ok3 := digits(v[13:15])
-	sec, ok4 := digits(v[16:18])
+	s, ok4 := digits(v[16:18])
 	zh, ok5 := digits(v[20:22])
 	zm, ok6 := digits(v[22:24])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month == 0 || day < 1 || day > daysIn(time.Month(month), year) ||
-		hour > 23 || minute > 59 || sec > 59 || zh > 23 || zm > 59 {
-		return time.Time{}, false
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month == 0 || day < 1 || day > daysIn(month, year) ||
+		hour > 23 || minute > 59 || s > 59 || zh > 23 || zm > 59 {
+		return 0, 0, false
 	}
-	off := (zh*60 + zm) * 60
+	off = (zh*60 + zm) * 60
 	if v[19] == '-' {
 		off = -off
 	}
-	t = time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Add(-time.Duration(off) * time.Second)
-	// As time.Parse: the local zone when it has that offset then.
-	if _, local := t.In(time.Local).Zone(); local == off {
-		return t.In(time.Local), true
+	return daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+s-off), off, true
+}
+
+// daysSinceEpoch is the number of days from 1970-01-01 to the given
+// date of the proleptic Gregorian calendar (month 1-12): the civil-to-
+// days algorithm, counting in 400-year eras from a year that starts in
+// March so that the leap day comes last.
+func daysSinceEpoch(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y--
 	}
-	return t.In(time.FixedZone("", off)), true
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400 // January and February of year 0
+	}
+	yoe := y - era*400
+	mp := int64(month+9) % 12 // March is 0
+	doy := (153*mp+2)/5 + int64(day) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
 }
 
 // digits returns the number s writes in decimal digits only.
@@ -490,9 +526,15 @@ func digits(s string) (int, bool) {
 	return n, true
 }
 
-// daysIn is the number of days of month m in year.
-func daysIn(m time.Month, year int) int {
-	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+// daysIn is the number of days of month (1-12) in year.
+func daysIn(month, year int) int {
+	if month == 2 {
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 30 + (month+month/8)%2 // 31 in Jan, Mar, May, Jul, Aug, Oct, Dec
 }
 
 // formatDate writes t as EAS dates are written: UTC with milliseconds.

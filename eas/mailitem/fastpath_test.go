@@ -231,3 +231,23 @@ func TestFormatDateAsTimeFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestDateArithmetic: the calendar arithmetic of commonDate gives what
+// the time package gives, for every day of years at the edges of the
+// Gregorian rules and of the range a Date can write.
+func TestDateArithmetic(t *testing.T) {
+	for _, year := range []int{0, 1, 4, 100, 399, 400, 1600, 1900, 1969, 1970, 1999, 2000, 2024, 2026, 2100, 9999} {
+		for month := 1; month <= 12; month++ {
+			want := time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+			if got := daysIn(month, year); got != want {
+				t.Errorf("daysIn(%d, %d) = %d, want %d", month, year, got, want)
+			}
+			for day := 1; day <= want; day++ {
+				want := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Unix() / 86400
+				if got := daysSinceEpoch(year, month, day); got != want {
+					t.Fatalf("daysSinceEpoch(%d, %d, %d) = %d, want %d", year, month, day, got, want)
+				}
+			}
+		}
+	}
+}
