@@ -131,10 +131,10 @@ type memSection struct {
 
 // memSource is the Source over a raw message in memory.
 type memSource struct {
-	meta     Meta
-	raw      []byte
-	header   []byte
-	hdr      header // header, parsed
+	meta      Meta
+	raw       []byte
+	headerLen int    // the header block is raw[:headerLen]
+	hdr       header // the header block, parsed
 	root     *Part
 	sections []memSection
 	warnings []string
@@ -158,7 +158,7 @@ func FromBytes(raw []byte, meta Meta) Source {
 	s := &memSource{meta: meta, raw: raw}
 	s.sections = s.oneSection[:0]
 	hdr, body := splitHeader(raw)
-	s.header = hdr
+	s.headerLen = len(hdr) // hdr is raw or a start of it
 	s.hdr = parseHeader(hdr)
 	s.root = s.parse(&s.hdr, body, nil, 0)
 	return s
@@ -261,6 +261,16 @@ func splitMultipart(body []byte, boundary string) (parts [][]byte, closed bool) 
 type header struct {
 	block  []byte
 	fields []fieldPos
+	// names has the nameBit of every field's name set: most names asked
+	// for are of fields a message does not have, and nameBit tells
+	// without looking at them.
+	names uint64
+}
+
+// nameBit is a bit for a field name of length n that starts with first
+// and ends with last, the same whatever the ASCII case of the name.
+func nameBit(n int, first, last byte) uint64 {
+	return 1 << ((uint(n)*7 + uint(first|0x20)*3 + uint(last|0x20)) & 63)
 }
 
 // fieldPos is one field of a header block: its name is
@@ -277,16 +287,16 @@ type fieldPos struct {
 // modified while the header is in use.
 func parseHeader(b []byte) header {
 	var buf [32]fieldPos
-	block, fields := parseHeaderTo(b, buf[:0])
-	return header{block: block, fields: slices.Clone(fields)}
+	block, fields, names := parseHeaderTo(b, buf[:0])
+	return header{block: block, fields: slices.Clone(fields), names: names}
 }
 
 // parseHeaderTo is parseHeader appending the fields to fields, for a
 // header that does not outlive the caller's buffer: header{block,
-// fields} is the header.
-func parseHeaderTo(b []byte, fields []fieldPos) ([]byte, []fieldPos) {
+// fields, names} is the header.
+func parseHeaderTo(b []byte, fields []fieldPos) (block []byte, _ []fieldPos, names uint64) {
 	if len(b) == 0 || b[0] == ' ' || b[0] == '\t' || len(b) > math.MaxInt32-2 {
-		return nil, nil
+		return nil, nil, 0
 	}
 	if b[len(b)-1] != '\n' {
 		// The last line ends with the block (a message that is all
@@ -315,15 +325,16 @@ func parseHeaderTo(b []byte, fields []fieldPos) ([]byte, []fieldPos) {
 		}
 		for _, c := range b[ks:ke] {
 			if c < '!' || c > '~' {
-				return b, fields
+				return b, fields, names
 			}
 		}
 		if ke > ks {
 			fields = append(fields, fieldPos{int32(ks), int32(ke), int32(colon + 1), int32(end)})
+			names |= nameBit(ke-ks, b[ks], b[ke-1])
 		}
 		pos = end
 	}
-	return b, fields
+	return b, fields, names
 }
 
 // Get returns the value of the first field named name (compared without
@@ -331,6 +342,9 @@ func parseHeaderTo(b []byte, fields []fieldPos) ([]byte, []fieldPos) {
 // trimmed of spaces and tabs and joined by one space. "" when there is
 // none. name must be a valid field name (letters, digits, "-").
 func (h *header) Get(name string) string {
+	if h.names&nameBit(len(name), name[0], name[len(name)-1]) == 0 {
+		return ""
+	}
 	for _, f := range h.fields {
 		if int(f.keyEnd-f.keyStart) == len(name) && equalFoldASCII(h.block[f.keyStart:f.keyEnd], name) {
 			return unfold(h.block[f.valStart:f.end])
@@ -467,8 +481,8 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 			break
 		}
 		ph, pb := splitHeader(part)
-		block, fields := parseHeaderTo(ph, buf[:0])
-		ch = header{block: block, fields: fields}
+		block, fields, names := parseHeaderTo(ph, buf[:0])
+		ch = header{block: block, fields: fields, names: names}
 		child := s.parse(&ch, pb, append(slices.Clip(path), i+1), depth+1)
 		p.Children = append(p.Children, child)
 	}
@@ -507,7 +521,12 @@ func (s *memSource) Warnings() []string { return s.warnings }
 
 func (s *memSource) Structure(context.Context) (*Part, error) { return s.root, nil }
 
-func (s *memSource) Header(context.Context) ([]byte, error) { return s.header, nil }
+func (s *memSource) Header(context.Context) ([]byte, error) {
+	if s.headerLen == 0 {
+		return nil, nil
+	}
+	return s.raw[:s.headerLen], nil
+}
 
 // parsedHeader returns the header FromBytes already parsed, so Build does
 // not parse it again.
