@@ -135,9 +135,9 @@ type memSource struct {
 	raw       []byte
 	headerLen int    // the header block is raw[:headerLen]
 	hdr       header // the header block, parsed
-	root     *Part
-	sections []memSection
-	warnings []string
+	root      *Part
+	sections  []memSection
+	warnings  []string
 
 	// Room for what a single-part message needs, allocated with the
 	// source rather than apart: its Part, its section and its path [1].
