@@ -424,6 +424,17 @@ func formatAddress(b *strings.Builder, a address) {
 // formatAddresses joins a list with sep, cut to maxFieldLen at an address
 // boundary.
 func formatAddresses(list []address, sep string) string {
+	if len(list) == 1 && (list[0].Name == "" || list[0].Addr == "") {
+		// A bare address or a bare name is written as it is: no copy.
+		s := list[0].Addr
+		if s == "" {
+			s = list[0].Name
+		}
+		if len(s) > maxFieldLen {
+			return ""
+		}
+		return s
+	}
 	var b strings.Builder
 	n := 0
 	for _, a := range list {
