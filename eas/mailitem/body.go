@@ -109,10 +109,13 @@ func (l *layout) collect(p *Part, depth int) {
 // isSMIMEData reports whether p is an S/MIME encrypted or opaque-signed
 // body (RFC 8551 3.2).
 func isSMIMEData(p *Part) bool {
-	switch p.MediaType() {
-	case "application/pkcs7-mime", "application/x-pkcs7-mime":
+	if p.Type != "application" { // compared apart: no "type/subtype" string made
+		return false
+	}
+	switch p.Subtype {
+	case "pkcs7-mime", "x-pkcs7-mime":
 		return true
-	case "application/octet-stream":
+	case "octet-stream":
 		return strings.HasSuffix(strings.ToLower(p.Filename()), ".p7m")
 	}
 	return false
@@ -121,7 +124,7 @@ func isSMIMEData(p *Part) bool {
 // messageClass is email:MessageClass from the top-level structure.
 func messageClass(root *Part) string {
 	switch {
-	case root.MediaType() == "multipart/signed":
+	case root.Type == "multipart" && root.Subtype == "signed":
 		proto := strings.ToLower(root.Params["protocol"])
 		if strings.Contains(proto, "pkcs7-signature") {
 			return ClassSMIMEMultipartSigned
