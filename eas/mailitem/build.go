@@ -99,10 +99,16 @@ type section struct {
 	more bool
 }
 
-// init readies b to convert src. b is a value in the caller's frame
-// rather than allocated: a builder does not outlive its Build.
-func (b *builder) init(ctx context.Context, src Source, opts Options) error {
-	*b = builder{ctx: ctx, src: src, opts: opts, ver: opts.version(), meta: src.Meta()}
+// newBuilder returns a builder to convert src. It is a value in the
+// caller's frame rather than allocated (a builder does not outlive its
+// Build), readied by init.
+func newBuilder(ctx context.Context, src Source, opts Options) builder {
+	return builder{ctx: ctx, src: src, opts: opts, ver: opts.version(), meta: src.Meta()}
+}
+
+// init reads the structure and header of the message.
+func (b *builder) init() error {
+	ctx, src := b.ctx, b.src
 	root, err := src.Structure(ctx)
 	if err != nil {
 		return &SourceError{Op: "structure", Err: err}
@@ -135,8 +141,8 @@ func (b *builder) init(ctx context.Context, src Source, opts Options) error {
 // It reads from src only what the options need. The only errors are the
 // Source's, as *SourceError.
 func Build(ctx context.Context, src Source, opts Options) (*Item, error) {
-	var b builder
-	if err := b.init(ctx, src, opts); err != nil {
+	b := newBuilder(ctx, src, opts)
+	if err := b.init(); err != nil {
 		return nil, err
 	}
 	return b.item()
@@ -268,8 +274,8 @@ func (b *builder) item() (*Item, error) {
 // BuildBody returns only the airsyncbase:Body element for the options,
 // as an ItemOperations Fetch of a body needs it.
 func BuildBody(ctx context.Context, src Source, opts Options) (*wbxml.Element, error) {
-	var b builder
-	if err := b.init(ctx, src, opts); err != nil {
+	b := newBuilder(ctx, src, opts)
+	if err := b.init(); err != nil {
 		return nil, err
 	}
 	return b.bodyOnly()

@@ -46,8 +46,8 @@ func TestElementCountsExact(t *testing.T) {
 	}, fuzzOptions...)
 	for _, m := range msgs {
 		for _, opts := range options {
-			var b builder
-			if err := b.init(context.Background(), FromBytes(m.raw, Meta{UID: 3, Flags: m.flags}), opts); err != nil {
+			b := newBuilder(context.Background(), FromBytes(m.raw, Meta{UID: 3, Flags: m.flags}), opts)
+			if err := b.init(); err != nil {
 				t.Fatal(err)
 			}
 			item, err := b.item()
@@ -56,8 +56,8 @@ func TestElementCountsExact(t *testing.T) {
 			}
 			checkReserved(t, m.name+" item", &b.el, item.ApplicationData)
 
-			b = builder{}
-			if err := b.init(context.Background(), FromBytes(m.raw, Meta{UID: 3, Flags: m.flags}), opts); err != nil {
+			b = newBuilder(context.Background(), FromBytes(m.raw, Meta{UID: 3, Flags: m.flags}), opts)
+			if err := b.init(); err != nil {
 				t.Fatal(err)
 			}
 			body, err := b.bodyOnly()

@@ -499,9 +499,9 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 	return p
 }
 
-// partFromHeader sets p from the MIME fields of h.
+// partFromHeader sets p, a new (zero) Part, from the MIME fields of h.
 func partFromHeader(p *Part, h *header) {
-	*p = Part{Type: "text", Subtype: "plain"}
+	p.Type, p.Subtype = "text", "plain"
 	ct, params := parseParamField(h.Get("Content-Type"))
 	if t, st, ok := strings.Cut(ct, "/"); ok && t != "" && st != "" {
 		p.Type, p.Subtype = t, st
