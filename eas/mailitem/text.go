@@ -19,7 +19,8 @@ func sanitize(s string) string {
 	// the eight below: what most text is, scanned at a quarter of the
 	// branches.
 	for ; i+32 <= len(s); i += 32 {
-		w0, w1, w2, w3 := le64(s[i:]), le64(s[i+8:]), le64(s[i+16:]), le64(s[i+24:])
+		blk := s[i : i+32] // of a known length: no bounds checks below
+		w0, w1, w2, w3 := le64(blk[0:8]), le64(blk[8:16]), le64(blk[16:24]), le64(blk[24:32])
 		if ((w0|w1|w2|w3)|((w0-space)|(w1-space)|(w2-space)|(w3-space)))&high != 0 {
 			break
 		}
@@ -29,7 +30,7 @@ func sanitize(s string) string {
 			// Eight bytes at a time while they are all printable
 			// ASCII: no high bit set, and none below 0x20 (subtracting
 			// 0x20 from each sets the high bit of those that are).
-			if w := le64(s[i:]); w&high == 0 && (w-space)&high == 0 {
+			if w := le64(s[i : i+8]); w&high == 0 && (w-space)&high == 0 {
 				i += 8
 				continue
 			}
