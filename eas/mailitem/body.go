@@ -68,9 +68,9 @@ func (l *layout) collect(p *Part, depth int) {
 			}
 			return
 		}
-		var alt layout
+		var alt, sub layout // out of the loop: on the stack
 		for _, c := range p.Children {
-			var sub layout
+			sub = layout{}
 			sub.collect(c, depth+1)
 			if sub.plain != nil {
 				alt.plain = sub.plain
@@ -109,10 +109,13 @@ func (l *layout) collect(p *Part, depth int) {
 // isSMIMEData reports whether p is an S/MIME encrypted or opaque-signed
 // body (RFC 8551 3.2).
 func isSMIMEData(p *Part) bool {
-	switch p.MediaType() {
-	case "application/pkcs7-mime", "application/x-pkcs7-mime":
+	if p.Type != "application" { // compared apart: no "type/subtype" string made
+		return false
+	}
+	switch p.Subtype {
+	case "pkcs7-mime", "x-pkcs7-mime":
 		return true
-	case "application/octet-stream":
+	case "octet-stream":
 		return strings.HasSuffix(strings.ToLower(p.Filename()), ".p7m")
 	}
 	return false
@@ -121,7 +124,7 @@ func isSMIMEData(p *Part) bool {
 // messageClass is email:MessageClass from the top-level structure.
 func messageClass(root *Part) string {
 	switch {
-	case root.MediaType() == "multipart/signed":
+	case root.Type == "multipart" && root.Subtype == "signed":
 		proto := strings.ToLower(root.Params["protocol"])
 		if strings.Contains(proto, "pkcs7-signature") {
 			return ClassSMIMEMultipartSigned
@@ -187,36 +190,67 @@ func previewRender(pref BodyPreference, ver int) (maybe, certain bool) {
 	return pref.AllOrNone && pref.TruncationSize > 0, false
 }
 
-// body returns airsyncbase:Body (MS-ASAIRS 2.2.2.9) and its type.
-func (b *builder) body() (*wbxml.Element, BodyType, error) {
+// bodyContent is what airsyncbase:Body (MS-ASAIRS 2.2.2.9) says.
+type bodyContent struct {
+	pref    BodyPreference // the preference it is made for
+	r       rendered
+	preview string
+	// hasPreview is set when there is a Preview (preview may be empty).
+	hasPreview bool
+}
+
+// renderBody renders the body and its Preview for the options.
+func (b *builder) renderBody() (bodyContent, error) {
 	pref := choosePreference(&b.opts, b.class)
 	r, err := b.render(pref.Type, pref.TruncationSize)
 	if err != nil {
-		return nil, 0, err
+		return bodyContent{}, err
 	}
-	body := b.el.e(wbxml.AirSyncBaseBody, 3,
-		b.el.t(wbxml.AirSyncBaseType, strconv.Itoa(int(pref.Type))),
-		b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(r.full, 1<<32-1), 10)))
-	if r.truncated {
-		body.Add(b.el.t(wbxml.AirSyncBaseTruncated, "1"))
-	} else {
-		body.Add(b.el.t(wbxml.AirSyncBaseTruncated, "0"))
-	}
-	if !(r.truncated && pref.AllOrNone) {
-		body.Add(b.el.t(wbxml.AirSyncBaseData, r.data))
-	}
+	c := bodyContent{pref: pref, r: r}
 	if pref.Preview > 0 && b.ver >= 140 {
 		text := r.data
 		if maybe, certain := previewRender(pref, b.ver); certain || maybe && r.truncated {
 			p, err := b.render(BodyPlain, previewBytes)
 			if err != nil {
-				return nil, 0, err
+				return bodyContent{}, err
 			}
 			text = p.data
 		}
-		body.Add(b.el.t(wbxml.AirSyncBasePreview, makePreview(text, pref.Preview)))
+		c.preview, c.hasPreview = makePreview(text, pref.Preview), true
 	}
-	return body, pref.Type, nil
+	return c, nil
+}
+
+// hasData reports whether the body carries its Data: not when it is
+// truncated and the phone asked for all or none.
+func (c *bodyContent) hasData() bool { return !(c.r.truncated && c.pref.AllOrNone) }
+
+// elements is the number of elements bodyElement makes: Body, Type,
+// EstimatedDataSize, Truncated, and Data and Preview when there.
+func (c *bodyContent) elements() int {
+	n := 4
+	if c.hasData() {
+		n++
+	}
+	if c.hasPreview {
+		n++
+	}
+	return n
+}
+
+// bodyElement is airsyncbase:Body holding c.
+func (b *builder) bodyElement(c *bodyContent) *wbxml.Element {
+	body := b.el.parent(wbxml.AirSyncBaseBody, c.elements()-1)
+	body.Add(b.el.t(wbxml.AirSyncBaseType, strconv.Itoa(int(c.pref.Type))),
+		b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(c.r.full, 1<<32-1), 10)),
+		b.el.t(wbxml.AirSyncBaseTruncated, boolText(c.r.truncated)))
+	if c.hasData() {
+		body.Add(b.el.t(wbxml.AirSyncBaseData, c.r.data))
+	}
+	if c.hasPreview {
+		body.Add(b.el.t(wbxml.AirSyncBasePreview, c.preview))
+	}
+	return body
 }
 
 // previewBytes is how much plain text is rendered to make a preview of at
@@ -334,7 +368,7 @@ func (b *builder) decode(p *Part, raw []byte) string {
 // section reads the body of p, at most window bytes when window > 0,
 // reusing what was read before when it is enough.
 func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
-	c := slices.IndexFunc(b.cache, func(s section) bool { return slices.Equal(s.path, p.Path) })
+	c := slices.IndexFunc(b.cache[:min(b.cached, len(b.cache))], func(s section) bool { return slices.Equal(s.path, p.Path) })
 	if c >= 0 {
 		s := b.cache[c]
 		switch {
@@ -348,11 +382,12 @@ func (b *builder) section(p *Part, window int64) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, &SourceError{Op: "section " + PathString(p.Path), Err: err}
 	}
-	if c >= 0 {
-		b.cache[c] = section{path: p.Path, data: data, more: more}
-	} else {
-		b.cache = append(b.cache, section{path: p.Path, data: data, more: more})
+	if c < 0 {
+		// A new part: in the slot of the one read longest ago.
+		c = b.cached % len(b.cache)
+		b.cached++
 	}
+	b.cache[c] = section{path: p.Path, data: data, more: more}
 	return data, more, nil
 }
 
@@ -395,30 +430,54 @@ func mimeRead(limit int64) int64 {
 	return 0
 }
 
-// attachments is airsyncbase:Attachments (MS-ASAIRS 2.2.2.8), or nil when
-// there are none.
+// attachments is airsyncbase:Attachments (MS-ASAIRS 2.2.2.8); the
+// message has some.
 func (b *builder) attachments() *wbxml.Element {
-	if len(b.lay.atts) == 0 {
-		return nil
-	}
-	atts := b.el.e(wbxml.AirSyncBaseAttachments, 0)
+	atts := b.el.parent(wbxml.AirSyncBaseAttachments, len(b.lay.atts))
 	for _, p := range b.lay.atts {
-		a := b.el.e(wbxml.AirSyncBaseAttachment, 3,
-			b.el.t(wbxml.AirSyncBaseDisplayName, attachmentName(p)),
-			b.el.t(wbxml.AirSyncBaseFileReference, b.opts.fileRef(p.Path)),
+		name, ref := attachmentName(p), b.opts.fileRef(p.Path)
+		cid, loc := contentID(p), cleanText(p.Location)
+		a := b.el.parent(wbxml.AirSyncBaseAttachment, attachmentElements(cid, loc)-1)
+		a.Add(b.el.t(wbxml.AirSyncBaseDisplayName, name),
+			b.el.t(wbxml.AirSyncBaseFileReference, ref),
 			b.el.t(wbxml.AirSyncBaseMethod, "1"),
-			b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(decodedSize(p), 1<<32-1), 10)))
-		cid := cleanText(strings.Trim(strings.TrimSpace(p.ID), "<>"))
-		if cid != "" {
-			a.Add(b.el.t(wbxml.AirSyncBaseContentId, cid))
-		}
-		if loc := cleanText(p.Location); loc != "" {
-			a.Add(b.el.t(wbxml.AirSyncBaseContentLocation, loc))
-		}
-		a.Add(b.el.t(wbxml.AirSyncBaseIsInline, boolText(cid != "" && p.Disposition != "attachment")))
+			b.el.t(wbxml.AirSyncBaseEstimatedDataSize, strconv.FormatInt(min(decodedSize(p), 1<<32-1), 10)),
+			b.el.opt(wbxml.AirSyncBaseContentId, cid),
+			b.el.opt(wbxml.AirSyncBaseContentLocation, loc),
+			b.el.t(wbxml.AirSyncBaseIsInline, boolText(cid != "" && p.Disposition != "attachment")))
 		atts.Add(a)
 	}
 	return atts
+}
+
+// attachmentElements is the number of elements attachments makes.
+func (b *builder) attachmentElements() int {
+	n := 1
+	for _, p := range b.lay.atts {
+		n += attachmentElements(contentID(p), cleanText(p.Location))
+	}
+	return n
+}
+
+// attachmentElements is the number of elements of one Attachment with
+// ContentId cid and ContentLocation loc: itself, DisplayName,
+// FileReference, Method, EstimatedDataSize, IsInline and those two when
+// not empty.
+func attachmentElements(cid, loc string) int {
+	n := 6
+	if cid != "" {
+		n++
+	}
+	if loc != "" {
+		n++
+	}
+	return n
+}
+
+// contentID is an attachment's airsyncbase:ContentId: its Content-ID
+// without brackets.
+func contentID(p *Part) string {
+	return cleanText(strings.Trim(strings.TrimSpace(p.ID), "<>"))
 }
 
 // decodedSize estimates the size of p once its transfer encoding is

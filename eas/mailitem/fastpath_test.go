@@ -1,8 +1,8 @@
 package mailitem
 
-// The fast paths of building an item (readHeader, parseDate, sanitize's
-// word-at-a-time scan, simpleAddress) against the slower code they stand
-// in for.
+// The fast paths of building an item (readHeader, parseDate, formatDate,
+// sanitize's word-at-a-time scan, simpleAddress) against the slower code
+// they stand in for.
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
@@ -136,12 +137,13 @@ func referenceSanitize(s string) string {
 }
 
 // TestSanitizeAsReference: sanitize gives what the byte-by-byte version
-// gives wherever in a long run of plain text a bad byte sits.
+// gives wherever in a long run of plain text a bad byte sits, in the
+// 32-byte scan, the 8-byte one or the byte-by-byte tail.
 func TestSanitizeAsReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	odd := []string{"\x00", "\x1f", "\x7f", "\x80", "\xff", "\t", "\r\n", "é", "\uFFFE", "\uFFFF", "\U0001F600", "\xe2\x82", " ", "~"}
 	for range 5000 {
-		b := []byte(strings.Repeat("plain text ", 1+r.IntN(4)))
+		b := []byte(strings.Repeat("plain text ", 1+r.IntN(12))) // past the 32-byte scan
 		for range r.IntN(4) {
 			i := r.IntN(len(b) + 1)
 			b = slices.Insert(b, i, []byte(odd[r.IntN(len(odd))])...)
@@ -199,5 +201,53 @@ func TestSimpleAddressAsNetMail(t *testing.T) {
 	}
 	if taken < 100 {
 		t.Errorf("only %d fields took the fast path", taken)
+	}
+}
+
+// TestFormatDateAsTimeFormat: formatDate writes what time.Format with the
+// EAS layout writes, for instants in every zone, across the years it
+// keeps, and falls back to the epoch outside them.
+func TestFormatDateAsTimeFormat(t *testing.T) {
+	const layout = "2006-01-02T15:04:05.000Z"
+	times := []time.Time{
+		{}, time.Unix(0, 0), time.Unix(0, 999999999), time.Unix(-1, 0),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(0, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("", -3600)),
+		time.Date(2026, 11, 2, 9, 0, 0, 1000000, time.FixedZone("", 5*3600+1800)),
+	}
+	r := rand.New(rand.NewPCG(17, 18))
+	for range 20000 {
+		sec := r.Int64N(2*253402300800) - 62135596800 - 86400
+		times = append(times, time.Unix(sec, r.Int64N(1e9)).In(time.FixedZone("", (r.IntN(57)-28)*1800)))
+	}
+	for _, tm := range times {
+		want := tm.UTC()
+		if want.Year() < 1 || want.Year() > 9999 {
+			want = time.Unix(0, 0).UTC()
+		}
+		if got := formatDate(tm); got != want.Format(layout) {
+			t.Errorf("formatDate(%v) = %q, want %q", tm, got, want.Format(layout))
+		}
+	}
+}
+
+// TestDateArithmetic: the calendar arithmetic of commonDate gives what
+// the time package gives, for every day of years at the edges of the
+// Gregorian rules and of the range a Date can write.
+func TestDateArithmetic(t *testing.T) {
+	for _, year := range []int{0, 1, 4, 100, 399, 400, 1600, 1900, 1969, 1970, 1999, 2000, 2024, 2026, 2100, 9999} {
+		for month := 1; month <= 12; month++ {
+			want := time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+			if got := daysIn(month, year); got != want {
+				t.Errorf("daysIn(%d, %d) = %d, want %d", month, year, got, want)
+			}
+			for day := 1; day <= want; day++ {
+				want := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Unix() / 86400
+				if got := daysSinceEpoch(year, month, day); got != want {
+					t.Fatalf("daysSinceEpoch(%d, %d, %d) = %d, want %d", year, month, day, got, want)
+				}
+			}
+		}
 	}
 }

@@ -260,23 +260,27 @@ type address struct {
 // parseAddressList parses an address header leniently: RFC 5322 first,
 // then a comma split where each piece is parsed alone, keeping what is
 // not an address as a name only.
-func parseAddressList(v string) []address {
+func parseAddressList(v string) []address { return appendAddressList(nil, v) }
+
+// appendAddressList is parseAddressList appending to dst, so that a
+// caller can keep the list of a field on its stack.
+func appendAddressList(dst []address, v string) []address {
 	v = strings.TrimSpace(raw8bit(truncateUTF8(v, 4*maxFieldLen)))
 	if v == "" {
-		return nil
+		return dst
 	}
 	if a, ok := simpleAddress(v); ok {
-		return []address{a}
+		return append(dst, a)
 	}
 	p := mail.AddressParser{WordDecoder: wordDecoder}
 	if list, err := p.ParseList(v); err == nil {
-		out := make([]address, 0, len(list))
+		out := slices.Grow(dst, len(list))
 		for _, a := range list {
 			out = append(out, address{Name: cleanText(a.Name), Addr: cleanText(a.Address)})
 		}
 		return out
 	}
-	var out []address
+	out := dst
 	for _, piece := range splitAddresses(v) {
 		piece = strings.TrimSpace(piece)
 		if piece == "" {
@@ -320,13 +324,24 @@ func simpleAddress(v string) (address, bool) {
 				return address{}, false
 			}
 		}
-		name = strings.Join(strings.Fields(name), " ")
+		name = collapseSpaces(name)
 	}
 	local, domain, ok := strings.Cut(addr, "@")
 	if !ok || !dotAtom(local, "_+-") || !dotAtom(domain, "-") {
 		return address{}, false
 	}
 	return address{Name: name, Addr: addr}, true
+}
+
+// collapseSpaces is strings.Join(strings.Fields(s), " ") for s of
+// letters, digits and spaces: s itself, trimmed, when no two spaces are
+// next to each other, as in nearly every display name.
+func collapseSpaces(s string) string {
+	s = strings.Trim(s, " ")
+	if !strings.Contains(s, "  ") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // dotAtom reports whether s is atoms of letters, digits and extra joined
@@ -409,6 +424,17 @@ func formatAddress(b *strings.Builder, a address) {
 // formatAddresses joins a list with sep, cut to maxFieldLen at an address
 // boundary.
 func formatAddresses(list []address, sep string) string {
+	if len(list) == 1 && (list[0].Name == "" || list[0].Addr == "") {
+		// A bare address or a bare name is written as it is: no copy.
+		s := list[0].Addr
+		if s == "" {
+			s = list[0].Name
+		}
+		if len(s) > maxFieldLen {
+			return ""
+		}
+		return s
+	}
 	var b strings.Builder
 	n := 0
 	for _, a := range list {
@@ -431,6 +457,17 @@ func formatAddresses(list []address, sep string) string {
 // displayNames joins the display names of list (the address where there
 // is no name) with "; ", as DisplayTo wants (MS-ASEMAIL 2.2.2.27).
 func displayNames(list []address) string {
+	if len(list) == 1 {
+		// One name, as it is: no copy.
+		name := list[0].Name
+		if name == "" {
+			name = list[0].Addr
+		}
+		if len(name) > maxFieldLen {
+			return ""
+		}
+		return name
+	}
 	var b strings.Builder
 	for _, a := range list {
 		name := a.Name

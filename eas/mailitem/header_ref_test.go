@@ -267,6 +267,7 @@ func TestParseCommonDate(t *testing.T) {
 		"Mon, 2 Jan 2006 15:04:05 +0060", "Mon, 2 Jan 2006 15:04:05 GMT", "Mon, 2 Jan 2006 15:04:05 -0700 (PDT)",
 		"Mon,  2 Jan 2006 15:04:05 -0700", "Mon, 123 Jan 2006 15:04:05 -0700", "Mon, 2 Jan 06 15:04:05 -0700",
 		"Mon, 2 Jan 2006 5:04:05 -0700", "Mon, 2 Jan 2006 15:04:05.123 -0700", "", "Mon, ",
+		"Sat, 1 Jan 0000 00:00:00 +0000", "Tue, 29 Feb 0000 12:00:00 -0100", "Wed, 1 Mar 0000 00:00:00 +0000",
 	}
 	r := rand.New(rand.NewPCG(15, 16))
 	alphabet := "0123456789 :+-,JanFebMon"

@@ -131,13 +131,19 @@ type memSection struct {
 
 // memSource is the Source over a raw message in memory.
 type memSource struct {
-	meta     Meta
-	raw      []byte
-	header   []byte
-	hdr      header // header, parsed
-	root     *Part
-	sections []memSection
-	warnings []string
+	meta      Meta
+	raw       []byte
+	headerLen int    // the header block is raw[:headerLen]
+	hdr       header // the header block, parsed
+	root      *Part
+	sections  []memSection
+	warnings  []string
+
+	// Room for what a single-part message needs, allocated with the
+	// source rather than apart: its Part, its section and its path [1].
+	rootPart   Part
+	oneSection [1]memSection
+	onePath    [1]int
 }
 
 // FromBytes returns the Source over the raw RFC 5322 message raw. Headers
@@ -150,8 +156,9 @@ func FromBytes(raw []byte, meta Meta) Source {
 		meta.Size = int64(len(raw))
 	}
 	s := &memSource{meta: meta, raw: raw}
+	s.sections = s.oneSection[:0]
 	hdr, body := splitHeader(raw)
-	s.header = hdr
+	s.headerLen = len(hdr) // hdr is raw or a start of it
 	s.hdr = parseHeader(hdr)
 	s.root = s.parse(&s.hdr, body, nil, 0)
 	return s
@@ -254,6 +261,16 @@ func splitMultipart(body []byte, boundary string) (parts [][]byte, closed bool) 
 type header struct {
 	block  []byte
 	fields []fieldPos
+	// names has the nameBit of every field's name set: most names asked
+	// for are of fields a message does not have, and nameBit tells
+	// without looking at them.
+	names uint64
+}
+
+// nameBit is a bit for a field name of length n that starts with first
+// and ends with last, the same whatever the ASCII case of the name.
+func nameBit(n int, first, last byte) uint64 {
+	return 1 << ((uint(n)*7 + uint(first|0x20)*3 + uint(last|0x20)) & 63)
 }
 
 // fieldPos is one field of a header block: its name is
@@ -269,16 +286,23 @@ type fieldPos struct {
 // that starts with a continuation line has no fields. b must not be
 // modified while the header is in use.
 func parseHeader(b []byte) header {
+	var buf [32]fieldPos
+	block, fields, names := parseHeaderTo(b, buf[:0])
+	return header{block: block, fields: slices.Clone(fields), names: names}
+}
+
+// parseHeaderTo is parseHeader appending the fields to fields, for a
+// header that does not outlive the caller's buffer: header{block,
+// fields, names} is the header.
+func parseHeaderTo(b []byte, fields []fieldPos) (block []byte, _ []fieldPos, names uint64) {
 	if len(b) == 0 || b[0] == ' ' || b[0] == '\t' || len(b) > math.MaxInt32-2 {
-		return header{}
+		return nil, nil, 0
 	}
 	if b[len(b)-1] != '\n' {
 		// The last line ends with the block (a message that is all
 		// header): end it as ReadHeader's reader does.
 		b = append(slices.Clip(b), '\r', '\n')
 	}
-	var buf [32]fieldPos
-	fields := buf[:0]
 	for pos := 0; pos < len(b); {
 		end := lineEnd(b, pos)
 		if isBlankLine(b[pos:end]) {
@@ -301,15 +325,16 @@ func parseHeader(b []byte) header {
 		}
 		for _, c := range b[ks:ke] {
 			if c < '!' || c > '~' {
-				return header{block: b, fields: slices.Clone(fields)}
+				return b, fields, names
 			}
 		}
 		if ke > ks {
 			fields = append(fields, fieldPos{int32(ks), int32(ke), int32(colon + 1), int32(end)})
+			names |= nameBit(ke-ks, b[ks], b[ke-1])
 		}
 		pos = end
 	}
-	return header{block: b, fields: slices.Clone(fields)}
+	return b, fields, names
 }
 
 // Get returns the value of the first field named name (compared without
@@ -317,6 +342,9 @@ func parseHeader(b []byte) header {
 // trimmed of spaces and tabs and joined by one space. "" when there is
 // none. name must be a valid field name (letters, digits, "-").
 func (h *header) Get(name string) string {
+	if h.names&nameBit(len(name), name[0], name[len(name)-1]) == 0 {
+		return ""
+	}
 	for _, f := range h.fields {
 		if int(f.keyEnd-f.keyStart) == len(name) && equalFoldASCII(h.block[f.keyStart:f.keyEnd], name) {
 			return unfold(h.block[f.valStart:f.end])
@@ -407,11 +435,16 @@ func isBlankLine(line []byte) bool {
 // parse builds the part for one entity with header h and body. path is
 // the entity's own section path (nil for the message itself).
 func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
-	p := partFromHeader(h)
+	p := &s.rootPart
+	if path != nil {
+		p = new(Part)
+	}
+	partFromHeader(p, h)
 	p.Size = int64(len(body))
 	if p.Type != "multipart" {
 		if path == nil {
-			path = []int{1}
+			path = s.onePath[:]
+			path[0] = 1
 		}
 		p.Path = path
 		s.sections = append(s.sections, memSection{path, body})
@@ -433,6 +466,12 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 		return p
 	}
 	parts, closed := splitMultipart(body, boundary)
+	// A part's header is only read to make its Part: it and its fields
+	// live here, declared out of the loop to stay on the stack.
+	var (
+		buf [32]fieldPos
+		ch  header
+	)
 	if !closed && len(parts) > 0 {
 		s.warnings = append(s.warnings, "multipart without its closing boundary")
 	}
@@ -442,7 +481,8 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 			break
 		}
 		ph, pb := splitHeader(part)
-		ch := parseHeader(ph)
+		block, fields, names := parseHeaderTo(ph, buf[:0])
+		ch = header{block: block, fields: fields, names: names}
 		child := s.parse(&ch, pb, append(slices.Clip(path), i+1), depth+1)
 		p.Children = append(p.Children, child)
 	}
@@ -459,9 +499,9 @@ func (s *memSource) parse(h *header, body []byte, path []int, depth int) *Part {
 	return p
 }
 
-// partFromHeader reads the MIME fields of h.
-func partFromHeader(h *header) *Part {
-	p := &Part{Type: "text", Subtype: "plain"}
+// partFromHeader sets p, a new (zero) Part, from the MIME fields of h.
+func partFromHeader(p *Part, h *header) {
+	p.Type, p.Subtype = "text", "plain"
 	ct, params := parseParamField(h.Get("Content-Type"))
 	if t, st, ok := strings.Cut(ct, "/"); ok && t != "" && st != "" {
 		p.Type, p.Subtype = t, st
@@ -472,7 +512,6 @@ func partFromHeader(h *header) *Part {
 	p.Encoding = strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
 	p.Disposition, p.DispositionParams = parseParamField(h.Get("Content-Disposition"))
 	p.Location = strings.TrimSpace(h.Get("Content-Location"))
-	return p
 }
 
 func (s *memSource) Meta() Meta { return s.meta }
@@ -482,7 +521,12 @@ func (s *memSource) Warnings() []string { return s.warnings }
 
 func (s *memSource) Structure(context.Context) (*Part, error) { return s.root, nil }
 
-func (s *memSource) Header(context.Context) ([]byte, error) { return s.header, nil }
+func (s *memSource) Header(context.Context) ([]byte, error) {
+	if s.headerLen == 0 {
+		return nil, nil
+	}
+	return s.raw[:s.headerLen], nil
+}
 
 // parsedHeader returns the header FromBytes already parsed, so Build does
 // not parse it again.
