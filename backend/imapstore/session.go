@@ -150,6 +150,11 @@ func selectFolder(c *conn, id backend.FolderID) (string, *imap.SelectData, error
 // (Dovecot ends the session), never reads another folder's messages.
 // Otherwise the folder is opened read-only (EXAMINE, RFC 9051 6.3.3),
 // which needs no index write to take \Recent as SELECT does.
+//
+// The NOOP is waited for before the read is sent: sent together, Dovecot
+// and go-imap's server may both answer the read from the selection as it
+// was before the NOOP (tried: the Sync tests of messages expunged
+// elsewhere between two rounds then failed now and then on both).
 func examineFolder(c *conn, id backend.FolderID) error {
 	name, uv, err := parseFolderID(id)
 	if err != nil {
