@@ -61,7 +61,7 @@ func forEachServer(t *testing.T, f func(t *testing.T, e *env)) {
 
 func newEnv(t testing.TB, addr string, users map[string]string) *env {
 	ctx := context.Background()
-	st, err := imapstore.New(imapstore.Options{Addr: addr, DebugWriter: dbgW()})
+	st, err := imapstore.New(imapstore.Options{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
