@@ -101,6 +101,14 @@ type Session interface {
 	// round and GetItemEstimate before priming.
 	Search(ctx context.Context, id FolderID, window time.Time) (UIDSet, error)
 
+	// Recheck returns those of uids whose messages the folder holds now,
+	// and the flags of those whose flags changed since the mod-sequence
+	// since (RFC 7162 CHANGEDSINCE; where the server has no CONDSTORE, or
+	// since is 0, the flags of all of them). Sync checks with it that
+	// messages read ahead for a round are still there, and still flagged
+	// so, when the round sends them.
+	Recheck(ctx context.Context, id FolderID, uids UIDSet, since uint64) (live UIDSet, flags []FlagChange, err error)
+
 	// Summaries returns the summary (envelope, flags, arrival date, size,
 	// MIME structure) of each message in uids that still exists, in UID
 	// order; missing UIDs are left out. Sync Add's ApplicationData

@@ -61,6 +61,19 @@ func (r *Request) Mailbox(ctx context.Context) (backend.Session, error) {
 	return m.session, m.err
 }
 
+// MailboxOpener returns a function that opens another mail session of the
+// request's user, which its caller closes, for work that goes on after
+// the request ended (Sync's read ahead of the next window); nil when no
+// mail store is configured.
+func (r *Request) MailboxOpener() func(context.Context) (backend.Session, error) {
+	m := r.mail
+	if m == nil || m.store == nil {
+		return nil
+	}
+	store, user, password := m.store, m.user, m.password
+	return func(ctx context.Context) (backend.Session, error) { return store.Open(ctx, user, password) }
+}
+
 // closeMailbox closes the request's mail session if a handler opened one.
 // A failure to close costs at most a pooled connection, so it is only
 // logged.

@@ -43,8 +43,18 @@ func (s *Server) registerMailSync() {
 		Name: "easgate_sync_items_failed_total",
 		Help: "Messages that could not be converted into an EAS item (Sync Add or Fetch); each is retried on later Syncs.",
 	}, func() float64 { return float64(m.eng.BuildFailures()) })
-	if err := s.reg.Register(failed); err != nil {
-		s.log.Error("registering the Sync metrics", "err", err)
+	aheadUsed := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "easgate_sync_read_ahead_messages_total",
+		Help: "Messages a Sync round took from the read ahead of its window rather than from IMAP.",
+	}, func() float64 { return float64(m.eng.ReadAheadUsed()) })
+	aheadHeld := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "easgate_sync_read_ahead_bytes",
+		Help: "Bytes of messages read ahead for the next round of paged Syncs and not yet taken.",
+	}, func() float64 { return float64(m.eng.ReadAheadHeld()) })
+	for _, c := range []prometheus.Collector{failed, aheadUsed, aheadHeld} {
+		if err := s.reg.Register(c); err != nil {
+			s.log.Error("registering the Sync metrics", "err", err)
+		}
 	}
 	s.mustHandle("Sync", s.hangingSyncHandler(m)) // m.sync, held while it waits: syncwait.go
 	s.mustHandle("GetItemEstimate", m.getItemEstimate)
@@ -603,7 +613,7 @@ func (m *mailSync) syncOne(ctx context.Context, req *Request, sess backend.Sessi
 	}
 	r, err := m.eng.Sync(ctx, &mailsync.Request{
 		User: req.User, Device: req.DeviceID, Collection: c.id, Folder: folder.ID, Session: sess,
-		SyncKey: c.key, Options: mo, Commands: c.commands, Deadline: deadline,
+		OpenSession: req.MailboxOpener(), SyncKey: c.key, Options: mo, Commands: c.commands, Deadline: deadline,
 	})
 	unlock()
 	if err != nil {

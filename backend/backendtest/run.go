@@ -25,6 +25,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ChangesWindow", s.testChangesWindow)
 	t.Run("UIDValidity", s.testUIDValidity)
 	t.Run("Summaries", s.testSummaries)
+	t.Run("Recheck", s.testRecheck)
 	t.Run("Contents", s.testContents)
 	t.Run("ContentsMany", s.testContentsMany)
 	t.Run("Section", s.testSection)
@@ -546,6 +547,64 @@ func (s *suite) testUIDValidity(t *testing.T) {
 	if nf.ID == f.ID || nf.UIDValidity != out.UIDValidity("Recreated") {
 		t.Fatalf("recreated folder listed as %+v (old ID %q)", nf, f.ID)
 	}
+}
+
+// testRecheck: Recheck leaves out UIDs never used and messages expunged
+// from outside after the session last read the folder, and returns the
+// flags changed since a snapshot's mod-sequence (with CONDSTORE; all
+// flags without).
+func (s *suite) testRecheck(t *testing.T) {
+	ctx := t.Context()
+	out := s.h.Outside(t)
+	out.CreateFolder("Recheck")
+	date := time.Date(2026, 11, 2, 10, 30, 0, 0, time.UTC)
+	u1 := out.Append("Recheck", message(1), []string{backend.FlagSeen}, date)
+	u2 := out.Append("Recheck", message(2), nil, date)
+	u3 := out.Append("Recheck", message(3), nil, date)
+	sess := s.session(t)
+	f := folderNamed(t, sess, "Recheck")
+	asked := backend.NewUIDSet(u1, u2, u3, u3+100)
+	live, flags, err := sess.Recheck(ctx, f.ID, asked, 0)
+	if err != nil || !slices.Equal(uids(live), []backend.UID{u1, u2, u3}) {
+		t.Fatalf("Recheck = %v, %v; want [%d %d %d]", live, err, u1, u2, u3)
+	}
+	want := []backend.FlagChange{{UID: u1, Flags: []string{backend.FlagSeen}}, {UID: u2, Flags: []string{}}, {UID: u3, Flags: []string{}}}
+	if !flagChangesEqual(flags, want) {
+		t.Errorf("flags since 0: %v, want %v", flags, want)
+	}
+	cs, err := sess.Changes(ctx, f.ID, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Expunge("Recheck", u2)
+	out.SetFlags("Recheck", u3, []string{backend.FlagFlagged})
+	live, flags, err = sess.Recheck(ctx, f.ID, asked, cs.State.HighestModSeq)
+	if err != nil || !slices.Equal(uids(live), []backend.UID{u1, u3}) {
+		t.Fatalf("after an expunge elsewhere: Recheck = %v, %v; want [%d %d]", live, err, u1, u3)
+	}
+	want = []backend.FlagChange{{UID: u3, Flags: []string{backend.FlagFlagged}}}
+	if !s.h.CondStore {
+		want = []backend.FlagChange{{UID: u1, Flags: []string{backend.FlagSeen}}, want[0]}
+	}
+	if !flagChangesEqual(flags, want) {
+		t.Errorf("flags since the snapshot: %v, want %v", flags, want)
+	}
+	u4 := out.Append("Recheck", message(4), nil, date)
+	live, _, err = sess.Recheck(ctx, f.ID, backend.NewUIDSet(u4), cs.State.HighestModSeq)
+	if err != nil || !slices.Equal(uids(live), []backend.UID{u4}) {
+		t.Fatalf("after an append elsewhere: Recheck = %v, %v; want [%d]", live, err, u4)
+	}
+	_, _, err = sess.Recheck(ctx, "1.NoSuchFolder", asked, 0)
+	wantErr(t, "Recheck in a missing folder", err, backend.ErrFolderNotFound)
+}
+
+// flagChangesEqual compares flag changes in UID order.
+func flagChangesEqual(got, want []backend.FlagChange) bool {
+	got = slices.Clone(got)
+	slices.SortFunc(got, func(a, b backend.FlagChange) int { return int(a.UID) - int(b.UID) })
+	return slices.EqualFunc(got, want, func(a, b backend.FlagChange) bool {
+		return a.UID == b.UID && slices.Equal(a.Flags, b.Flags)
+	})
 }
 
 func (s *suite) testSummaries(t *testing.T) {

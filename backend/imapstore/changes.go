@@ -156,6 +156,45 @@ func (s *session) Search(ctx context.Context, id backend.FolderID, window time.T
 	return uids, err
 }
 
+// Recheck implements backend.Session on a selection brought up to date
+// (examineFolder): with CONDSTORE and since, UID SEARCH UID uids and
+// UID FETCH uids (FLAGS) (CHANGEDSINCE since), whose answers are small;
+// otherwise UID FETCH uids (FLAGS), which answers both questions.
+func (s *session) Recheck(ctx context.Context, id backend.FolderID, uids backend.UIDSet, since uint64) (backend.UIDSet, []backend.FlagChange, error) {
+	if uids.Len() == 0 {
+		return nil, nil, nil
+	}
+	var (
+		live    backend.UIDSet
+		changed []backend.FlagChange
+	)
+	err := s.do(ctx, func(c *conn) error {
+		live, changed = nil, nil
+		if err := examineFolder(c, id); err != nil {
+			return err
+		}
+		opts := &imap.FetchOptions{UID: true, Flags: true}
+		all := !c.condStore() || since == 0
+		if !all {
+			var err error
+			if live, err = uidSearch(c, &imap.SearchCriteria{UID: []imap.UIDSet{toIMAPUIDs(uids)}}); err != nil {
+				return err
+			}
+			opts.ChangedSince = since
+		}
+		return fetchFlags(c, uids, opts, func(uid backend.UID, flags []string) {
+			if all {
+				live.AddUID(uid)
+			}
+			changed = append(changed, backend.FlagChange{UID: uid, Flags: flags})
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return live.Intersect(uids), changed, nil
+}
+
 // uidSearch runs UID SEARCH, as RETURN (ALL) (compact ranges, RFC 4731)
 // where the server has ESEARCH.
 func uidSearch(c *conn, criteria *imap.SearchCriteria) (backend.UIDSet, error) {

@@ -137,8 +137,9 @@ func (e *Engine) cutBatch(cur *state, b *batch, win int) {
 
 // build turns the batch into the result's items, adjusting the state to
 // what was really sent: adds that vanished are forgotten, adds that
-// failed or came after the deadline are due again.
-func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, res *Result) error {
+// failed or came after the deadline are due again. ahead, if not nil, is
+// the round's read-ahead plan (planAhead).
+func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, res *Result, ahead *aheadPlan) error {
 	for uid := range b.Deleted.All() {
 		res.Deletes = append(res.Deletes, ServerID(req.Collection, uid))
 	}
@@ -155,13 +156,16 @@ func (e *Engine) build(ctx context.Context, req *Request, cur *state, b *batch, 
 	}
 	b.Changed = b.Changed.Diff(untracked)
 	if b.Added.Len() == 0 {
+		if ahead != nil {
+			e.dropAhead(ahead.use)
+		}
 		return nil
 	}
 	jobs := make([]*job, 0, b.Added.Len())
 	for uid := range b.Added.Backward() {
 		jobs = append(jobs, &job{uid: uid})
 	}
-	if err := e.buildJobs(ctx, req, jobs); err != nil {
+	if err := e.buildJobs(ctx, req, jobs, ahead); err != nil {
 		return err
 	}
 	var sent, unsent backend.UIDSet
@@ -269,16 +273,11 @@ const plannedChunk = 128
 // plannedChunk); up to Parallel workers build each item as soon as its
 // contents arrive, and none is started once the deadline has passed. Jobs
 // the first read did not find are left without a summary (gone since).
-func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error {
+func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job, ahead *aheadPlan) error {
 	opts := req.Options.Item
 	byUID := make(map[backend.UID]*job, len(jobs))
-	var first []backend.ContentRequest
-	for i, j := range jobs {
+	for _, j := range jobs {
 		byUID[j.uid] = j
-		if i == 0 || i == firstChunk {
-			first = append(first, backend.ContentRequest{Summary: true, NoStructure: true, Whole: true, WholeLimit: WholeMessageMax + 1})
-		}
-		first[len(first)-1].UIDs.AddUID(j.uid)
 	}
 
 	// Messages are admitted as their summaries arrive, in the order
@@ -292,26 +291,81 @@ func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job) error
 	reader.Go(func() {
 		defer close(ready)
 		var large []*job
-		firstErr = req.Session.Contents(ctx, req.Folder, first, func(c backend.Contents) error {
+		got := func(c backend.Contents) {
 			j := byUID[c.UID]
 			if j == nil || j.sum != nil || c.Summary == nil {
-				return nil
+				backend.ReleaseBytes(c.Whole)
+				return
 			}
 			j.sum = c.Summary
 			if !admit(j.sum.Size) {
 				// The response is full (Engine.MaxResponseBytes): the
 				// message stays due, and nothing more of it is read.
 				j.late = true
-				return nil
+				backend.ReleaseBytes(c.Whole)
+				return
 			}
 			if int64(len(c.Whole)) <= WholeMessageMax {
 				j.whole = c.Whole
 				ready <- j
 			} else {
+				backend.ReleaseBytes(c.Whole)
 				large = append(large, j)
 			}
-			return nil
-		})
+		}
+		var gone backend.UIDSet // expunged since the read ahead
+		if ahead != nil && ahead.use != nil {
+			// What was read ahead is sent only if it is still there,
+			// with its flags of now (readahead.go); the rest is read
+			// now.
+			var asked backend.UIDSet
+			for _, j := range jobs {
+				asked.AddUID(j.uid)
+			}
+			live, flags, err := req.Session.Recheck(ctx, req.Folder, asked, ahead.use.modSeq)
+			if err != nil {
+				e.dropAhead(ahead.use)
+				firstErr = err
+				return
+			}
+			gone = asked.Diff(live)
+			now := make(map[backend.UID][]string, len(flags))
+			for _, fc := range flags {
+				now[fc.UID] = fc.Flags
+			}
+			if firstErr = e.useAhead(ctx, ahead.use, func(c backend.Contents) {
+				if gone.Contains(c.UID) {
+					backend.ReleaseBytes(c.Whole)
+					return
+				}
+				if j := byUID[c.UID]; j != nil && j.sum == nil && c.Summary != nil {
+					e.ahead.used.Add(1)
+					if f, ok := now[c.UID]; ok {
+						c.Summary.Flags = f
+					}
+				}
+				got(c)
+			}); firstErr != nil {
+				return
+			}
+		}
+		var rest backend.UIDSet
+		for _, j := range jobs {
+			if j.sum == nil && !gone.Contains(j.uid) {
+				rest.AddUID(j.uid)
+			}
+		}
+		if rest.Len() > 0 {
+			firstErr = req.Session.Contents(ctx, req.Folder, firstReads(rest), func(c backend.Contents) error {
+				got(c)
+				return nil
+			})
+		}
+		if firstErr == nil && ahead != nil {
+			// This round's messages are read: the server may go on
+			// with the next round's while they are built.
+			e.startAhead(req, ahead)
+		}
 		if firstErr != nil || len(large) == 0 {
 			return
 		}

@@ -148,6 +148,11 @@ type Request struct {
 	// client family's response budget); the rest stays due and
 	// MoreAvailable is set.
 	Deadline time.Time
+	// OpenSession, when not nil, opens another session of the same user,
+	// which a round that leaves adds due uses to read the next window
+	// ahead (Engine.ReadAheadBytes) after Sync returned. The session is
+	// closed when the read ends.
+	OpenSession func(context.Context) (backend.Session, error)
 }
 
 // Item is one server command of the response.
@@ -216,8 +221,14 @@ type Engine struct {
 	// TruncationSize) from being held in memory at once. 0 means
 	// DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// ReadAheadBytes bounds the bytes of messages read ahead for the
+	// next round of a paged sync (see readahead.go), across all devices:
+	// a read ahead stops there. 0 means DefaultReadAheadBytes; negative
+	// turns reading ahead off.
+	ReadAheadBytes int64
 
 	buildFailures atomic.Uint64
+	ahead         readAheads
 }
 
 // BuildFailures returns how many items could not be built so far.
@@ -559,7 +570,8 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 	}
 	b.Results = results
 	tried := b.Added // build keeps the set: it replaces b.Added
-	if err := e.build(ctx, req, cur, &b, res); err != nil {
+	ahead := e.planAhead(req, cur, win, replay, scanned)
+	if err := e.build(ctx, req, cur, &b, res, ahead); err != nil {
 		return nil, err
 	}
 	if deferred && b.size() == 0 && !b.More {
@@ -582,7 +594,7 @@ func (e *Engine) sync(ctx context.Context, req *Request, key uint64, done map[in
 			cur.DueAdded = cur.DueAdded.Union(again)
 		}
 		b.Results = results
-		if err := e.build(ctx, req, cur, &b, res); err != nil {
+		if err := e.build(ctx, req, cur, &b, res, nil); err != nil {
 			return nil, err
 		}
 	}

@@ -263,12 +263,22 @@ func (p *phone) matches(view map[backend.UID]string) {
 
 func (e *env) request(coll string, folder backend.FolderID, key string, window int, cmds ...mailsync.Command) *mailsync.Request {
 	return &mailsync.Request{
-		User: "alice", Device: "dev1", Collection: coll, Folder: folder, Session: e.sess, SyncKey: key,
+		User: "alice", Device: "dev1", Collection: coll, Folder: folder, Session: e.sess, OpenSession: openShared(e.sess), SyncKey: key,
 		Options: mailsync.Options{WindowSize: window, GetChanges: key != "0", DeletesAsMoves: true,
 			Item: mailitem.Options{Version: "14.1", BodyPreferences: []mailitem.BodyPreference{{Type: mailitem.BodyPlain, TruncationSize: 500}}}},
 		Commands: cmds,
 	}
 }
+
+// openShared returns a Request.OpenSession that hands out s itself,
+// which the read ahead's Close leaves open.
+func openShared(s backend.Session) func(context.Context) (backend.Session, error) {
+	return func(context.Context) (backend.Session, error) { return unclosable{s}, nil }
+}
+
+type unclosable struct{ backend.Session }
+
+func (unclosable) Close() error { return nil }
 
 func (e *env) sync(req *mailsync.Request) *mailsync.Result {
 	e.t.Helper()

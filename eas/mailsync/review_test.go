@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,14 +270,28 @@ func TestReviewDeferCap(t *testing.T) {
 
 // failingSession fails to read the messages in fail whole, so their items
 // are not built (state.Failed).
+// It is used by a round and by the read ahead the round starts at once.
 type failingSession struct {
 	backend.Session
+	mu   sync.Mutex
 	fail backend.UIDSet
+}
+
+func (s *failingSession) setFail(uids backend.UIDSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = uids
+}
+
+func (s *failingSession) fails(uid backend.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fail.Contains(uid)
 }
 
 func (s *failingSession) Contents(ctx context.Context, id backend.FolderID, reqs []backend.ContentRequest, f func(backend.Contents) error) error {
 	return s.Session.Contents(ctx, id, reqs, func(c backend.Contents) error {
-		if s.fail.Contains(c.UID) {
+		if s.fails(c.UID) {
 			c.Whole = nil
 		}
 		return f(c)
@@ -284,7 +299,7 @@ func (s *failingSession) Contents(ctx context.Context, id backend.FolderID, reqs
 }
 
 func (s *failingSession) Message(ctx context.Context, id backend.FolderID, uid backend.UID) (backend.PartReader, error) {
-	if s.fail.Contains(uid) {
+	if s.fails(uid) {
 		return nil, errors.New("broken message")
 	}
 	return s.Session.Message(ctx, id, uid)
@@ -300,7 +315,7 @@ func TestReviewDeferredOnlyFailed(t *testing.T) {
 		fs := &failingSession{Session: e.sess, fail: backend.NewUIDSet(2)}
 		req := func(key string) *mailsync.Request {
 			r := e.request("1", inbox, key, 5)
-			r.Session = fs
+			r.Session, r.OpenSession = fs, openShared(fs)
 			return r
 		}
 		p := newPhone(t, "1")
@@ -320,7 +335,7 @@ func TestReviewDeferredOnlyFailed(t *testing.T) {
 		if _, ok := p.items["1:4"]; !ok {
 			t.Errorf("new message not brought")
 		}
-		fs.fail = nil
+		fs.setFail(nil)
 		e.settle(p, req, "INBOX")
 	})
 }
@@ -336,7 +351,7 @@ func TestDeferredFailedOnce(t *testing.T) {
 		fs := &failingSession{Session: e.sess, fail: backend.NewUIDSet(3)}
 		req := func(key string, window int) *mailsync.Request {
 			r := e.request("1", inbox, key, window)
-			r.Session = fs
+			r.Session, r.OpenSession = fs, openShared(fs)
 			return r
 		}
 		p := newPhone(t, "1")
@@ -357,7 +372,7 @@ func TestDeferredFailedOnce(t *testing.T) {
 		if n := e.eng.BuildFailures() - before; n != 1 {
 			t.Errorf("the failing item counted %d times in one Sync, want 1", n)
 		}
-		fs.fail = nil
+		fs.setFail(nil)
 		e.settle(p, func(key string) *mailsync.Request { return req(key, 3) }, "INBOX")
 	})
 }
@@ -592,7 +607,7 @@ func TestReviewMoveAfterLostResponse(t *testing.T) {
 				fs := &failingSession{Session: e.sess}
 				reqIn := func(key string) *mailsync.Request {
 					r := e.request("1", inbox, key, win)
-					r.Session = fs
+					r.Session, r.OpenSession = fs, openShared(fs)
 					return r
 				}
 				reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, win) }
@@ -664,7 +679,7 @@ func TestReviewEstimateFailed(t *testing.T) {
 		fs := &failingSession{Session: e.sess, fail: backend.NewUIDSet(2)}
 		req := func(key string) *mailsync.Request {
 			r := e.request("1", inbox, key, 5)
-			r.Session = fs
+			r.Session, r.OpenSession = fs, openShared(fs)
 			return r
 		}
 		p := newPhone(t, "1")
@@ -677,7 +692,7 @@ func TestReviewEstimateFailed(t *testing.T) {
 		if n, _, _ := e.eng.Estimate(e.ctx, req(p.key)); n != 1 {
 			t.Errorf("estimate after new mail: %d, want 1", n)
 		}
-		fs.fail = nil
+		fs.setFail(nil)
 		e.settle(p, req, "INBOX")
 	})
 }
@@ -783,7 +798,7 @@ func TestReviewRandomRetries(t *testing.T) {
 				fs := &failingSession{Session: e.sess}
 				reqIn := func(key string) *mailsync.Request {
 					r := e.request("1", inbox, key, win)
-					r.Session = fs
+					r.Session, r.OpenSession = fs, openShared(fs)
 					return r
 				}
 				reqWork := func(key string) *mailsync.Request { return e.request("7", work, key, win) }
@@ -837,7 +852,7 @@ func TestReviewRandomRetries(t *testing.T) {
 							c = mailsync.Command{Kind: mailsync.CmdChange, ServerID: id, Flag: &two}
 						}
 						req := e.request("1", inbox, pi.key, win, c)
-						req.Session = fs
+						req.Session, req.OpenSession = fs, openShared(fs)
 						req.Options.ClientWins = rng.IntN(2) == 0
 						r := e.sync(req)
 						ok := true
@@ -886,9 +901,9 @@ func TestReviewRandomRetries(t *testing.T) {
 							e.store("INBOX", u[rng.IntN(len(u))], imap.StoreFlagsDel, imap.FlagFlagged)
 						}
 					case 14: // a message that does not convert, for a while
-						fs.fail = nil
+						fs.setFail(nil)
 						if u := uids(); len(u) > 0 && rng.IntN(2) == 0 {
-							fs.fail = backend.NewUIDSet(u[rng.IntN(len(u))])
+							fs.setFail(backend.NewUIDSet(u[rng.IntN(len(u))]))
 						}
 					case 15: // the phone deletes one of its messages
 						ids := has(pi)
@@ -897,7 +912,7 @@ func TestReviewRandomRetries(t *testing.T) {
 						}
 						id := ids[rng.IntN(len(ids))]
 						req := e.request("1", inbox, pi.key, win, mailsync.Command{Kind: mailsync.CmdDelete, ServerID: id})
-						req.Session = fs
+						req.Session, req.OpenSession = fs, openShared(fs)
 						r := e.sync(req)
 						ok := true
 						for _, rs := range r.Responses {
@@ -917,7 +932,7 @@ func TestReviewRandomRetries(t *testing.T) {
 					}
 				}
 				e.eng.MaxResponseBytes = 0
-				fs.fail = nil
+				fs.setFail(nil)
 				e.settle(pi, reqIn, "INBOX")
 				e.settle(pw, reqWork, "Work")
 				if t.Failed() {
