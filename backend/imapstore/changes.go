@@ -1,6 +1,7 @@
 package imapstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -158,8 +159,9 @@ func (s *session) Search(ctx context.Context, id backend.FolderID, window time.T
 
 // Recheck implements backend.Session on a selection brought up to date
 // (examineFolder): with CONDSTORE and since, UID SEARCH UID uids and
-// UID FETCH uids (FLAGS) (CHANGEDSINCE since), whose answers are small;
-// otherwise UID FETCH uids (FLAGS), which answers both questions.
+// UID FETCH uids (FLAGS) (CHANGEDSINCE since), pipelined, whose answers
+// are small; otherwise UID FETCH uids (FLAGS), which answers both
+// questions.
 func (s *session) Recheck(ctx context.Context, id backend.FolderID, uids backend.UIDSet, since uint64) (backend.UIDSet, []backend.FlagChange, error) {
 	if uids.Len() == 0 {
 		return nil, nil, nil
@@ -175,19 +177,23 @@ func (s *session) Recheck(ctx context.Context, id backend.FolderID, uids backend
 		}
 		opts := &imap.FetchOptions{UID: true, Flags: true}
 		all := !c.condStore() || since == 0
+		var search func() (backend.UIDSet, error)
 		if !all {
-			var err error
-			if live, err = uidSearch(c, &imap.SearchCriteria{UID: []imap.UIDSet{toIMAPUIDs(uids)}}); err != nil {
-				return err
-			}
+			search = startUIDSearch(c, &imap.SearchCriteria{UID: []imap.UIDSet{toIMAPUIDs(uids)}})
 			opts.ChangedSince = since
 		}
-		return fetchFlags(c, uids, opts, func(uid backend.UID, flags []string) {
+		err := fetchFlags(c, uids, opts, func(uid backend.UID, flags []string) {
 			if all {
 				live.AddUID(uid)
 			}
 			changed = append(changed, backend.FlagChange{UID: uid, Flags: flags})
 		})
+		if search != nil {
+			var serr error
+			live, serr = search()
+			err = cmp.Or(err, serr)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -198,15 +204,24 @@ func (s *session) Recheck(ctx context.Context, id backend.FolderID, uids backend
 // uidSearch runs UID SEARCH, as RETURN (ALL) (compact ranges, RFC 4731)
 // where the server has ESEARCH.
 func uidSearch(c *conn, criteria *imap.SearchCriteria) (backend.UIDSet, error) {
+	return startUIDSearch(c, criteria)()
+}
+
+// startUIDSearch sends the UID SEARCH of uidSearch and returns the wait
+// for its answer, so that other commands may follow it on the wire.
+func startUIDSearch(c *conn, criteria *imap.SearchCriteria) func() (backend.UIDSet, error) {
 	var opts *imap.SearchOptions
 	if c.has(imap.CapESearch) || c.has(imap.CapIMAP4rev2) {
 		opts = &imap.SearchOptions{ReturnAll: true}
 	}
-	data, err := c.client.UIDSearch(criteria, opts).Wait()
-	if err != nil {
-		return nil, fmt.Errorf("UID SEARCH: %w", err)
+	cmd := c.client.UIDSearch(criteria, opts)
+	return func() (backend.UIDSet, error) {
+		data, err := cmd.Wait()
+		if err != nil {
+			return nil, fmt.Errorf("UID SEARCH: %w", err)
+		}
+		return fromIMAPUIDs(data.All), nil
 	}
-	return fromIMAPUIDs(data.All), nil
 }
 
 // fetchFlags runs UID FETCH uids (UID FLAGS) with opts and calls f with
