@@ -189,7 +189,10 @@ func decodeQP(b []byte) []byte {
 // <meta> tag near its start, or "".
 func sniffHTMLCharset(b []byte) string {
 	head := b[:min(len(b), 2048)]
-	i := bytes.Index(bytes.ToLower(head), []byte("charset="))
+	// Found without lowering head: bytes.ToLower turns a byte that is not
+	// UTF-8 into the three of U+FFFD, and the offset of the lowered copy
+	// was past the end of head.
+	i := indexFold(head, "charset=")
 	if i < 0 {
 		return ""
 	}
@@ -319,7 +322,10 @@ func htmlToText(s string) string {
 }
 
 // indexFold is strings.Index ignoring ASCII case of s; sub is lower case.
-func indexFold(s, sub string) int {
+// Unlike an Index of a lowered copy, its offsets are those of s even
+// where s is not UTF-8 or holds characters whose lower case is longer or
+// shorter.
+func indexFold[T string | []byte](s T, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		j := 0
 		for j < len(sub) {
