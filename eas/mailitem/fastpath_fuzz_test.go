@@ -213,3 +213,28 @@ func FuzzAddressesAsOld(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSniffHTMLCharset: sniffHTMLCharset, which looks for the "=" of
+// "charset=", reads what a plain search of the first 2 KiB reads, and
+// never cuts past their end.
+func FuzzSniffHTMLCharset(f *testing.F) {
+	for _, s := range []string{"", "charset=", "=charset=utf-8", "CharSet=\"koi8-r\"", "\xfbcharset=", "a=b charset = x charset='x'",
+		strings.Repeat("=", 2040) + "charset=utf-8", strings.Repeat("x", 2041) + "charset=utf-8"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		head := string(b[:min(len(b), 2048)])
+		want := ""
+		if i := indexFold(head, "charset="); i >= 0 {
+			rest := strings.TrimLeft(head[i+len("charset="):], `"' `)
+			j := 0
+			for j < len(rest) && j < 40 && isCharsetByte(rest[j]) {
+				j++
+			}
+			want = rest[:j]
+		}
+		if got := sniffHTMLCharset(b); got != want {
+			t.Errorf("sniffHTMLCharset(%q) = %q, want %q", b, got, want)
+		}
+	})
+}

@@ -189,14 +189,26 @@ func decodeQP(b []byte) []byte {
 // <meta> tag near its start, or "".
 func sniffHTMLCharset(b []byte) string {
 	head := b[:min(len(b), 2048)]
-	// Found without lowering head: bytes.ToLower turns a byte that is not
-	// UTF-8 into the three of U+FFFD, and the offset of the lowered copy
-	// was past the end of head.
-	i := indexFold(head, "charset=")
-	if i < 0 {
+	// The first "charset=" in any ASCII case, found in head itself (an
+	// offset in bytes.ToLower(head) is not one in head: a byte that is
+	// not UTF-8 lowers to the three of U+FFFD) by way of its "=", the
+	// rarer byte.
+	const name = "charset"
+	if len(head) <= len(name) {
 		return ""
 	}
-	rest := head[i+len("charset="):]
+	i := len(name)
+	for {
+		j := bytes.IndexByte(head[i:], '=')
+		if j < 0 {
+			return ""
+		}
+		i += j + 1
+		if equalFoldASCII(head[i-1-len(name):i-1], name) {
+			break
+		}
+	}
+	rest := head[i:]
 	rest = bytes.TrimLeft(rest, `"' `)
 	j := 0
 	for j < len(rest) && j < 40 {
@@ -322,10 +334,7 @@ func htmlToText(s string) string {
 }
 
 // indexFold is strings.Index ignoring ASCII case of s; sub is lower case.
-// Unlike an Index of a lowered copy, its offsets are those of s even
-// where s is not UTF-8 or holds characters whose lower case is longer or
-// shorter.
-func indexFold[T string | []byte](s T, sub string) int {
+func indexFold(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		j := 0
 		for j < len(sub) {
