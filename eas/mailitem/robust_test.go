@@ -93,6 +93,11 @@ func TestHostileMessages(t *testing.T) {
 			"Content-Transfer-Encoding: base64\r\n\r\n!!!@@@===abc\r\n--z\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=\r\n=4\r\n--z--", ""},
 		{"unterminated multipart", "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nno end", ""},
 		{"params junk", "Content-Type: text/plain; ;;; =x; name*0*=bad'%zz; name*99999=1; filename*=''\r\nContent-Disposition: attachment; filename*1=a\r\n\r\nx", ""},
+		// An HTML part without a charset parameter whose start is not
+		// UTF-8: the <meta> sniffing took an offset in a lowered copy,
+		// longer than the bytes, and cut the bytes past their end.
+		{"html sniffed, not utf-8", "Content-Type: text/html\r\n\r\n\xfbcharset=", ""},
+		{"html sniffed, lower case longer", "Content-Type: text/html\r\n\r\n" + strings.Repeat("\xff", 200) + "<meta charset=\"iso-8859-1\">x", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,4 +164,28 @@ func FuzzBuild(f *testing.F) {
 			checkItem(t, item, opts)
 		}
 	})
+}
+
+// TestSniffHTMLCharset: the charset a <meta> declares is read at the
+// offset where the declaration is, in any ASCII case, whatever bytes
+// (not UTF-8, or characters whose lower case is longer or shorter)
+// come before it.
+func TestSniffHTMLCharset(t *testing.T) {
+	tests := []struct{ html, want string }{
+		{`<meta charset="utf-8">`, "utf-8"},
+		{`<META HTTP-EQUIV="Content-Type" CONTENT="text/html; CHARSET=ISO-8859-1">`, "ISO-8859-1"},
+		{"\xfbcharset=", ""},
+		{"\xfb\xfc\xfd<meta charset=windows-1252>", "windows-1252"},
+		{"\u0130\u0130<meta charset='koi8-r'>", "koi8-r"}, // İ lowers to i: shorter
+		{"\u023a\u023a<meta charset='koi8-r'>", "koi8-r"}, // Ⱥ lowers to ⱥ: longer
+		{"\u212a<meta charset=shift_jis>", "shift_jis"},   // the Kelvin sign lowers to k
+		{"charset=", ""},
+		{"charset", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := sniffHTMLCharset([]byte(tt.html)); got != tt.want {
+			t.Errorf("sniffHTMLCharset(%q) = %q, want %q", tt.html, got, tt.want)
+		}
+	}
 }

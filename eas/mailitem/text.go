@@ -189,11 +189,26 @@ func decodeQP(b []byte) []byte {
 // <meta> tag near its start, or "".
 func sniffHTMLCharset(b []byte) string {
 	head := b[:min(len(b), 2048)]
-	i := bytes.Index(bytes.ToLower(head), []byte("charset="))
-	if i < 0 {
+	// The first "charset=" in any ASCII case, found in head itself (an
+	// offset in bytes.ToLower(head) is not one in head: a byte that is
+	// not UTF-8 lowers to the three of U+FFFD) by way of its "=", the
+	// rarer byte.
+	const name = "charset"
+	if len(head) <= len(name) {
 		return ""
 	}
-	rest := head[i+len("charset="):]
+	i := len(name)
+	for {
+		j := bytes.IndexByte(head[i:], '=')
+		if j < 0 {
+			return ""
+		}
+		i += j + 1
+		if equalFoldASCII(head[i-1-len(name):i-1], name) {
+			break
+		}
+	}
+	rest := head[i:]
 	rest = bytes.TrimLeft(rest, `"' `)
 	j := 0
 	for j < len(rest) && j < 40 {
