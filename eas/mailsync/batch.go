@@ -3,7 +3,9 @@ package mailsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -573,7 +575,18 @@ func (e *Engine) buildItem(ctx context.Context, req *Request, sum *backend.Summa
 
 // buildJob converts one message for a Sync Add or Fetch from what the
 // batched reads brought, reading the rest message by message.
-func (e *Engine) buildJob(ctx context.Context, req *Request, j *job) (*mailitem.Item, error) {
+func (e *Engine) buildJob(ctx context.Context, req *Request, j *job) (_ *mailitem.Item, err error) {
+	// Items are built on goroutines of the engine's own, where a panic
+	// would end the whole gateway: a message that makes the converter
+	// panic fails like one it cannot convert (logged, counted, retried
+	// last), and the stack goes to the log.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errBuildPanic, p)
+			e.log().Error("sync: building an item panicked", "user", req.User, "device", req.Device,
+				"collection", req.Collection, "uid", uint32(j.uid), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+	}()
 	sum := j.sum
 	opts := req.Options.Item
 	if ref := req.Options.FileRef; ref != nil {
@@ -615,6 +628,9 @@ func (e *Engine) buildJob(ctx context.Context, req *Request, j *job) (*mailitem.
 	}
 	return mailitem.Build(ctx, pre, opts)
 }
+
+// errBuildPanic is the error of an item whose building panicked.
+var errBuildPanic = errors.New("mailsync: building the item panicked")
 
 // bookkeeping are keywords that are not categories (as eas/mailitem
 // leaves them out of Categories), in lower case.
