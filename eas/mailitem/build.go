@@ -439,7 +439,91 @@ func parseDate(v string) (time.Time, error) {
 	if t, err := time.Parse(rfc5322Date, v); err == nil {
 		return t, nil
 	}
+	if n, ok := obsDate(v); ok {
+		v = n
+	}
 	return mail.ParseDate(v)
+}
+
+// obsZones are the zone names of RFC 5322 4.3 with their offsets.
+var obsZones = map[string]string{
+	"UT": "+0000", "GMT": "+0000",
+	"EST": "-0500", "EDT": "-0400", "CST": "-0600", "CDT": "-0500",
+	"MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+}
+
+// obsDate rewrites a Date written with the obsolete syntax of RFC 5322
+// 4.3 (and the folding white space and comments 3.3 allows) into the
+// form net/mail.ParseDate reads as the RFC means it: comments removed
+// and white space made single spaces; a two-digit year of 00–49 is 20xx
+// and of 50–99 19xx, a three-digit year is 1900 more (ParseDate takes
+// 50–68 for 2050–2068 and refuses three digits); a zone name is its
+// offset (ParseDate takes EST and the others for UTC, unless they are the
+// gateway's own zone, so that the same message dated differently on
+// different servers) and a military zone letter is -0000, as 4.3 says; a
+// leap second (:60) is the second before. ok is false when there is
+// nothing to rewrite.
+func obsDate(v string) (string, bool) {
+	changed := false
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && depth > 0:
+			i++
+		case c == '(':
+			depth++
+			changed = true
+		case c == ')' && depth > 0:
+			depth--
+			if depth == 0 {
+				b.WriteByte(' ')
+			}
+		case depth > 0:
+		case c == '\t' || c == '\r' || c == '\n':
+			b.WriteByte(' ')
+			changed = true
+		default:
+			b.WriteByte(c)
+		}
+	}
+	f := strings.Fields(b.String())
+	if len(f) > 0 && len(f[0]) == 3 && len(f) > 1 && f[1] == "," {
+		f = append([]string{f[0] + ","}, f[2:]...)
+		changed = true
+	}
+	rest := f
+	if len(rest) > 0 && strings.HasSuffix(rest[0], ",") {
+		rest = rest[1:]
+	}
+	if len(rest) != 5 {
+		return strings.Join(f, " "), changed
+	}
+	if y, ok := digits(rest[2]); ok && (len(rest[2]) == 2 || len(rest[2]) == 3) {
+		switch {
+		case len(rest[2]) == 3:
+			y += 1900
+		case y < 50:
+			y += 2000
+		default:
+			y += 1900
+		}
+		rest[2] = strconv.Itoa(y)
+		changed = true
+	}
+	if hms := rest[3]; len(hms) == len("15:04:05") && strings.HasSuffix(hms, ":60") {
+		rest[3] = hms[:6] + "59"
+		changed = true
+	}
+	zone := strings.ToUpper(rest[4])
+	if off, ok := obsZones[zone]; ok {
+		rest[4] = off
+		changed = true
+	} else if len(zone) == 1 && zone[0] >= 'A' && zone[0] <= 'Z' && zone[0] != 'J' {
+		rest[4] = "-0000"
+		changed = true
+	}
+	return strings.Join(f, " "), changed
 }
 
 var (

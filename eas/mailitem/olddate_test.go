@@ -228,7 +228,8 @@ var dateEdgeCases = []string{
 // TestDateAsOld: the calendar arithmetic of commonDate, daysSinceEpoch,
 // daysIn and formatDate gives what the time package gave, byte for byte,
 // in DateReceived and ConversationIndex, and parseDate the same instant
-// and zone, for every edge case.
+// and zone, for every edge case but those in the obsolete syntax, which
+// obsDate rewrites.
 func TestDateAsOld(t *testing.T) {
 	for _, v := range dateEdgeCases {
 		checkDateAsOld(t, v)
@@ -261,6 +262,11 @@ func FuzzDateAsOld(f *testing.F) {
 
 func checkDateAsOld(t *testing.T, v string) {
 	t.Helper()
+	if _, ok := obsDate(v); ok {
+		// Read as RFC 5322 4.3 means it now, on purpose
+		// (TestObsoleteDates).
+		return
+	}
 	got, gotErr := parseDate(v)
 	want, wantErr := refParseDate(v)
 	if (gotErr == nil) != (wantErr == nil) || !got.Equal(want) || got.Location().String() != want.Location().String() {
