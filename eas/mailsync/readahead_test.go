@@ -159,3 +159,43 @@ func heldAfterDrops(eng *mailsync.Engine) int64 {
 	}
 	return eng.ReadAheadHeld()
 }
+
+// TestReadAheadOtherWindow: a round whose window differs from the one
+// read ahead takes the messages it shares with it, reads the others,
+// frees the rest, and a FilterType change (which scans) drops the read;
+// the phone ends with what IMAP holds and nothing stays held.
+func TestReadAheadOtherWindow(t *testing.T) {
+	forEachServer(t, func(t *testing.T, e *env) {
+		e.appendMsgs("INBOX", 1, 20, day0)
+		inbox := e.folder("INBOX")
+		p := newPhone(t, "1")
+		req := func(win, filter int) *mailsync.Request {
+			r := e.request("1", inbox, p.key, win)
+			r.Options.FilterType = filter
+			return r
+		}
+		p.apply(e.sync(e.request("1", inbox, "0", 5)))
+		p.apply(e.sync(req(5, 0))) // 20..16; reads 15..11 ahead
+		mailsync.AwaitReadAhead(e.eng, "alice", "dev1", "1")
+		r := e.sync(req(3, 0)) // 15..13 from the read ahead; 12, 11 freed
+		p.apply(r)
+		if n := e.eng.ReadAheadUsed(); len(r.Adds) != 3 || n != 3 {
+			t.Errorf("smaller window: %d adds, %d taken from the read ahead; want 3, 3", len(r.Adds), n)
+		}
+		mailsync.AwaitReadAhead(e.eng, "alice", "dev1", "1") // 12..10
+		r = e.sync(req(6, 0))                                 // 12..10 from it, 9..7 read
+		p.apply(r)
+		if n := e.eng.ReadAheadUsed(); len(r.Adds) != 6 || n != 6 {
+			t.Errorf("larger window: %d adds, %d taken in all; want 6, 6", len(r.Adds), n)
+		}
+		mailsync.AwaitReadAhead(e.eng, "alice", "dev1", "1")
+		p.apply(e.sync(req(6, 1))) // a FilterType: a scan, the read ahead is dropped
+		if n := e.eng.ReadAheadUsed(); n != 6 {
+			t.Errorf("after a FilterType change: %d taken in all, want still 6", n)
+		}
+		e.settle(p, func(key string) *mailsync.Request { return req(6, 0) }, "INBOX")
+		if n := heldAfterDrops(e.eng); n != 0 {
+			t.Errorf("%d bytes still held", n)
+		}
+	})
+}
