@@ -183,7 +183,7 @@ func TestReadAheadOtherWindow(t *testing.T) {
 			t.Errorf("smaller window: %d adds, %d taken from the read ahead; want 3, 3", len(r.Adds), n)
 		}
 		mailsync.AwaitReadAhead(e.eng, "alice", "dev1", "1") // 12..10
-		r = e.sync(req(6, 0))                                 // 12..10 from it, 9..7 read
+		r = e.sync(req(6, 0))                                // 12..10 from it, 9..7 read
 		p.apply(r)
 		if n := e.eng.ReadAheadUsed(); len(r.Adds) != 6 || n != 6 {
 			t.Errorf("larger window: %d adds, %d taken in all; want 6, 6", len(r.Adds), n)
