@@ -275,6 +275,10 @@ const plannedChunk = 128
 // plannedChunk); up to Parallel workers build each item as soon as its
 // contents arrive, and none is started once the deadline has passed. Jobs
 // the first read did not find are left without a summary (gone since).
+//
+// With a read-ahead plan, the first read takes what the round before read
+// ahead (rechecked: see readahead.go) and asks IMAP only for the rest;
+// once it is done, the plan's next window is read ahead.
 func (e *Engine) buildJobs(ctx context.Context, req *Request, jobs []*job, ahead *aheadPlan) error {
 	opts := req.Options.Item
 	byUID := make(map[backend.UID]*job, len(jobs))

@@ -204,11 +204,13 @@ func (e *Engine) startAhead(req *Request, p *aheadPlan) {
 		}
 		defer sess.Close()
 		err = sess.Contents(ctx, folder, firstReads(uids), func(c backend.Contents) error {
+			if c.Summary == nil { // asked for: only a broken answer lacks it
+				backend.ReleaseBytes(c.Whole)
+				return nil
+			}
 			n := int64(len(c.Whole))
-			if c.Summary == nil || e.ahead.held.Add(n) > limit {
-				if c.Summary != nil {
-					e.ahead.held.Add(-n)
-				}
+			if e.ahead.held.Add(n) > limit {
+				e.ahead.held.Add(-n)
 				backend.ReleaseBytes(c.Whole)
 				return errAheadFull
 			}

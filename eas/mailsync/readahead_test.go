@@ -10,6 +10,17 @@ import (
 	"github.com/easgate/easgate/eas/mailsync"
 )
 
+// primedInbox appends messages 1 to n to INBOX and returns it with a
+// phone that has primed it (SyncKey 0).
+func primedInbox(e *env, n int) (backend.FolderID, *phone) {
+	e.t.Helper()
+	e.appendMsgs("INBOX", 1, n, day0)
+	inbox := e.folder("INBOX")
+	p := newPhone(e.t, "1")
+	p.apply(e.sync(e.request("1", inbox, "0", 5)))
+	return inbox, p
+}
+
 // pageThrough runs the paged rounds of an initial sync of INBOX in windows
 // of win after the priming round, calling between(round) before each;
 // it returns the results.
@@ -37,10 +48,7 @@ func pageThrough(e *env, p *phone, inbox backend.FolderID, win int, between func
 // with what IMAP holds; nothing stays held.
 func TestReadAheadPaging(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		e.appendMsgs("INBOX", 1, 12, day0)
-		inbox := e.folder("INBOX")
-		p := newPhone(t, "1")
-		p.apply(e.sync(e.request("1", inbox, "0", 5)))
+		inbox, p := primedInbox(e, 12)
 		pageThrough(e, p, inbox, 5, func(round int) {
 			if round > 0 && !mailsync.AwaitReadAhead(e.eng, "alice", "dev1", "1") {
 				t.Fatalf("round %d: no read ahead kept", round)
@@ -62,10 +70,7 @@ func TestReadAheadPaging(t *testing.T) {
 // an Add with the old flags and a Change later.
 func TestReadAheadRecheck(t *testing.T) {
 	forEachServer(t, func(t *testing.T, e *env) {
-		e.appendMsgs("INBOX", 1, 12, day0)
-		inbox := e.folder("INBOX")
-		p := newPhone(t, "1")
-		p.apply(e.sync(e.request("1", inbox, "0", 5)))
+		inbox, p := primedInbox(e, 12)
 		rs := pageThrough(e, p, inbox, 5, func(round int) {
 			if round != 1 {
 				return
@@ -126,10 +131,7 @@ func TestReadAheadDropped(t *testing.T) {
 				if c.setup != nil {
 					c.setup(e)
 				}
-				e.appendMsgs("INBOX", 1, 12, day0)
-				inbox := e.folder("INBOX")
-				p := newPhone(t, "1")
-				p.apply(e.sync(e.request("1", inbox, "0", 5)))
+				inbox, p := primedInbox(e, 12)
 				pageThrough(e, p, inbox, 5, func(round int) {
 					if c.round != nil {
 						c.round(e, p, round)
